@@ -1,0 +1,70 @@
+"""The `harness` command line: a thin click group; every command parses and delegates.
+
+A `HarnessError` anywhere below becomes one `error: ...` line on stderr and exit status 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+
+from harness import __version__
+from harness.errors import HarnessError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except HarnessError as exc:
+            for line in str(exc).splitlines() or [""]:
+                click.echo(f"error: {line}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mtp-harness")
+def main() -> None:
+    """mtp-harness: reproducible multi-token prediction experiments."""
+
+
+def console_() -> Console:
+    """Rich console; when piped (CI logs, files) it is wide enough that tables do not fold."""
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
+overrides_argument = click.argument("overrides", nargs=-1, metavar="[KEY=VALUE | ~KEY]...")
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@overrides_argument
+def plan(path: str, overrides: tuple[str, ...]) -> None:
+    """Params, FLOPs and budget of a recipe, or of every arm of a study (checked for matching)."""
+    from harness.compute import plan_arm
+    from harness.plan import print_plan
+    from harness.recipe import load_recipe
+    from harness.study import check_matched, is_study, load_study
+
+    console = console_()
+    if is_study(path):
+        study = load_study(path, overrides)
+        title = f"study {study.config.name}: {study.config.matching.rule}-matched, seeds {study.config.seeds}"
+        print_plan(study.match.arms, title, study.match, console)
+        check_matched(study)
+    else:
+        recipe = load_recipe(path, overrides)
+        print_plan({recipe.name: plan_arm(recipe.name, recipe)}, f"recipe {path}", None, console)
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@overrides_argument
+def resolve(path: str, overrides: tuple[str, ...]) -> None:
+    """Print the resolved recipe (extends and overrides applied) and its sha256."""
+    from harness.recipe import load_recipe, resolved_yaml
+
+    click.echo(resolved_yaml(load_recipe(path, overrides)), nl=False)

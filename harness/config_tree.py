@@ -1,0 +1,285 @@
+"""Nested YAML config trees: reading, deep merge with provenance, dotted overrides, errors.
+
+Shared by recipes and study files. Merging follows lm-eval's `include` on purpose, but deep:
+mappings merge key by key, lists and scalars are replaced whole. Every leaf remembers the
+file (or override) that set it, so a validation error can point at the right file.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, Discriminator, Tag, ValidationError
+
+from harness.errors import HarnessError, one_line
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads `3e-4` as a float, as YAML 1.2 does (PyYAML wants `3.0e-4`)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str, label: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise HarnessError(f"{label}:{where}: not valid YAML: {one_line(getattr(exc, 'problem', exc))}") from None
+
+
+def read_yaml(path: Path, referrer: Path | None = None) -> dict:
+    """A YAML file that must hold one mapping."""
+    if not path.is_file():
+        via = f" (named by extends: in {referrer})" if referrer else ""
+        raise HarnessError(f"{path}: no such file{via}", fix="check the path; extends: is relative to the file")
+    data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise HarnessError(f"{path}: must hold a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def _leaves(data: dict, prefix: str = "") -> typing.Iterator[str]:
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, path + ".")
+        else:
+            yield path
+
+
+def merge_with_origins(base: dict, base_origins: dict[str, str], over: dict, label: str):
+    """Deep-merge `over` onto `base` (mappings merge, everything else is replaced)."""
+    merged = _deep_merge(base, over)
+    origins = {k: v for k, v in base_origins.items() if not any(_covers(p, k) for p in _leaves(over))}
+    origins.update({p: label for p in _leaves(over)})
+    return merged, origins
+
+
+def _covers(path: str, other: str) -> bool:
+    return other == path or other.startswith(path + ".") or path.startswith(other + ".")
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+# --- the schema, walked by dotted path ------------------------------------------------
+
+
+def kind_union(*members: type[BaseModel]) -> Any:
+    """A union picked by the `kind:` key; without one the first member applies, so that
+    `data.tokenizer.min_frequency=3` works on the default tokenizer without naming it."""
+    kinds = [m.model_fields["kind"].default for m in members]
+
+    def kind(value: Any) -> str | None:
+        return value.get("kind", kinds[0]) if isinstance(value, dict) else getattr(value, "kind", None)
+
+    tagged = tuple(typing.Annotated[m, Tag(k)] for m, k in zip(members, kinds))
+    return typing.Annotated[
+        Union[tagged],
+        Discriminator(
+            kind,
+            custom_error_type="invalid_kind",
+            custom_error_message=f"kind must be one of {', '.join(map(repr, kinds))}",
+        ),
+    ]
+
+
+def _strip(annotation: Any) -> Any:
+    """Unwrap Annotated[...] and Optional[...] down to the interesting type."""
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return _strip(args[0])
+    return annotation
+
+
+def _model_for(annotation: Any, data: Any) -> type[BaseModel] | None:
+    """The model class a node is validated as; a tagged union is resolved by `kind`."""
+    annotation = _strip(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        members = [_strip(a) for a in typing.get_args(annotation)]
+        members = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+        kind = data.get("kind") if isinstance(data, dict) else None
+        for member in members:
+            if "kind" in member.model_fields and member.model_fields["kind"].default == kind:
+                return member
+        return members[0] if members and kind is None else None  # kind_union's default
+    return None
+
+
+def field_at(schema: type[BaseModel], data: dict, path: str) -> Any:
+    """The annotation of a dotted field path; an unknown path is an error naming what is allowed."""
+    annotation: Any = schema
+    node: Any = data
+    walked: list[str] = []
+    for part in path.split("."):
+        model = _model_for(annotation, node)
+        if model is not None:
+            if part not in model.model_fields:
+                where = ".".join(walked) or "the top level"
+                allowed = ", ".join(model.model_fields)
+                raise HarnessError(f"unknown key {part!r} in {where}; allowed: {allowed}")
+            annotation = model.model_fields[part].annotation
+        elif typing.get_origin(_strip(annotation)) is dict:
+            annotation = typing.get_args(_strip(annotation))[1]
+        else:
+            raise HarnessError(f"{'.'.join(walked)} is a value, not a section; it has no key {part!r}")
+        walked.append(part)
+        node = node.get(part) if isinstance(node, dict) else None
+    return annotation
+
+
+def _wants_text(annotation: Any) -> bool:
+    annotation = _strip(annotation)
+    if annotation in (str, Path):
+        return True
+    return typing.get_origin(annotation) is Literal and all(isinstance(a, str) for a in typing.get_args(annotation))
+
+
+# Passed as a value to `set_value`, removes the key so that the schema's default applies.
+DELETE = object()
+
+
+def set_value(schema: type[BaseModel], data: dict, origins: dict, path: str, value: Any, label: str) -> None:
+    """Set (or with `delete`, remove) a dotted path after checking it against the schema."""
+    field_at(schema, data, path)
+    *parents, last = path.split(".")
+    node = data
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    if value is DELETE:
+        node.pop(last, None)
+    else:
+        node[last] = value
+    for key in [k for k in origins if _covers(path, k)]:
+        del origins[key]
+    origins[path] = label
+
+
+
+def apply_override(schema: type[BaseModel], data: dict, origins: dict, item: str) -> None:
+    """Apply `a.b=value` (typed by the schema) or `~a.b` (back to the default) in place."""
+    label = f"override {item!r}"
+    if item.startswith("~"):
+        path, value = item[1:], DELETE
+    elif "=" in item:
+        path, raw = item.split("=", 1)
+        value = _typed(schema, data, path.strip(), raw, label)
+    else:
+        raise HarnessError(f"{label}: expected key.path=value or ~key.path")
+    path = path.strip()
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*", path):
+        raise HarnessError(f"{label}: {path!r} is not a dotted key path like train.seed")
+    try:
+        set_value(schema, data, origins, path, value, label)
+    except HarnessError as exc:
+        raise HarnessError(f"{label}: {exc}") from None
+
+
+def _typed(schema: type[BaseModel], data: dict, path: str, raw: str, label: str) -> Any:
+    """Strings stay strings where the schema wants text; everything else is read as YAML."""
+    try:
+        annotation = field_at(schema, data, path)
+    except HarnessError as exc:
+        raise HarnessError(f"{label}: {exc}") from None
+    if _wants_text(annotation) and raw not in ("null", "~"):
+        return raw
+    return parse_yaml(raw, label) if raw.strip() else None
+
+
+# --- validation errors, one line each --------------------------------------------------
+
+
+def _display_path(loc: tuple, data: Any) -> str:
+    """Drop the union tags pydantic puts into locations (`objective.meta.n` -> `objective.n`)."""
+    parts, node = [], data
+    for part in loc:
+        if isinstance(node, dict) and part not in node and node.get("kind") == part:
+            continue
+        parts.append(str(part))
+        node = node.get(part) if isinstance(node, dict) else (
+            node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None
+        )
+    return ".".join(parts)
+
+
+def _origin(path: str, origins: dict[str, str], label: str) -> str:
+    if path in origins:
+        return origins[path]
+    for key, value in origins.items():
+        if key.startswith(path + "."):
+            return value
+    while "." in path:
+        path = path.rsplit(".", 1)[0]
+        if path in origins:
+            return origins[path]
+    return label
+
+
+def format_validation_error(exc: ValidationError, schema, data: dict, origins: dict, label: str) -> str:
+    """One line per problem: `file: field.path: what is wrong and what is allowed`."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        path = _display_path(err["loc"], data)
+        where = _origin(path, origins, label)
+        kind, msg = err["type"], err["msg"]
+        if kind == "extra_forbidden":
+            parent = path.rsplit(".", 1)[0] if "." in path else ""
+            try:
+                model = _model_for(field_at(schema, data, parent), _get(data, parent)) if parent else schema
+                allowed = ", ".join(model.model_fields) if model else "none"
+            except HarnessError:
+                allowed = "see the schema"
+            text = f"unknown key; allowed here: {allowed}"
+        elif kind == "missing":
+            text = "required, but missing"
+        elif kind == "invalid_kind":
+            path = f"{path}.kind" if path else "kind"
+            text = f"{msg} (got {err['input'].get('kind')!r})"
+        elif kind in ("value_error", "assertion_error"):
+            text = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        else:
+            got = err.get("input")
+            text = f"{msg} (got {got!r})" if not isinstance(got, dict) else msg
+        lines.append(f"{where}: {path + ': ' if path else ''}{one_line(text)}")
+    return "\n".join(lines)
+
+
+def _get(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        data = data.get(part) if isinstance(data, dict) else None
+    return data

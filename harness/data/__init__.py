@@ -1,0 +1,1 @@
+"""Data: corpus sources, decontamination, tokenizer, token shards and the deterministic loader."""

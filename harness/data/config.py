@@ -1,0 +1,82 @@
+"""The `data:` section of a recipe: where text comes from and how it becomes token windows."""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.config_tree import kind_union
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StdlibSource(_Section):
+    """The embedded default: the running interpreter's standard library sources (offline)."""
+
+    kind: Literal["stdlib"] = "stdlib"
+    max_files: int | None = Field(default=None, ge=1, description="first N files in sorted order")
+
+
+class LocalSource(_Section):
+    """Files on disk: text/code files, or JSONL/Parquet records with a text field."""
+
+    kind: Literal["local"] = "local"
+    path: str = Field(description="a file, a directory, or a glob (relative to the recipe's directory)")
+    format: Literal["text", "jsonl", "parquet"] = "text"
+    text_field: str = "text"
+
+
+class HFSource(_Section):
+    """A Hugging Face dataset at a pinned revision; works offline from a local copy or cache."""
+
+    kind: Literal["hf"] = "hf"
+    name: str
+    config: str | None = None
+    split: str = "train"
+    revision: str = Field(description="required: a commit sha or tag, so the data cannot drift")
+    text_field: str = "text"
+    streaming: bool = False
+    local_path: str | None = Field(default=None, description="a `save_to_disk` copy to read instead of the hub")
+    max_docs: int | None = Field(default=None, ge=1)
+
+
+Source = kind_union(StdlibSource, LocalSource, HFSource)
+
+
+class BPETokenizer(_Section):
+    """Train a byte-level BPE on the training split (deterministic); vocab = model.vocab_size."""
+
+    kind: Literal["bpe"] = "bpe"
+    special_tokens: list[str] = ["<|endoftext|>"]
+    min_frequency: int = Field(default=2, ge=1)
+
+
+class PretrainedTokenizer(_Section):
+    """A Hugging Face fast tokenizer by local path, or hub id plus pinned revision."""
+
+    kind: Literal["pretrained"] = "pretrained"
+    path: str
+    revision: str | None = None
+
+
+Tokenizer = kind_union(BPETokenizer, PretrainedTokenizer)
+
+
+class Decontamination(_Section):
+    enabled: bool = True
+    ngram: int = Field(default=13, ge=4, description="shared n-gram length (normalised code tokens) that drops a document")
+    benchmarks: list[Literal["humaneval", "mbpp"]] = ["humaneval", "mbpp"]
+
+
+class DataConfig(_Section):
+    source: Source = StdlibSource()
+    tokenizer: Tokenizer = BPETokenizer()
+    decontaminate: Decontamination = Decontamination()
+    val_fraction: float = Field(default=0.02, gt=0, lt=0.5, description="documents to validation, by document hash")
+    seq_len: int | None = Field(default=None, ge=8, description="training window S; default the model's seq_len")
+    lookahead_reserve: int = Field(
+        default=8, ge=1, description="windows are cut as if every arm predicted this many tokens, "
+        "so arms with n <= this see identical inputs in identical order",
+    )
+    strict_utf8: bool = Field(default=False, description="fail on a non-UTF-8 file instead of skipping it")

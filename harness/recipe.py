@@ -1,0 +1,138 @@
+"""Recipes: the versioned YAML schema that pins down a run, its loading and its hash.
+
+A recipe is data (house rule 5): `extends:` chains files (deep merge of mappings, lists
+replaced, cycles refused, paths relative to the extending file), then `a.b=v` overrides and
+`~a.b` deletions apply in order, each typed by the schema. Every section's schema lives in
+the component that owns it; this module composes them and adds the cross-section checks.
+Errors name the file that set the offending value, the field path and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness.config_tree import apply_override, format_validation_error, read_yaml, merge_with_origins
+from harness.containers import ContainerConfig
+from harness.data.config import DataConfig
+from harness.errors import HarnessError
+from harness.eval.config import EvalConfig
+from harness.model.objectives import ObjectiveConfig
+from harness.model.objectives.stp import StpConfig
+from harness.model.trunk import TrunkConfig
+from harness.track import TrackConfig
+from harness.train.config import TrainConfig
+
+RECIPE_VERSION = 1
+# Sections whose values decide what is trained; the run directory is keyed by their hash
+# so that changing how a run is evaluated or tracked does not retrain it.
+TRAINING_SECTIONS = ("model", "objective", "data", "train")
+
+
+class Recipe(BaseModel):
+    """One run, completely: change any field and the hash changes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recipe_version: int = Field(description=f"schema version; this harness reads {RECIPE_VERSION}")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="names the run directory")
+    model: TrunkConfig
+    objective: ObjectiveConfig = Field(default_factory=StpConfig)
+    data: DataConfig = DataConfig()
+    train: TrainConfig
+    eval: EvalConfig = EvalConfig()
+    track: TrackConfig = TrackConfig()
+    container: ContainerConfig = ContainerConfig()
+
+    @model_validator(mode="after")
+    def _sections_agree(self) -> "Recipe":
+        if self.recipe_version != RECIPE_VERSION:
+            raise ValueError(
+                f"recipe_version {self.recipe_version} is not supported; this harness reads {RECIPE_VERSION}"
+            )
+        if self.data.seq_len is not None and self.data.seq_len > self.model.seq_len:
+            raise ValueError(
+                f"data.seq_len {self.data.seq_len} is above model.seq_len {self.model.seq_len}; "
+                "lower data.seq_len or raise model.seq_len"
+            )
+        if self.objective.kind == "meta" and self.objective.n > self.model.n_layers:
+            raise ValueError(
+                f"objective.n {self.objective.n} heads need at least as many layers, but model.n_layers "
+                f"is {self.model.n_layers} (the trunk keeps L-n layers)"
+            )
+        if self.objective.n_predict > self.data.lookahead_reserve:
+            raise ValueError(
+                f"the objective predicts {self.objective.n_predict} tokens but data.lookahead_reserve is "
+                f"{self.data.lookahead_reserve}; raise data.lookahead_reserve"
+            )
+        return self
+
+    @property
+    def seq_len(self) -> int:
+        """S, the training window: the data section's, else the model's."""
+        return self.data.seq_len or self.model.seq_len
+
+    @property
+    def steps(self) -> int:
+        return self.train.total_steps(self.seq_len)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.train.global_batch_size * self.seq_len
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read a recipe file, follow `extends:`, apply overrides and validate."""
+    path = Path(path)
+    data, origins = resolve_extends(path)
+    for item in overrides:
+        apply_override(Recipe, data, origins, item)
+    return validate_recipe(data, origins, str(path))
+
+
+def validate_recipe(data: dict, origins: dict[str, str] | None = None, label: str = "recipe") -> Recipe:
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise HarnessError(format_validation_error(exc, Recipe, data, origins or {}, label)) from None
+
+
+def resolve_extends(path: Path, _chain: tuple[Path, ...] = ()) -> tuple[dict, dict[str, str]]:
+    """The merged mapping of a file and its `extends:` ancestors, and which file set each leaf."""
+    path = path.resolve() if path.exists() else path
+    if path in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, path))
+        raise HarnessError(f"{_chain[-1]}: extends cycle: {cycle}", fix="remove one of the extends: lines")
+    data = read_yaml(path, referrer=_chain[-1] if _chain else None)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return merge_with_origins({}, {}, data, str(path))
+    if not isinstance(parent, str):
+        raise HarnessError(f"{path}: extends: must be one file name, got {parent!r}")
+    base, base_origins = resolve_extends(path.parent / parent, (*_chain, path))
+    return merge_with_origins(base, base_origins, data, str(path))
+
+
+def canonical_json(recipe: Recipe, sections: tuple[str, ...] | None = None) -> str:
+    """The serialisation that is hashed: sorted keys, no whitespace, resolved values only."""
+    dumped = recipe.model_dump(mode="json")
+    if sections is not None:
+        dumped = {key: dumped[key] for key in sections}
+    return json.dumps(dumped, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def recipe_hash(recipe: Recipe, sections: tuple[str, ...] | None = None) -> str:
+    """sha256 of the canonical form: key order, comments and formatting do not change it."""
+    return hashlib.sha256(canonical_json(recipe, sections).encode()).hexdigest()
+
+
+def resolved_yaml(recipe: Recipe) -> str:
+    """The resolved recipe as YAML (sorted keys): loading it back gives the same hash."""
+    import yaml
+
+    header = f"# resolved recipe, sha256 {recipe_hash(recipe)}\n"
+    return header + yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=True)
+

@@ -1,0 +1,1 @@
+"""Training: the DeepSpeed engine configuration, the step loop, checkpoints and progress."""

@@ -1,0 +1,66 @@
+"""Study files: arms resolve, budgets follow the matching rule, mismatches are refused."""
+
+from __future__ import annotations
+
+from harness.recipe import load_recipe
+from harness.study import load_study
+from tests.conftest import RECIPES, ROOT
+
+
+def test_laptop_study_is_flops_matched_and_budgets_are_written_into_recipes():
+    study = load_study(RECIPES / "studies" / "laptop.yaml")
+    assert study.match.matched and study.match.rule == "flops"
+    assert set(study.recipes) == {"stp", "meta_n2", "meta_n4", "deepseek_n2"}
+    for name, recipe in study.recipes.items():
+        assert recipe.steps == study.match.arms[name].steps
+    assert study.recipes["stp"].steps == load_recipe(RECIPES / "stp.yaml").steps
+    assert study.recipes["meta_n4"].steps < study.recipes["meta_n2"].steps < study.recipes["stp"].steps
+
+
+def test_runs_are_arm_times_seed_baseline_first(write):
+    study = load_study(RECIPES / "studies" / "laptop.yaml")
+    runs = list(study.runs())
+    assert runs[0][0] == "stp" and len(runs) == 4 * len(study.config.seeds)
+    assert all(recipe.train.seed == seed for _, seed, recipe in runs)
+
+
+def test_study_overrides_apply_per_arm_and_from_the_cli(write):
+    path = write("s.yaml", f"""\
+        study_version: 1
+        name: s
+        baseline: a
+        matching: {{rule: flops, tolerance: 0.5}}
+        arms:
+          a: {{recipe: {RECIPES / 'stp.yaml'}}}
+          b: {{recipe: {RECIPES / 'stp.yaml'}, overrides: {{train.optimizer.lr: 0.01}}}}
+        """)
+    study = load_study(path, ["train.seed=4"])
+    assert study.recipes["b"].train.optimizer.lr == 0.01 and study.recipes["a"].train.optimizer.lr != 0.01
+    assert study.recipes["a"].train.seed == 4 == study.recipes["b"].train.seed
+
+
+def test_plan_refuses_a_mismatched_study(cli):
+    result = cli("plan", ROOT / "tests" / "fixtures" / "mismatched_study.yaml")
+    assert result.exit_code == 2
+    errors = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    assert len(errors) == 1
+    assert "not matched on params" in errors[0] and "deepseek_n2" in errors[0] and "fix:" in errors[0]
+    assert "NOT matched" in result.output  # the table is still shown, with the verdict
+
+
+def test_plan_prints_matched_tables(cli):
+    for study in ("laptop.yaml", "cluster_7b.yaml"):
+        result = cli("plan", RECIPES / "studies" / study)
+        assert result.exit_code == 0, result.output + result.stderr
+        assert "matched on" in result.output and "NOT" not in result.output
+
+
+def test_bad_study_file_errors(write, cli):
+    path = write("s.yaml", "study_version: 1\nname: s\nbaseline: z\nmatching: {rule: flops, tolerance: 0.1}\n"
+                 f"arms: {{a: {{recipe: {RECIPES / 'stp.yaml'}}}, b: {{recipe: {RECIPES / 'stp.yaml'}}}}}\n")
+    result = cli("plan", path)
+    assert result.exit_code == 2 and "baseline 'z' is not one of the arms" in result.stderr
+    path = write("t.yaml", "study_version: 1\nname: t\nbaseline: a\nmatching: {rule: flops, tolerance: 0.1}\n"
+                 f"arms: {{a: {{recipe: {RECIPES / 'stp.yaml'}}}, b: {{recipe: {RECIPES / 'stp.yaml'}, overrides: {{train.sed: 1}}}}}}\n")
+    result = cli("plan", path)
+    assert result.exit_code == 2 and "arm b: overrides: unknown key 'sed'" in result.stderr

@@ -68,3 +68,38 @@ def resolve(path: str, overrides: tuple[str, ...]) -> None:
     from harness.recipe import load_recipe, resolved_yaml
 
     click.echo(resolved_yaml(load_recipe(path, overrides)), nl=False)
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@overrides_argument
+@click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(file_okay=False),
+              help="where run directories live")
+@click.option("--force", multiple=True, metavar="STAGE",
+              help="redo a stage even if its inputs are unchanged (plan, data, train, export, evaluate, track)")
+@click.option("--local_rank", type=int, default=None, hidden=True, help="set by the deepspeed launcher")
+def run(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[str, ...], local_rank) -> None:
+    """Train, export, evaluate and track one recipe (resumes where it stopped)."""
+    from pathlib import Path
+
+    from harness.pipeline import Pipeline
+    from harness.report.summary import print_run_summary
+
+    pipeline = Pipeline(Path(path), overrides, Path(runs_root), force)
+    outcome = pipeline.run()
+    if pipeline.dist.is_main:
+        print_run_summary(outcome, console_())
+    sys.exit(outcome.exit_code)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--force", is_flag=True, help="upload again even if already synced")
+def sync(run_dir: str, force: bool) -> None:
+    """Upload a run directory's record to MLflow (after the tracking store was unreachable)."""
+    from pathlib import Path
+
+    from harness.track import sync_run_dir, tracking_uri
+
+    run_id = sync_run_dir(Path(run_dir), force=force)
+    click.echo(f"{run_dir}: synced to {tracking_uri()} as MLflow run {run_id}")

@@ -1,0 +1,266 @@
+"""`harness run`: plan -> data -> train -> export -> evaluate -> track, in one run directory.
+
+The run directory is `runs/<name>-<hash of the training sections>/`, so changing how a run
+is evaluated or tracked reuses its training. Each stage records the hash of its inputs in
+`stages.json`; a stage whose inputs are unchanged (and whose outputs are still there) is
+skipped, `--force STAGE` redoes it (setting aside, never deleting, what it made before).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from harness.errors import HarnessError
+from harness.recipe import TRAINING_SECTIONS, Recipe, load_recipe, recipe_hash, resolved_yaml
+
+STAGES = ("plan", "data", "train", "export", "evaluate", "track")
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_dir_for(recipe: Recipe, runs_root: Path) -> Path:
+    return Path(runs_root) / f"{recipe.name}-{recipe_hash(recipe, TRAINING_SECTIONS)[:12]}"
+
+
+class Ledger:
+    """stages.json: for each stage, the hash of its inputs, its outputs and its duration."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "stages.json"
+        self.data = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def fresh(self, stage: str, inputs: str) -> dict | None:
+        entry = self.data.get(stage)
+        return entry["outputs"] if entry and entry["inputs"] == inputs else None
+
+    def record(self, stage: str, inputs: str, outputs: dict, seconds: float) -> None:
+        self.data[stage] = {"inputs": inputs, "outputs": outputs, "seconds": round(seconds, 2),
+                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
+        os.replace(tmp, self.path)
+
+    def forget(self, stage: str) -> None:
+        self.data.pop(stage, None)
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    status: str
+    summary: dict
+    exit_code: int = 0
+
+
+class Pipeline:
+    """One `harness run`: construct, then `run()` the stages in order (torchtune's shape)."""
+
+    def __init__(self, recipe_path: Path, overrides, runs_root: Path, force=(), console: Console | None = None):
+        unknown = set(force) - set(STAGES)
+        if unknown:
+            raise HarnessError(f"--force {', '.join(sorted(unknown))}: no such stage; stages: {', '.join(STAGES)}")
+        self.recipe_path = Path(recipe_path)
+        self.recipe = load_recipe(recipe_path, overrides)
+        self.run_dir = run_dir_for(self.recipe, runs_root)
+        self.force = set(force)
+        self.console = console or Console(stderr=True)
+        self.hash = recipe_hash(self.recipe)
+        self.training_hash = recipe_hash(self.recipe, TRAINING_SECTIONS)
+
+    def log(self, text: str) -> None:
+        if self.dist.is_main:
+            self.console.print(text)
+            with open(self.run_dir / "logs" / "harness.log", "a", encoding="utf-8") as f:
+                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+
+    def run(self) -> RunOutcome:
+        from harness.train.distributed import barrier, init_distributed
+
+        self.dist = init_distributed()
+        (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        barrier()
+        self.ledger = Ledger(self.run_dir)
+        self.log(f"run directory {self.run_dir} (recipe sha256 {self.hash[:12]})")
+        outputs = {}
+        for stage in STAGES:
+            outputs[stage] = getattr(self, f"_stage_{stage}")(outputs)
+            if outputs[stage].get("interrupted"):
+                return RunOutcome(self.run_dir, "interrupted", outputs, outputs[stage]["exit_code"])
+        return RunOutcome(self.run_dir, "finished", outputs)
+
+    def _cached(self, stage: str, inputs: str, make, *, check=lambda out: True) -> dict:
+        """Run `make()` unless the ledger has this stage with these inputs (and `check`)."""
+        if stage in self.force:
+            self._set_aside(stage)
+            self.force.discard(stage)
+        cached = self.ledger.fresh(stage, inputs)
+        if cached is not None and check(cached):
+            self.log(f"[dim]{stage}: inputs unchanged, skipped[/]")
+            return cached
+        started = time.perf_counter()
+        out = make()
+        if not out.get("interrupted") and self.dist.is_main:
+            self.ledger.record(stage, inputs, out, time.perf_counter() - started)
+            self.log(f"{stage}: done in {time.perf_counter() - started:.1f} s")
+        return out
+
+    def _set_aside(self, stage: str) -> None:
+        """--force: move the stage's products out of the way, keeping them."""
+        self.ledger.forget(stage)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for name in {"train": ["checkpoints"], "export": ["export"], "evaluate": ["eval"]}.get(stage, []):
+            path = self.run_dir / name
+            if path.exists() and self.dist.is_main:
+                path.rename(self.run_dir / f"{name}.forced-{stamp}")
+                self.log(f"--force {stage}: kept the previous {name}/ as {name}.forced-{stamp}/")
+
+    # -- stages -----------------------------------------------------------------------
+    def _stage_plan(self, _) -> dict:
+        from harness.compute import plan_arm
+        from harness.provenance import environment, git_state, versions
+
+        def make():
+            if self.dist.is_main:
+                (self.run_dir / "recipe.yaml").write_text(resolved_yaml(self.recipe))
+                plan = plan_arm(self.recipe.name, self.recipe).as_dict()
+                (self.run_dir / "plan.json").write_text(json.dumps(plan, indent=1))
+                provenance = {"git": git_state(), "versions": versions(), "environment": environment(),
+                              "recipe_path": str(self.recipe_path.resolve())}
+                (self.run_dir / "provenance.json").write_text(json.dumps(provenance, indent=1, sort_keys=True))
+            return {"recipe_hash": self.hash, "training_hash": self.training_hash}
+
+        return self._cached("plan", self.hash, make)
+
+    def _stage_data(self, _) -> dict:
+        """Always asks the data module, whose own cache (keyed by every input) makes a
+        repeat call instant; rank 0 prepares, the others then read the cache."""
+        from harness.data.prepare import prepare_data
+        from harness.train.distributed import barrier
+
+        recipe, started = self.recipe, time.perf_counter()
+        kwargs = dict(vocab_size=recipe.model.vocab_size, seq_len=recipe.seq_len, base_dir=self.recipe_path.parent)
+        if self.dist.is_main:
+            self.data = prepare_data(recipe.data, **kwargs)
+        barrier()
+        if not self.dist.is_main:
+            self.data = prepare_data(recipe.data, **kwargs)
+        out = {"manifest_hash": self.data.manifest_hash, "tokenizer_dir": str(self.data.tokenizer_dir)}
+        if self.dist.is_main:
+            (self.run_dir / "data.json").write_text(json.dumps(
+                {**out, "manifest": self.data.manifest}, indent=1, sort_keys=True, default=str))
+            inputs = _digest(recipe.data.model_dump(mode="json"), kwargs["vocab_size"], kwargs["seq_len"])
+            self.ledger.record("data", inputs, out, time.perf_counter() - started)
+        return out
+
+    def _tracker(self):
+        from harness.provenance import run_tags
+        from harness.track import Tracker, flatten
+
+        if not hasattr(self, "tracker"):
+            self.tracker = Tracker(self.run_dir, self.recipe.track, enabled=self.dist.is_main)
+            if self.dist.is_main:
+                tags = run_tags(self.hash, self.training_hash, self.dist.world_size)
+                self.tracker.start(flatten(self.recipe.model_dump(mode="json")), tags, self.run_dir.name)
+        return self.tracker
+
+    def _stage_train(self, outputs) -> dict:
+        from harness.train.loop import train
+
+        identity = {"training_hash": self.training_hash, "manifest_hash": outputs["data"]["manifest_hash"]}
+
+        def make():
+            result = train(self.recipe, self.run_dir, self.data, self._tracker(), self.dist, identity)
+            out = {"checkpoint": str(result.checkpoint), "step": result.step, "val": result.val}
+            if result.status == "interrupted":
+                self._tracker().finish("KILLED")
+                return {**out, "interrupted": True, "exit_code": 128 + int(result.signal)}
+            return out
+
+        return self._cached("train", _digest(identity), make,
+                            check=lambda out: Path(out["checkpoint"], "CHECKSUMS.json").is_file())
+
+    def _stage_export(self, outputs) -> dict:
+        ckpt = Path(outputs["train"]["checkpoint"])
+        inputs = _digest(_file_sha(ckpt / "CHECKSUMS.json"), self.training_hash)
+
+        def make():
+            from harness.model import build_model
+            from harness.model.export import export_hf
+            from harness.train.weights import fp32_state_dict
+
+            export = self.run_dir / "export"
+            if self.dist.is_main:
+                model = build_model(self.recipe.model, self.recipe.objective)
+                model.load_state_dict(fp32_state_dict(ckpt, self.recipe.train.zero_stage))
+                staging = self.run_dir / "export.tmp"
+                shutil.rmtree(staging, ignore_errors=True)
+                export_hf(model, staging, Path(outputs["data"]["tokenizer_dir"]))
+                shutil.rmtree(export, ignore_errors=True)
+                staging.rename(export)
+            return {"dir": str(export), "weights_sha256": _file_sha(export / "model.safetensors")}
+
+        return self._cached("export", inputs, make, check=lambda out: Path(out["dir"], "model.safetensors").is_file())
+
+    def _stage_evaluate(self, outputs) -> dict:
+        """Validation loss per depth (from the end of training). Code benchmarks join here
+        when the evaluation stage is wired in."""
+        inputs = _digest(outputs["export"]["weights_sha256"], self.recipe.eval.model_dump(mode="json"))
+
+        def make():
+            out_dir = self.run_dir / "eval"
+            summary = {"val": outputs["train"]["val"]}
+            if self.dist.is_main:
+                out_dir.mkdir(exist_ok=True)
+                (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+            return {"dir": str(out_dir), "summary": summary}
+
+        return self._cached("evaluate", inputs, make, check=lambda out: Path(out["dir"], "summary.json").is_file())
+
+    def _stage_track(self, outputs) -> dict:
+        """Artifacts and final metrics to MLflow (or kept for `harness sync` when offline)."""
+        inputs = _digest({k: v for k, v in outputs.items() if k != "track"})
+
+        def make():
+            if not self.dist.is_main:
+                return {}
+            from harness.report.curves import plot_run_losses
+
+            tracker = self._tracker()
+            plot = plot_run_losses(self.run_dir / "track" / "metrics.jsonl", self.run_dir / "plots")
+            flat = _flatten_numbers(outputs["evaluate"]["summary"], "eval")
+            tracker.log_metrics(flat, outputs["train"]["step"])
+            for name in ("recipe.yaml", "plan.json", "provenance.json", "data.json", "stages.json", "eval", "logs"):
+                if (self.run_dir / name).exists():
+                    tracker.log_artifact(self.run_dir / name)
+            for path in plot:
+                tracker.log_artifact(path, "plots")
+            tracker.finish("FINISHED")
+            return {"mlflow_run_id": tracker.run_id, "synced": tracker.problem is None and tracker.run_id is not None,
+                    "offline_reason": tracker.problem}
+
+        return self._cached("track", inputs, make, check=lambda out: out.get("synced", False))
+
+
+def _file_sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _flatten_numbers(tree: dict, prefix: str) -> dict[str, float]:
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}/{key}" if not str(key).startswith(prefix) else str(key)
+        if isinstance(value, dict):
+            out.update(_flatten_numbers(value, name))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = float(value)
+    return out

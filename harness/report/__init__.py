@@ -1,0 +1,1 @@
+"""Reporting: published numbers, comparison tables and plots."""

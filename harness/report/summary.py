@@ -1,0 +1,31 @@
+"""The summary `harness run` prints at the end: where things are and what came out."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+
+def print_run_summary(outcome, console: Console) -> None:
+    out = outcome.summary
+    table = Table(title=f"run {outcome.run_dir.name}: {outcome.status}", title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("run directory", str(outcome.run_dir))
+    train = out.get("train", {})
+    if train:
+        table.add_row("steps", str(train.get("step")))
+        for key, value in sorted(train.get("val", {}).items()):
+            table.add_row(key, f"{value:.4f}")
+    evaluate = out.get("evaluate", {}).get("summary", {})
+    for key, value in sorted(evaluate.items()):
+        if key != "val" and isinstance(value, (int, float)):
+            table.add_row(f"eval {key}", f"{value:.4f}")
+    if "export" in out:
+        table.add_row("export (Hugging Face)", out["export"]["dir"])
+    track = out.get("track", {})
+    if track.get("synced"):
+        table.add_row("MLflow run", track["mlflow_run_id"])
+    elif track:
+        table.add_row("MLflow", f"offline ({track.get('offline_reason')}); upload with `harness sync {outcome.run_dir}`")
+    console.print(table)

@@ -1,0 +1,181 @@
+"""The training step loop: DeepSpeed engine + MTP objective, validation, checkpoints, signals.
+
+Determinism: the batch at step k is a pure function of (seed, k, global batch) and the loop
+draws no random numbers after the model is initialised (no dropout), so resuming from a
+checkpoint gives bit-identical per-step losses (fp32, same thread count), without replaying
+data or saving RNG states.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.compute import flops_per_token, targets_per_row
+from harness.train import checkpoint
+from harness.train.deepspeed_config import build_engine
+from harness.train.progress import StepDisplay
+from harness.train.throughput import Meter, peak_flops
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    status: str  # "finished" or "interrupted"
+    step: int
+    checkpoint: Path | None
+    val: dict[str, float]
+    signal: int | None = None
+
+
+class StopRequest:
+    """SIGINT/SIGTERM/SIGUSR1 (Slurm's preemption warning) ask the loop to checkpoint and
+    leave after the current step; a second SIGINT falls through to the default handler."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._old = {}
+
+    def __enter__(self):
+        for sig in STOP_SIGNALS:
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def _handle(self, signum, frame):
+        if self.signum == signal.SIGINT and signum == signal.SIGINT:
+            signal.default_int_handler(signum, frame)
+        self.signum = signum
+
+
+def seed_everything(seed: int, deterministic: bool, num_threads: int | None) -> None:
+    import numpy as np
+    import torch
+
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+
+
+def _all_reduce(values: dict[str, float], world_size: int, mean: bool) -> dict[str, float]:
+    """Sum (or average) scalars over ranks, in a fixed key order."""
+    if world_size == 1:
+        return values
+    import torch
+    import torch.distributed as td
+
+    keys = sorted(values)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+    td.all_reduce(t)
+    return {k: v / world_size if mean else v for k, v in zip(keys, t.tolist())}
+
+
+def validate(engine, batches, dist, depths: int) -> dict[str, float]:
+    """Per-depth loss over the fixed validation rows, weighted by target counts; the rows
+    are dealt out over ranks and the sums reduced."""
+    import torch
+
+    keys = [f"depth_{k}" for k in range(1, depths + 1)]
+    sums = {f"{part}/{k}": 0.0 for k in keys for part in ("s", "c")}
+    engine.eval()
+    with torch.no_grad():
+        for i, rows in enumerate(batches):
+            if i % dist.world_size == dist.rank:
+                out = engine(rows)
+                for key in keys:
+                    sums[f"s/{key}"] += float(out.losses[key]) * out.n_targets[key]
+                    sums[f"c/{key}"] += out.n_targets[key]
+    engine.train()
+    totals = _all_reduce(sums, dist.world_size, mean=False)
+    return {f"val/{k}": totals[f"s/{k}"] / totals[f"c/{k}"] for k in keys if totals[f"c/{k}"]}
+
+
+def train(recipe, run_dir: Path, data, tracker, dist, identity: dict, display_enabled: bool = True) -> TrainResult:
+    """Train (or resume) the recipe's model in `run_dir`; returns where it stopped."""
+    import torch
+
+    from harness.data.loader import TokenWindows
+    from harness.model import build_model
+
+    cfg, S = recipe.train, recipe.seq_len
+    seed_everything(cfg.seed, cfg.deterministic, cfg.num_threads)
+    total = recipe.steps
+    engine, optimizer, _ = build_engine(build_model(recipe.model, recipe.objective), cfg, total, dist.world_size)
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    state = checkpoint.load_latest(engine, ckpt_dir, is_main=dist.is_main)
+    if state is not None:
+        checkpoint.check_identity(state, identity)
+    start = state["step"] if state else 0
+    tokens_seen = state["tokens_seen"] if state else 0
+    targets_seen = state["targets_seen"] if state else 0
+
+    row = recipe.objective.row_length(S)
+    windows = dict(seq_len=S, row_length=row, lookahead_reserve=recipe.data.lookahead_reserve)
+    loader = TokenWindows(data, split="train", **windows)
+    val_rows = TokenWindows(data, split="val", **windows).val_batches(cfg.eval_batches, cfg.micro_batch_size)
+    step_tokens = cfg.global_batch_size * S
+    step_targets = cfg.global_batch_size * targets_per_row(recipe.objective, S)
+    fpt = flops_per_token(recipe.model, recipe.objective, S).total
+    peak = peak_flops(cfg.precision)
+    meter, last_ckpt, val = Meter(), (ckpt_dir / checkpoint.tag_for(start) if state else None), {}
+    if tracker is not None and start:
+        tracker.note_resume(start)
+
+    def save(step: int) -> Path:
+        snapshot = {**identity, "step": step, "tokens_seen": tokens_seen, "targets_seen": targets_seen}
+        return checkpoint.save(engine, ckpt_dir, step, snapshot, is_main=dist.is_main, keep=cfg.keep_checkpoints)
+
+    with StopRequest() as stop, StepDisplay(total, start, display_enabled and dist.is_main) as display:
+        if start:
+            display.note(f"resumed from {last_ckpt.name} (step {start} of {total})")
+        for step in range(start, total):
+            lr = optimizer.param_groups[0]["lr"]
+            rows = loader.batch(step, cfg.global_batch_size, cfg.seed, dist.rank, dist.world_size)
+            sums = defaultdict(float)
+            micro = list(rows.split(cfg.micro_batch_size))
+            for mb in micro:
+                out = engine(mb, tokens_seen=tokens_seen)
+                engine.backward(out.loss)
+                engine.step()
+                sums["loss/total"] += float(out.loss.detach()) / len(micro)
+                for key, loss in out.losses.items():
+                    sums[f"loss/{key}"] += float(loss) / len(micro)
+            tokens_seen += step_tokens
+            targets_seen += step_targets
+            metrics = _all_reduce(dict(sums), dist.world_size, mean=True)
+            metrics.update(lr=lr, tokens_seen=tokens_seen, targets_seen=targets_seen)
+            rate = meter.mark(tokens_seen)
+            if rate:
+                metrics["tokens_per_s"] = rate
+                if peak:
+                    metrics["mfu"] = fpt * rate / peak
+            done = step + 1
+            if done % cfg.eval_every == 0 or done == total:
+                val = validate(engine, val_rows, dist, recipe.objective.n_predict)
+                metrics.update(val)
+            if tracker is not None and dist.is_main and (done % cfg.log_every == 0 or done == total or val):
+                tracker.log_metrics(metrics, done)
+            display.step(done, metrics)
+            if done % cfg.checkpoint_every == 0 or done == total or stop.signum is not None:
+                last_ckpt = save(done)
+            if stop.signum is not None:
+                display.note(f"stopped by {signal.Signals(stop.signum).name} after step {done}; "
+                             f"checkpoint {last_ckpt}; run the same command again to resume")
+                return TrainResult("interrupted", done, last_ckpt, val, stop.signum)
+    if start >= total and not val:
+        val = validate(engine, val_rows, dist, recipe.objective.n_predict)
+    return TrainResult("finished", total, last_ckpt, val)

@@ -68,3 +68,8 @@ def resolve(path: str, overrides: tuple[str, ...]) -> None:
     from harness.recipe import load_recipe, resolved_yaml
 
     click.echo(resolved_yaml(load_recipe(path, overrides)), nl=False)
+
+
+from harness.data.cli import data as _data_commands  # noqa: E402
+
+main.add_command(_data_commands)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Iterator
 
 import numpy as np
@@ -99,29 +100,40 @@ def _benchmark_of(task_id: str) -> str:
     return "mbpp" if task_id.startswith("mbpp/") else "humaneval"
 
 
+@dataclass(frozen=True)
+class _Index:
+    vocab: dict[str, int]  # every word seen in the benchmarks
+    grams: dict[int, tuple[tuple[int, ...], set[str]]]  # hash -> (n-gram ids, task ids)
+    known: np.ndarray  # the hashes, sorted, for binary search
+
+
+@lru_cache(maxsize=4)
+def _benchmark_index(ngram: int, names: tuple[str, ...]) -> _Index:
+    """Built once per process (about a second): a study prepares several arms in one process."""
+    vocab: dict[str, int] = {}
+    grams: dict[int, tuple[tuple[int, ...], set[str]]] = {}
+    for task, text in benchmark_texts(list(names)):
+        words = code_words(text)
+        ids = np.array([vocab.setdefault(w, len(vocab)) for w in words], dtype=np.int64)
+        hashes, starts = _hashes(ids, ngram)
+        wordy = np.concatenate([[0], np.cumsum([not w.isdigit() for w in words])]).astype(np.int64)
+        for value, start in zip(hashes.tolist(), starts.tolist()):
+            if wordy[start + ngram] == wordy[start]:
+                continue  # numbers only: a counting sequence, not a leak
+            gram = tuple(ids[start : start + ngram].tolist())
+            grams.setdefault(value, (gram, set()))[1].add(task)
+    return _Index(vocab, grams, np.array(sorted(grams), dtype=np.uint64))
+
+
 class Decontaminator:
-    """Built once per preparation from the packaged (checksum-verified) benchmark files."""
+    """Checks documents against the packaged (checksum-verified) benchmark files."""
 
     def __init__(self, cfg: Decontamination):
         self.cfg = cfg
         self.report = DecontaminationReport(cfg.model_dump(mode="json"))
-        self.vocab: dict[str, int] = {}
-        self.grams: dict[int, tuple[tuple[int, ...], set[str]]] = {}
         if cfg.enabled:
-            for task, text in benchmark_texts(cfg.benchmarks):
-                self._add(task, text)
-        self.known = np.array(sorted(self.grams), dtype=np.uint64)
-
-    def _add(self, task: str, text: str) -> None:
-        words = code_words(text)
-        ids = np.array([self.vocab.setdefault(w, len(self.vocab)) for w in words], dtype=np.int64)
-        hashes, starts = _hashes(ids, self.cfg.ngram)
-        wordy = np.concatenate([[0], np.cumsum([not w.isdigit() for w in words])]).astype(np.int64)
-        for value, start in zip(hashes.tolist(), starts.tolist()):
-            if wordy[start + self.cfg.ngram] == wordy[start]:
-                continue  # numbers only: a counting sequence, not a leak
-            gram = tuple(ids[start : start + self.cfg.ngram].tolist())
-            self.grams.setdefault(value, (gram, set()))[1].add(task)
+            index = _benchmark_index(cfg.ngram, tuple(sorted(set(cfg.benchmarks))))
+            self.vocab, self.grams, self.known = index.vocab, index.grams, index.known
 
     def keep(self, doc_id: str, text: str) -> bool:
         """False (and the reason recorded) when the document shares an n-gram with a benchmark."""

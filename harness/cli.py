@@ -103,3 +103,8 @@ def sync(run_dir: str, force: bool) -> None:
 
     run_id = sync_run_dir(Path(run_dir), force=force)
     click.echo(f"{run_dir}: synced to {tracking_uri()} as MLflow run {run_id}")
+
+
+from harness.data.cli import data as _data_commands  # noqa: E402
+
+main.add_command(_data_commands)

@@ -12,10 +12,21 @@ class _Section(BaseModel):
 
 
 class StdlibSource(_Section):
-    """The embedded default: the running interpreter's standard library sources (offline)."""
+    """The embedded default: the running interpreter's standard library sources (offline).
+
+    CPython's own test suites (`test/`, `tests/`, `idle_test/`) are left out by default: they
+    are 60% of the bytes, hold deliberately broken inputs (Python 2 files, non-UTF-8 and
+    generated data) and would double preparation time on a laptop. Files generated at build
+    time (`_sysconfigdata_*.py`, `config-*/`) are always left out: they hold install paths, so
+    two machines with the same Python version would otherwise see different corpora.
+    """
 
     kind: Literal["stdlib"] = "stdlib"
     max_files: int | None = Field(default=None, ge=1, description="first N files in sorted order")
+    max_bytes: int | None = Field(
+        default=None, ge=1, description="stop before the file that would pass this many bytes (sorted order)"
+    )
+    include_tests: bool = Field(default=False, description="also take CPython's test suites (see above)")
 
 
 class LocalSource(_Section):
@@ -25,6 +36,7 @@ class LocalSource(_Section):
     path: str = Field(description="a file, a directory, or a glob (relative to the recipe's directory)")
     format: Literal["text", "jsonl", "parquet"] = "text"
     text_field: str = "text"
+    max_docs: int | None = Field(default=None, ge=1, description="first N documents in file order")
 
 
 class HFSource(_Section):
@@ -48,12 +60,15 @@ class BPETokenizer(_Section):
     """Train a byte-level BPE on the training split (deterministic); vocab = model.vocab_size."""
 
     kind: Literal["bpe"] = "bpe"
-    special_tokens: list[str] = ["<|endoftext|>"]
+    special_tokens: list[str] = Field(
+        default=["<|endoftext|>"], min_length=1, description="the first is EOS, put between documents"
+    )
     min_frequency: int = Field(default=2, ge=1)
 
 
 class PretrainedTokenizer(_Section):
-    """A Hugging Face fast tokenizer by local path, or hub id plus pinned revision."""
+    """A Hugging Face fast tokenizer by local path, or hub id plus pinned revision (read from
+    the local HF cache only: nothing is downloaded at run time)."""
 
     kind: Literal["pretrained"] = "pretrained"
     path: str
@@ -65,7 +80,8 @@ Tokenizer = kind_union(BPETokenizer, PretrainedTokenizer)
 
 class Decontamination(_Section):
     enabled: bool = True
-    ngram: int = Field(default=13, ge=4, description="shared n-gram length (normalised code tokens) that drops a document")
+    ngram: int = Field(default=13, ge=4, description="a document sharing this many consecutive words of code (identifiers, keywords, "
+        "numbers; punctuation and layout ignored) with a benchmark is dropped")
     benchmarks: list[Literal["humaneval", "mbpp"]] = ["humaneval", "mbpp"]
 
 
@@ -73,10 +89,16 @@ class DataConfig(_Section):
     source: Source = StdlibSource()
     tokenizer: Tokenizer = BPETokenizer()
     decontaminate: Decontamination = Decontamination()
-    val_fraction: float = Field(default=0.02, gt=0, lt=0.5, description="documents to validation, by document hash")
+    val_fraction: float = Field(
+        default=0.02, gt=0, lt=0.5, description="documents to validation, by document hash"
+    )
     seq_len: int | None = Field(default=None, ge=8, description="training window S; default the model's seq_len")
     lookahead_reserve: int = Field(
         default=8, ge=1, description="windows are cut as if every arm predicted this many tokens, "
         "so arms with n <= this see identical inputs in identical order",
     )
     strict_utf8: bool = Field(default=False, description="fail on a non-UTF-8 file instead of skipping it")
+    shard_tokens: int = Field(
+        default=1 << 28, ge=1024, description="tokens per shard file at most (split at document ends); "
+        "2^28 keeps a uint16 shard at 512 MiB",
+    )

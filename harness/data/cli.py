@@ -1,0 +1,45 @@
+"""`harness data ...`: prepare a recipe's token data, and inspect the rows of a training step."""
+
+from __future__ import annotations
+
+import click
+
+overrides_argument = click.argument("overrides", nargs=-1, metavar="[KEY=VALUE | ~KEY]...")
+
+
+@click.group("data")
+def data() -> None:
+    """Prepare a recipe's corpus, tokenizer and token shards; inspect training batches."""
+
+
+@data.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@overrides_argument
+def prepare(path: str, overrides: tuple[str, ...]) -> None:
+    """Prepare (or find in the cache) the recipe's data and print its manifest summary."""
+    from harness.cli import console_
+    from harness.data.inspector import prepare_recipe, print_summary
+    from harness.recipe import load_recipe
+
+    recipe = load_recipe(path, overrides)
+    console = console_()
+    print_summary(recipe, prepare_recipe(recipe, path), console)
+
+
+@data.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@overrides_argument
+@click.option("--step", type=click.IntRange(min=0), required=True, help="training step (0-based)")
+@click.option("--rank", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--world-size", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--max-chars", type=click.IntRange(min=1), default=None, help="cut each row's text at this length")
+def inspect(
+    path: str, overrides: tuple[str, ...], step: int, rank: int, world_size: int, max_chars: int | None
+) -> None:
+    """Print the decoded rows that a rank trains on at a step."""
+    from harness.cli import console_
+    from harness.data.inspector import prepare_recipe, print_step
+    from harness.recipe import load_recipe
+
+    recipe = load_recipe(path, overrides)
+    print_step(recipe, prepare_recipe(recipe, path), step, rank, world_size, console_(), max_chars)

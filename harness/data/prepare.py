@@ -1,0 +1,220 @@
+"""Data preparation: corpus -> decontamination -> train/val split -> tokenizer -> token
+shards and manifest, cached under the hash of every input and written atomically.
+
+The cache key covers the source's identity (file hashes or pinned revision), the
+decontamination settings and benchmark checksums, the tokenizer settings, the vocabulary
+size, the split and shard settings and FORMAT_VERSION; not the window length or batch, so
+arms that differ only in objective or schedule share one preparation. A build happens in a
+temporary folder renamed into place at the end: a crash leaves no folder that looks done,
+and two processes preparing at once both finish with the same result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from harness.data.config import DataConfig
+from harness.data.sources import open_source
+from harness.data.shards import token_dtype
+from harness.data.tokenizer import check_bpe_vocab, directory_hash, load_pretrained
+from harness.errors import HarnessError
+
+# Bump when the shard layout, manifest or any preparation step changes meaning.
+FORMAT_VERSION = 1
+
+
+def canonical_hash(value) -> str:
+    blob = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def default_cache_root() -> Path:
+    return Path(os.environ.get("MTP_HARNESS_CACHE") or Path.home() / ".cache" / "mtp-harness")
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A finished preparation: token shards, tokenizer and the manifest that identifies them."""
+
+    path: Path
+    manifest: dict
+    manifest_hash: str
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        return self.path / "tokenizer"
+
+    @property
+    def eos_id(self) -> int:
+        return self.manifest["tokenizer"]["eos_id"]
+
+    @property
+    def vocab_size(self) -> int:
+        """Entries in the tokenizer (model.vocab_size for a trained BPE; at most it otherwise)."""
+        return self.manifest["tokenizer"]["vocab_size"]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.manifest["dtype"])
+
+    @cached_property
+    def decontamination(self) -> dict:
+        """The full report: settings, counts, and each dropped document with the tasks it matched."""
+        return json.loads((self.path / "decontamination.json").read_text())
+
+    def shards(self, split: str) -> list[tuple[Path, int]]:
+        """(file, tokens) of each shard of a split, in order."""
+        if split not in self.manifest["splits"]:
+            raise HarnessError(f"unknown split {split!r}; allowed: {', '.join(self.manifest['splits'])}")
+        return [(self.path / s["file"], s["tokens"]) for s in self.manifest["splits"][split]["shards"]]
+
+    def load_tokenizer(self):
+        """The `tokenizers` object (fast decode for inspection, no transformers import)."""
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_file(str(self.tokenizer_dir / "tokenizer.json"))
+
+
+def check_same_data(expected_hash: str, prepared: PreparedData) -> None:
+    """Refuse to continue a run on data other than the data it started on."""
+    if prepared.manifest_hash != expected_hash:
+        raise HarnessError(
+            f"the data changed: this run started on data {expected_hash[:12]} but the recipe now prepares "
+            f"{prepared.manifest_hash[:12]} ({prepared.path})",
+            fix="restore the corpus and data settings the run started with, or start a new run",
+        )
+
+
+def prepare_data(
+    cfg: DataConfig,
+    *,
+    vocab_size: int,
+    seq_len: int,
+    base_dir: Path,
+    cache_root: Path | None = None,
+    console: Console | None = None,
+) -> PreparedData:
+    """The prepared data for a recipe's `data:` section: from the cache when it exists."""
+    console = console or Console(stderr=True)
+    token_dtype(vocab_size)
+    if cfg.tokenizer.kind == "bpe":
+        check_bpe_vocab(cfg.tokenizer, vocab_size)
+    source = open_source(cfg, Path(base_dir))
+    source_manifest = source.identity()
+    key_inputs = _key_inputs(cfg, source_manifest, vocab_size, Path(base_dir))
+    key = canonical_hash(key_inputs)[:24]
+    root = Path(cache_root) if cache_root is not None else default_cache_root()
+    final = root / "data" / key
+    if not (final / "manifest.json").is_file():
+        _build_atomically(final, cfg, source, source_manifest, key_inputs, vocab_size, Path(base_dir), console)
+    prepared = load_prepared(final)
+    check_fits(prepared, seq_len, cfg.lookahead_reserve)
+    return prepared
+
+
+def _key_inputs(cfg: DataConfig, source_manifest: dict, vocab_size: int, base_dir: Path) -> dict:
+    from harness.eval.benchmarks import CHECKSUMS
+
+    tokenizer = cfg.tokenizer.model_dump(mode="json")
+    if cfg.tokenizer.kind == "pretrained":
+        tokenizer["content"] = _pretrained_hash(cfg, base_dir, vocab_size)
+    decontaminate = cfg.decontaminate.model_dump(mode="json")
+    if cfg.decontaminate.enabled:
+        decontaminate["benchmark_sha256"] = CHECKSUMS
+    return {
+        "format_version": FORMAT_VERSION,
+        "source_hash": canonical_hash(source_manifest),
+        "decontaminate": decontaminate,
+        "tokenizer": tokenizer,
+        "vocab_size": vocab_size,
+        "val_fraction": cfg.val_fraction,
+        "strict_utf8": cfg.strict_utf8,
+        "shard_tokens": cfg.shard_tokens,
+    }
+
+
+def _pretrained_hash(cfg: DataConfig, base_dir: Path, vocab_size: int) -> str:
+    """What a pretrained tokenizer resolves to, hashed as saved (so a moved copy still matches)."""
+    import tempfile
+
+    wrapped, _ = load_pretrained(cfg.tokenizer, base_dir, vocab_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        wrapped.save_pretrained(tmp)
+        return directory_hash(Path(tmp))
+
+
+def _build_atomically(final: Path, cfg, source, source_manifest, key_inputs, vocab_size, base_dir, console) -> None:
+    from harness.data.build import build
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        started = time.time()
+        manifest, extras = build(tmp, cfg, source, vocab_size, base_dir, console)
+        manifest["format_version"] = FORMAT_VERSION
+        manifest["source"]["hash"] = key_inputs["source_hash"]
+        _write_json(tmp / "source.json", {**source_manifest, **extras.pop("source")})
+        _write_json(tmp / "decontamination.json", extras.pop("decontamination"))
+        _write_json(tmp / "provenance.json", _provenance(key_inputs, extras, time.time() - started))
+        _write_json(tmp / "manifest.json", manifest)  # last: its presence marks a finished build
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / "manifest.json").is_file():
+                raise  # not a concurrent build that finished first
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _provenance(key_inputs: dict, extras: dict, seconds: float) -> dict:
+    """How it was made (not part of the data's identity): versions, timings, cache key inputs."""
+    import platform
+    from importlib.metadata import version
+
+    libs = {name: version(name) for name in ("tokenizers", "numpy")}
+    return {"key_inputs": key_inputs, "versions": libs, "python": platform.python_version(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(seconds, 2), **extras}
+
+
+def _write_json(path: Path, value) -> None:
+    path.write_text(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def load_prepared(path: Path) -> PreparedData:
+    """A finished preparation from its folder; shard sizes are checked against the manifest."""
+    manifest = json.loads((path / "manifest.json").read_text())
+    prepared = PreparedData(path, manifest, canonical_hash(manifest))
+    for split in manifest["splits"]:
+        for file, tokens in prepared.shards(split):
+            if not file.is_file() or file.stat().st_size != tokens * prepared.dtype.itemsize:
+                raise HarnessError(
+                    f"prepared data in {path} is damaged ({file.name} is missing or has the wrong size)",
+                    fix=f"delete {path} and prepare again",
+                )
+    return prepared
+
+
+def check_fits(prepared: PreparedData, seq_len: int, lookahead_reserve: int) -> None:
+    """Each split must hold at least one window of S + reserve tokens."""
+    from harness.data.loader import count_windows
+
+    for split in prepared.manifest["splits"]:
+        tokens = [n for _, n in prepared.shards(split)]
+        if count_windows(tokens, seq_len, lookahead_reserve) == 0:
+            raise HarnessError(
+                f"the {split} split holds {sum(tokens)} tokens, less than one window of "
+                f"{seq_len} + {lookahead_reserve} tokens",
+                fix="add data, lower data.seq_len, or raise data.val_fraction",
+            )

@@ -1,0 +1,79 @@
+"""`harness data prepare` and `harness data inspect`: the summary, decoded rows, and one
+`error:` line with exit status 2 for each kind of bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.data.inspector import prepare_recipe, recipe_windows
+from harness.recipe import load_recipe
+from tests.data.data_helpers import write_corpus
+
+RECIPE = """\
+recipe_version: 1
+name: tinydata
+model: {n_layers: 2, d_model: 16, n_heads: 2, n_kv_heads: 1, ffn_hidden: 32, vocab_size: 300, seq_len: 16}
+objective: {kind: meta, n: 2}
+train: {steps: 3, global_batch_size: 4, micro_batch_size: 1}
+data: {source: {kind: local, path: corpus}, val_fraction: 0.2}
+"""
+
+
+@pytest.fixture
+def recipe(tmp_path, write, monkeypatch):
+    monkeypatch.setenv("MTP_HARNESS_CACHE", str(tmp_path / "cache"))
+    write_corpus(tmp_path / "corpus")
+    return write("tiny.yaml", RECIPE)
+
+
+def _error_line(result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert errors == lines[-1:] and "Traceback" not in result.output, lines  # progress lines may precede it
+    return lines[-1]
+
+
+def test_prepare_prints_the_summary_and_decontamination(cli, recipe):
+    result = cli("data", "prepare", recipe)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "manifest sha256" in out and "0 of 30 documents dropped" in out and "13-grams vs humaneval, mbpp" in out
+    assert "rows of 18 tokens" in out and "train windows per epoch" in out
+    again = cli("data", "prepare", recipe)  # a cache hit prints the same thing
+    assert again.exit_code == 0 and again.stdout == out
+
+
+def test_inspect_prints_the_rows_of_a_step(cli, recipe):
+    result = cli("data", "inspect", recipe, "--step", "2", "--rank", "1", "--world-size", "2")
+    assert result.exit_code == 0, result.output
+    loaded = load_recipe(recipe)
+    prepared = prepare_recipe(loaded, recipe)
+    rows = recipe_windows(loaded, prepared).batch(2, 4, seed=0, rank=1, world_size=2)
+    tokenizer = prepared.load_tokenizer()
+    assert "step 2, rank 1 of 2: rows 2..3 of the global batch of 4" in result.stdout
+    for row in rows.tolist():
+        first_line = tokenizer.decode(row[:16]).splitlines()[0]
+        assert first_line.strip() in result.stdout
+    assert result.stdout.count("+2 target tokens") == 2
+
+
+@pytest.mark.parametrize(
+    "overrides, setup, message",
+    [
+        (["data.source.path=empty"], "empty", "the corpus is empty"),
+        (["data.source.path=missing"], None, "'missing' matched no files"),
+        (["data.strict_utf8=true"], "latin1", "bad.py is not UTF-8"),
+        (["model.vocab_size=4294967297"], None, "does not fit the uint32 token shards"),
+        (["data.seq_len=32"], None, "data.seq_len 32 is above model.seq_len 16"),
+        (["train.global_batch_size=100000", "train.micro_batch_size=1"], None, "fewer than one global batch"),
+    ],
+)
+def test_bad_input_is_one_error_line(cli, recipe, tmp_path, overrides, setup, message):
+    if setup == "empty":
+        (tmp_path / "empty").mkdir()
+        (tmp_path / "empty" / "blank.py").write_text("\n")
+    if setup == "latin1":
+        (tmp_path / "corpus" / "bad.py").write_bytes(b"# caf\xe9\n")
+    line = _error_line(cli("data", "prepare", recipe, *overrides))
+    assert message in line

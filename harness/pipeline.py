@@ -84,9 +84,13 @@ class Pipeline:
                 f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
 
     def run(self) -> RunOutcome:
-        from harness.train.distributed import barrier, init_distributed
+        from harness.train.distributed import barrier, init_distributed, rank_environment
 
-        self.dist = init_distributed()
+        # One process needs no process group until training (DeepSpeed's import and init
+        # cost seconds); under a launcher the ranks must agree from the first stage.
+        self.dist = rank_environment()
+        if self.dist.world_size > 1:
+            init_distributed()
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
         barrier()
         self.ledger = Ledger(self.run_dir)
@@ -96,6 +100,8 @@ class Pipeline:
             outputs[stage] = getattr(self, f"_stage_{stage}")(outputs)
             if outputs[stage].get("interrupted"):
                 return RunOutcome(self.run_dir, "interrupted", outputs, outputs[stage]["exit_code"])
+            if stage == "train" and not self.dist.is_main:
+                break  # export, evaluation and tracking are rank 0's; the others are done
         return RunOutcome(self.run_dir, "finished", outputs)
 
     def _cached(self, stage: str, inputs: str, make, *, check=lambda out: True) -> dict:
@@ -174,11 +180,14 @@ class Pipeline:
         return self.tracker
 
     def _stage_train(self, outputs) -> dict:
+        from harness.train import checkpoint
+        from harness.train.distributed import init_distributed
         from harness.train.loop import train
 
         identity = {"training_hash": self.training_hash, "manifest_hash": outputs["data"]["manifest_hash"]}
 
         def make():
+            init_distributed()
             result = train(self.recipe, self.run_dir, self.data, self._tracker(), self.dist, identity)
             out = {"checkpoint": str(result.checkpoint), "step": result.step, "val": result.val}
             if result.status == "interrupted":
@@ -187,7 +196,7 @@ class Pipeline:
             return out
 
         return self._cached("train", _digest(identity), make,
-                            check=lambda out: Path(out["checkpoint"], "CHECKSUMS.json").is_file())
+                            check=lambda out: checkpoint.verify(Path(out["checkpoint"])) is None)
 
     def _stage_export(self, outputs) -> dict:
         ckpt = Path(outputs["train"]["checkpoint"])

@@ -40,10 +40,13 @@ def tracking_uri() -> str:
 
 def _quiet_mlflow_env() -> None:
     """Before importing mlflow: no telemetry, and an unreachable server fails in seconds
-    instead of MLflow's default ~4 minutes of retries per call."""
+    instead of MLflow's default ~4 minutes of retries per call; its INFO chatter off."""
+    import logging
+
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 def reachable(uri: str, timeout: float = 5.0) -> tuple[bool, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -41,3 +42,24 @@ def cli():
         return CliRunner().invoke(main, [str(a) for a in args])
 
     return _run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_environment(tmp_path_factory):
+    """Every test (and every subprocess it starts) gets a private data cache and MLflow
+    store, no telemetry, and DeepSpeed's CPU accelerator without probing."""
+    root = tmp_path_factory.mktemp("env")
+    values = {
+        "MTP_HARNESS_CACHE": str(root / "cache"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DS_ACCELERATOR": "cpu",
+    }
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    yield root
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -7,8 +7,10 @@ Values are only ever `setdefault`, so a launcher always wins.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import warnings
 from dataclasses import dataclass
 
 
@@ -54,6 +56,10 @@ def init_distributed() -> Dist:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     import deepspeed
 
+    # DeepSpeed logs every engine detail at INFO; ZeRO's use of soon-renamed collectives
+    # warns on every step. Neither is actionable for a harness user.
+    deepspeed.utils.logger.setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.distributed")
     # DeepSpeed JIT-compiles its shared-memory comm op for CPU at init (~1 min on a fresh
     # machine, ENV-NOTES); gloo does the same job for us, so mark the op unusable.
     deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False

@@ -1,0 +1,98 @@
+"""Training across real processes: kill -9 and resume, preemption signals, two ranks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.train.test_train_pipeline import TINY_RUN, losses, only_run
+
+pytestmark = pytest.mark.slow
+
+
+def harness(*args, env=None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "harness", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def wait_for_step(runs: Path, step: int, proc: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dirs = [p for p in runs.glob("*") if p.is_dir()] if runs.exists() else []
+        metrics = dirs[0] / "track" / "metrics.jsonl" if dirs else None
+        if metrics and metrics.exists() and any(json.loads(l)["step"] >= step for l in metrics.read_text().splitlines()):
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"run ended before step {step}:\n{proc.stdout.read()}")
+        time.sleep(0.05)
+    pytest.fail(f"no step {step} within {timeout} s")
+
+
+@pytest.fixture
+def long_tiny(write):
+    return write("tiny.yaml", TINY_RUN.replace("steps: 8", "steps: 40").replace("checkpoint_every: 3", "checkpoint_every: 5"))
+
+
+@pytest.fixture
+def reference(long_tiny, tmp_path) -> dict[int, float]:
+    proc = harness("run", long_tiny, "--runs", tmp_path / "reference")
+    assert proc.wait(600) == 0, proc.stdout.read()
+    return losses(only_run(tmp_path / "reference"))
+
+
+def test_kill_9_then_resume_is_bit_identical(long_tiny, tmp_path, reference):
+    runs = tmp_path / "killed"
+    proc = harness("run", long_tiny, "--runs", runs)
+    wait_for_step(runs, 12, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert max(losses(only_run(runs))) < 40  # it really was cut short
+    resumed = harness("run", long_tiny, "--runs", runs)
+    output = resumed.communicate(timeout=600)[0]
+    assert resumed.returncode == 0, output
+    assert "resumed from step_0000" in output
+    assert losses(only_run(runs)) == reference  # every step, bit for bit
+    assert (only_run(runs) / "track" / "metrics.replaced.jsonl").exists()  # the cut-off steps are kept aside
+
+
+def test_sigusr1_checkpoints_and_exits_cleanly(long_tiny, tmp_path, reference):
+    runs = tmp_path / "preempted"
+    proc = harness("run", long_tiny, "--runs", runs)
+    wait_for_step(runs, 7, proc)
+    proc.send_signal(signal.SIGUSR1)  # Slurm's --signal=USR1@... warning before preemption
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 128 + signal.SIGUSR1, output
+    assert "stopped by SIGUSR1" in output
+    run_dir = only_run(runs)
+    stopped_at = int((run_dir / "checkpoints" / "latest").read_text().split("_")[1])
+    assert stopped_at == max(losses(run_dir)) < 40  # a checkpoint at exactly the last finished step
+    resumed = harness("run", long_tiny, "--runs", runs)
+    assert resumed.wait(600) == 0
+    assert losses(run_dir) == reference
+
+
+def test_two_processes_give_the_losses_of_one(long_tiny, tmp_path):
+    common = ["train.steps=6", "train.micro_batch_size=1", "train.checkpoint_every=100"]
+    one = harness("run", long_tiny, "--runs", tmp_path / "one", *common)
+    assert one.wait(600) == 0, one.stdout.read()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "harness", "run", str(long_tiny), "--runs", str(tmp_path / "two"), *common],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert two.returncode == 0, two.stdout + two.stderr
+    single, double = losses(only_run(tmp_path / "one")), losses(only_run(tmp_path / "two"))
+    assert sorted(double) == list(range(1, 7))
+    for step, loss in single.items():
+        assert double[step] == pytest.approx(loss, abs=1e-5), step
+    tags = json.loads((only_run(tmp_path / "two") / "track" / "tags.json").read_text())
+    assert tags["harness.world_size"] == "2"

@@ -79,9 +79,13 @@ Tokenizer = kind_union(BPETokenizer, PretrainedTokenizer)
 
 
 class Decontamination(_Section):
+    """Drop training documents that share a long n-gram with a benchmark (see decontaminate.py)."""
+
     enabled: bool = True
-    ngram: int = Field(default=13, ge=4, description="a document sharing this many consecutive words of code (identifiers, keywords, "
-        "numbers; punctuation and layout ignored) with a benchmark is dropped")
+    ngram: int = Field(
+        default=13, ge=4, description="a document sharing this many consecutive words of code (identifiers, "
+        "keywords, numbers; punctuation and layout ignored) with a benchmark is dropped",
+    )
     benchmarks: list[Literal["humaneval", "mbpp"]] = ["humaneval", "mbpp"]
 
 

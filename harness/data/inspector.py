@@ -35,7 +35,7 @@ def recipe_windows(recipe, prepared: PreparedData, split: str = "train") -> Toke
 def print_summary(recipe, prepared: PreparedData, console: Console) -> None:
     m = prepared.manifest
     train, val = recipe_windows(recipe, prepared, "train"), recipe_windows(recipe, prepared, "val")
-    train.windows_at(0, recipe.train.global_batch_size, recipe.train.seed)  # fits one global batch?
+    train.check_global_batch(recipe.train.global_batch_size)
     source = json.loads((prepared.path / "source.json").read_text())
     table = Table(title=f"data for {recipe.name}", show_header=False)
     table.add_column(style="bold")

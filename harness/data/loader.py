@@ -69,11 +69,11 @@ class TokenWindows:
             self._epoch = (key, rng.permutation(self.n_windows))
         return self._epoch[1]
 
-    def windows_at(self, step: int, global_batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
-        """Global window indices of rank's slice of step's global batch."""
-        if global_batch_size % world_size or not 0 <= rank < world_size:
+    def check_global_batch(self, global_batch_size: int, world_size: int = 1) -> None:
+        """Fail early (before a model is built) when the split cannot serve this batch."""
+        if global_batch_size % world_size:
             raise HarnessError(
-                f"global batch {global_batch_size} cannot be split over {world_size} ranks (rank {rank})",
+                f"global batch {global_batch_size} cannot be split over {world_size} ranks",
                 fix="make train.global_batch_size a multiple of the number of processes",
             )
         if self.n_windows < global_batch_size:
@@ -82,8 +82,12 @@ class TokenWindows:
                 f"global batch of {global_batch_size}",
                 fix="add data, or lower train.global_batch_size or data.seq_len",
             )
-        if step < 0:
-            raise HarnessError(f"step must be >= 0, got {step}")
+
+    def windows_at(self, step: int, global_batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+        """Global window indices of rank's slice of step's global batch."""
+        self.check_global_batch(global_batch_size, world_size)
+        if step < 0 or not 0 <= rank < world_size:
+            raise HarnessError(f"need step >= 0 and 0 <= rank < {world_size}; got step {step}, rank {rank}")
         local = global_batch_size // world_size
         positions = step * global_batch_size + rank * local + np.arange(local, dtype=np.int64)
         epochs, offsets = np.divmod(positions, self.n_windows)

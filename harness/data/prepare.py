@@ -172,8 +172,11 @@ def _build_atomically(final: Path, cfg, source, source_manifest, key_inputs, voc
         try:
             os.rename(tmp, final)
         except OSError:
-            if not (final / "manifest.json").is_file():
-                raise  # not a concurrent build that finished first
+            if not (final / "manifest.json").is_file():  # not a concurrent build that finished first
+                raise HarnessError(
+                    f"cannot move the prepared data into {final}: it exists but holds no manifest",
+                    fix=f"delete {final} and prepare again",
+                ) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

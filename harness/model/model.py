@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from harness.model.objectives.base import ModelOutput, ObjectiveBase, depth_targets
-from harness.model.objectives.registry import get_objective
+from harness.model.objectives.registry import Objective, get_objective
 from harness.model.trunk import Trunk, TrunkConfig
 
 
@@ -25,7 +25,7 @@ class MTPModel(nn.Module):
         self.model_cfg, self.objective_cfg = model_cfg, objective_cfg
         cls = get_objective(objective_cfg.kind)
         self.trunk = Trunk(model_cfg, cls.shared_layers(objective_cfg, model_cfg))
-        self.objective = cls(objective_cfg, model_cfg)
+        self.objective: Objective = cls(objective_cfg, model_cfg)
 
     def init_weights(self, generator: torch.Generator) -> None:
         """Trunk first, then the objective's own parameters, each in a fixed order."""

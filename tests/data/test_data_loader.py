@@ -124,3 +124,12 @@ def test_bad_shapes_are_refused(prepared):
         loader.batch(0, loader.n_windows + 1, seed=0)
     with pytest.raises(HarnessError, match="shorter than one window"):
         TokenWindows(prepared, "val", seq_len=100_000, row_length=100_001, lookahead_reserve=RESERVE)
+
+
+def test_rank_out_of_range_and_early_batch_check(prepared):
+    loader = windows(prepared)
+    with pytest.raises(HarnessError, match="rank 2"):
+        loader.batch(0, GBS, seed=0, rank=2, world_size=2)
+    loader.check_global_batch(GBS, world_size=4)
+    with pytest.raises(HarnessError, match="fewer than one global batch"):
+        loader.check_global_batch(loader.n_windows + 4, world_size=4)

@@ -162,3 +162,34 @@ def test_vocab_too_small_or_too_large_for_the_corpus(tmp_path):
 def test_window_longer_than_the_split(tmp_path):
     with pytest.raises(HarnessError, match="split holds \\d+ tokens, less than one window of 100000"):
         prep(write_corpus(tmp_path / "corpus"), tmp_path / "cache", seq_len=100_000)
+
+
+PREPARE_SCRIPT = """
+import sys
+from pathlib import Path
+from harness.data.prepare import prepare_data
+from tests.data.data_helpers import local_config
+folder = Path(sys.argv[1])
+p = prepare_data(local_config(folder), vocab_size=300, seq_len=16, base_dir=folder.parent, cache_root=Path(sys.argv[2]))
+print(p.manifest_hash)
+"""
+
+
+def test_two_processes_preparing_at_once_agree_with_a_third(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    folder = write_corpus(tmp_path / "corpus")
+    shared = tmp_path / "shared-cache"
+    runs = [subprocess.Popen([sys.executable, "-c", PREPARE_SCRIPT, str(folder), str(shared)], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    hashes = []
+    for run in runs:
+        out, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err
+        hashes.append(out.strip())
+    alone = prep(folder, tmp_path / "own-cache")  # same inputs, another process and cache
+    assert hashes == [alone.manifest_hash] * 2
+    assert [p.name for p in (shared / "data").iterdir()] == [alone.path.name]

@@ -9,7 +9,6 @@ bmm's the formula assumes (QK^T and AV over the full S x S square).
 from __future__ import annotations
 
 import pytest
-import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 

@@ -26,8 +26,6 @@ def named_grads(model) -> dict[str, torch.Tensor]:
 
 
 def test_registry_covers_every_recipe_kind_and_suggests_names():
-    from harness.model.objectives import ObjectiveConfig  # noqa: F401
-
     assert registered_objectives() == ["deepseek", "meta", "stp"]
     with pytest.raises(HarnessError, match="unknown objective 'mta'; did you mean 'meta'"):
         get_objective("mta")
@@ -164,3 +162,14 @@ def test_bad_shapes_are_refused():
     model = make(tiny_trunk(), objective("meta", n=3))
     with pytest.raises(ValueError, match="too short"):
         model(torch.zeros(2, 3, dtype=torch.long))
+
+
+def test_every_objective_has_a_design_note_with_a_depth_table():
+    """STYLE rule 7: a note beside each objective's file, with its per-depth input/label table."""
+    import inspect
+    from pathlib import Path
+
+    for name in registered_objectives():
+        note = Path(inspect.getfile(get_objective(name))).with_suffix(".md")
+        text = note.read_text()
+        assert "| depth" in text and "label" in text, note

@@ -129,7 +129,9 @@ class MetaObjective(nn.Module):
         S, n, weights = hidden.shape[1], self.config.n, self.config.weights
         targets = [depth_targets(tokens, S, k + 1) for k in range(n)]
         head_ce = [partial(self._head_ce, trunk, k, targets[k], rope) for k in range(n)]
-        if self.config.memory_efficient and torch.is_grad_enabled():
+        # Only when a backward will follow: evaluation (no_grad, or eval mode) takes the plain
+        # path, which computes the same losses without doing the heads' backward.
+        if self.config.memory_efficient and self.training and torch.is_grad_enabled():
             params, groups = self._params_and_groups(trunk)
             _refuse_partitioned(params)
             loss, per_head = SequentialHeads.apply(head_ce, weights, groups, hidden, *params)

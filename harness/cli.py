@@ -68,3 +68,11 @@ def resolve(path: str, overrides: tuple[str, ...]) -> None:
     from harness.recipe import load_recipe, resolved_yaml
 
     click.echo(resolved_yaml(load_recipe(path, overrides)), nl=False)
+
+
+from harness.containers.cli import container as _container_group  # noqa: E402
+
+main.add_command(_container_group)
+from harness.launch.cli import launch as _launch_group  # noqa: E402
+
+main.add_command(_launch_group)

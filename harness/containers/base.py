@@ -48,12 +48,17 @@ def make_base(tag: str = DEFAULT_CPU_BASE, suite: str = DEFAULT_SUITE, mirror: s
     return image_id
 
 
+# debootstrap's milestones; its per-package lines would be a hundred more.
+_PROGRESS = ("I: Retrieving Release", "I: Retrieving Packages", "I: Resolving dependencies",
+             "I: Installing core packages", "I: Configuring required packages", "I: Base system installed")
+
+
 def _run(argv: list[str], echo) -> None:
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     tail: list[str] = []
     for line in proc.stdout:
         tail = (tail + [line.rstrip()])[-20:]
-        if line.startswith(("I: Retrieving", "I: Validating", "I: Base system installed")):
+        if line.startswith(_PROGRESS):
             echo("  " + line.rstrip())
     if proc.wait():
         raise HarnessError(f"{argv[0]} failed (exit {proc.returncode}): {' | '.join(tail[-3:])}",

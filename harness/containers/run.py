@@ -170,8 +170,11 @@ def execute(client, plan: RunPlan, out=None) -> int:
         raise HarnessError(f"could not create the container: {one_line(exc.explanation or exc)}",
                            fix="with --gpus, the host needs the NVIDIA container toolkit; else --gpus none") from None
     try:
+        # attach, not logs(follow=True): the log stream drops a last line that lacks a newline
+        # when the container exits (docker 20.10), and that line is often the result.
+        output = container.attach(stdout=True, stderr=True, stream=True, logs=True)
         container.start()
-        for chunk in container.logs(stream=True, follow=True):
+        for chunk in output:
             out.write(chunk)
             out.flush()
         return int(container.wait()["StatusCode"])

@@ -89,7 +89,6 @@ def run(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[str,
     outcome = pipeline.run()
     if pipeline.dist.is_main:
         print_run_summary(outcome, console_())
-    sys.exit(outcome.exit_code)
 
 
 @main.command()
@@ -108,3 +107,9 @@ def sync(run_dir: str, force: bool) -> None:
 from harness.data.cli import data as _data_commands  # noqa: E402
 
 main.add_command(_data_commands)
+from harness.containers.cli import container as _container_group  # noqa: E402
+
+main.add_command(_container_group)
+from harness.launch.cli import launch as _launch_group  # noqa: E402
+
+main.add_command(_launch_group)

@@ -59,7 +59,6 @@ class RunOutcome:
     run_dir: Path
     status: str
     summary: dict
-    exit_code: int = 0
 
 
 class Pipeline:
@@ -98,8 +97,6 @@ class Pipeline:
         outputs = {}
         for stage in STAGES:
             outputs[stage] = getattr(self, f"_stage_{stage}")(outputs)
-            if outputs[stage].get("interrupted"):
-                return RunOutcome(self.run_dir, "interrupted", outputs, outputs[stage]["exit_code"])
             if stage == "train" and not self.dist.is_main:
                 break  # export, evaluation and tracking are rank 0's; the others are done
         return RunOutcome(self.run_dir, "finished", outputs)
@@ -115,7 +112,7 @@ class Pipeline:
             return cached
         started = time.perf_counter()
         out = make()
-        if not out.get("interrupted") and self.dist.is_main:
+        if self.dist.is_main:
             self.ledger.record(stage, inputs, out, time.perf_counter() - started)
             self.log(f"{stage}: done in {time.perf_counter() - started:.1f} s")
         return out
@@ -191,8 +188,9 @@ class Pipeline:
             result = train(self.recipe, self.run_dir, self.data, self._tracker(), self.dist, identity)
             out = {"checkpoint": str(result.checkpoint), "step": result.step, "val": result.val}
             if result.status == "interrupted":
-                self._tracker().finish("KILLED")
-                return {**out, "interrupted": True, "exit_code": 128 + int(result.signal)}
+                if self.dist.is_main:
+                    self._tracker().finish("KILLED")
+                result.preemption.finish(self.dist.rank)  # requeue marker, barrier, exit
             return out
 
         return self._cached("train", _digest(identity), make,

@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.compute import flops_per_token, targets_per_row
+from harness.launch.preemption import Preemption
 from harness.train import checkpoint
 from harness.train.deepspeed_config import build_engine
 from harness.train.progress import StepDisplay
 from harness.train.throughput import Meter, peak_flops
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
-
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -31,30 +27,7 @@ class TrainResult:
     step: int
     checkpoint: Path | None
     val: dict[str, float]
-    signal: int | None = None
-
-
-class StopRequest:
-    """SIGINT/SIGTERM/SIGUSR1 (Slurm's preemption warning) ask the loop to checkpoint and
-    leave after the current step; a second SIGINT falls through to the default handler."""
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._old = {}
-
-    def __enter__(self):
-        for sig in STOP_SIGNALS:
-            self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-    def _handle(self, signum, frame):
-        if self.signum == signal.SIGINT and signum == signal.SIGINT:
-            signal.default_int_handler(signum, frame)
-        self.signum = signum
+    preemption: Preemption | None = None  # set when a signal stopped the run
 
 
 def seed_everything(seed: int, deterministic: bool, num_threads: int | None) -> None:
@@ -139,7 +112,9 @@ def train(recipe, run_dir: Path, data, tracker, dist, identity: dict, display_en
         snapshot = {**identity, "step": step, "tokens_seen": tokens_seen, "targets_seen": targets_seen}
         return checkpoint.save(engine, ckpt_dir, step, snapshot, is_main=dist.is_main, keep=cfg.keep_checkpoints)
 
-    with StopRequest() as stop, StepDisplay(total, start, display_enabled and dist.is_main) as display:
+    # SIGINT/SIGTERM/SIGUSR1 (Slurm's warning before preemption) are noted by the handler and
+    # acted on between steps, once every rank agrees, so all ranks checkpoint the same step.
+    with Preemption() as stop, StepDisplay(total, start, display_enabled and dist.is_main) as display:
         if start:
             display.note(f"resumed from {last_ckpt.name} (step {start} of {total})")
         for step in range(start, total):
@@ -170,12 +145,14 @@ def train(recipe, run_dir: Path, data, tracker, dist, identity: dict, display_en
             if tracker is not None and dist.is_main and (done % cfg.log_every == 0 or done == total or val):
                 tracker.log_metrics(metrics, done)
             display.step(done, metrics)
-            if done % cfg.checkpoint_every == 0 or done == total or stop.signum is not None:
+            stopping = stop.agreed()
+            if done % cfg.checkpoint_every == 0 or done == total or stopping:
                 last_ckpt = save(done)
-            if stop.signum is not None:
-                display.note(f"stopped by {signal.Signals(stop.signum).name} after step {done}; "
-                             f"checkpoint {last_ckpt}; run the same command again to resume")
-                return TrainResult("interrupted", done, last_ckpt, val, stop.signum)
+            if stopping:
+                why = stop.received.name if stop.received else "another rank's signal"
+                display.note(f"stopped by {why} after step {done}; checkpoint {last_ckpt}; "
+                             "run the same command again to resume")
+                return TrainResult("interrupted", done, last_ckpt, val, stop)
     if start >= total and not val:
         val = validate(engine, val_rows, dist, recipe.objective.n_predict)
     return TrainResult("finished", total, last_ckpt, val)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.launch.preemption import PREEMPTED_EXIT
 from tests.train.test_train_pipeline import TINY_RUN, losses, only_run
 
 pytestmark = pytest.mark.slow
@@ -65,12 +66,13 @@ def test_kill_9_then_resume_is_bit_identical(long_tiny, tmp_path, reference):
 
 def test_sigusr1_checkpoints_and_exits_cleanly(long_tiny, tmp_path, reference):
     runs = tmp_path / "preempted"
-    proc = harness("run", long_tiny, "--runs", runs)
+    marker = tmp_path / "preempted.marker"  # what a generated sbatch script checks to requeue
+    proc = harness("run", long_tiny, "--runs", runs, env={**os.environ, "MTP_HARNESS_PREEMPT_FILE": str(marker)})
     wait_for_step(runs, 7, proc)
     proc.send_signal(signal.SIGUSR1)  # Slurm's --signal=USR1@... warning before preemption
     output = proc.communicate(timeout=120)[0]
-    assert proc.returncode == 128 + signal.SIGUSR1, output
-    assert "stopped by SIGUSR1" in output
+    assert proc.returncode == PREEMPTED_EXIT, output
+    assert "stopped by SIGUSR1" in output and marker.read_text().strip() == "SIGUSR1"
     run_dir = only_run(runs)
     stopped_at = int((run_dir / "checkpoints" / "latest").read_text().split("_")[1])
     assert stopped_at == max(losses(run_dir)) < 40  # a checkpoint at exactly the last finished step

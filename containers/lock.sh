@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Regenerates the lock files in containers/ from pyproject.toml. Reproducible: uv is pinned,
+# the resolution is cut off at EXCLUDE_NEWER (no release after it is considered), the target
+# Python and platform are named, and the user's pip/uv configuration is ignored (--no-config).
+#   pip install uv==0.13.8 && containers/lock.sh
+# Needs PyPI, and the CPU torch wheel (torch-2.13.0+cpu) in $TORCH_CPU_WHEELS (a directory;
+# default /opt/wheels) or in containers/wheels/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+UV_VERSION=0.13.8
+EXCLUDE_NEWER=2026-11-28T00:00:00Z
+INDEX=https://pypi.org/simple
+TORCH_CPU_WHEELS=${TORCH_CPU_WHEELS:-/opt/wheels}
+
+uv=${UV:-uv}
+have=$("$uv" --version 2>/dev/null | awk '{print $2}') || true
+if [ "$have" != "$UV_VERSION" ]; then
+    echo "error: containers/lock.sh needs uv $UV_VERSION (found: ${have:-none}); fix: pip install uv==$UV_VERSION" >&2
+    exit 2
+fi
+
+compile() {
+    "$uv" pip compile --quiet --no-config --generate-hashes --index-url "$INDEX" \
+        --exclude-newer "$EXCLUDE_NEWER" --python-platform x86_64-manylinux_2_28 \
+        --custom-compile-command "containers/lock.sh" "$@"
+}
+
+# CPU image: Debian bookworm, python3 3.11; torch's CPU wheel from a local directory. This
+# resolution equals the environment the test suite runs in.
+compile pyproject.toml -c containers/constraints.txt -c containers/constraints-cpu.txt \
+    --python-version 3.11 --find-links "$TORCH_CPU_WHEELS" --find-links containers/wheels \
+    -o containers/requirements-cpu.lock
+# CUDA image: nvidia/cuda on Ubuntu 24.04, whose python3 is 3.12; torch from PyPI (its CUDA
+# build). Every other package is held to the CPU lock's version, so the two images differ
+# only in the torch build and its CUDA libraries.
+cpu_pins=containers/.cpu-pins.txt  # a fixed name: it appears in the lock's annotations
+trap 'rm -f "$cpu_pins"' EXIT
+grep -E '^[A-Za-z0-9_.-]+==' containers/requirements-cpu.lock | sed -e 's/ \\$//' | grep -v '^torch==' > "$cpu_pins"
+compile pyproject.toml -c containers/constraints.txt -c "$cpu_pins" --python-version 3.12 \
+    -o containers/requirements.lock
+compile containers/build-tools.in --python-version 3.11 -o containers/build-tools.lock
+echo "wrote containers/requirements.lock, containers/requirements-cpu.lock, containers/build-tools.lock"

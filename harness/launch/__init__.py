@@ -1,0 +1,1 @@
+"""Cluster launch: Slurm job scripts, the rank environment from Slurm, preemption, hostfiles."""

@@ -1,0 +1,98 @@
+"""Preemption: Slurm's warning signal becomes a checkpoint, a clean exit and a requeue.
+
+The generated sbatch scripts ask Slurm for SIGUSR1 some minutes before the time limit or a
+preemption (`#SBATCH --signal=USR1@<s>`), and export MTP_HARNESS_PREEMPT_FILE. The training
+loop (`harness.train.loop`) uses this class as follows; the handler only takes note,
+because a checkpoint taken in the middle of an optimizer step would be inconsistent:
+
+    with Preemption() as preemption:
+        for step in ...:
+            ...one optimizer step...
+            if preemption.agreed():          # every rank stops at the same step
+                save_checkpoint(step)
+                break
+    # then the pipeline closes the tracking run and calls preemption.finish(rank)
+
+`finish` leaves the marker file, waits for every rank and exits PREEMPTED_EXIT (SIGINT from
+a user exits 130 and leaves no marker). The script sees the marker after srun returns and
+runs `scontrol requeue`; the requeued job runs the same `harness run`, which resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+# sysexits.h EX_TEMPFAIL: "a temporary failure; the user is invited to retry".
+PREEMPTED_EXIT = 75
+PREEMPT_FILE_ENV = "MTP_HARNESS_PREEMPT_FILE"
+DEFAULT_SIGNALS = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
+
+
+class Preemption:
+    """Remembers that a stop signal arrived; the loop decides when to act on it."""
+
+    def __init__(self, signals: tuple[signal.Signals, ...] = DEFAULT_SIGNALS):
+        self.signals = signals
+        self.received: signal.Signals | None = None
+        self._previous: dict[signal.Signals, object] = {}
+
+    def __enter__(self) -> "Preemption":
+        return self.install()
+
+    def __exit__(self, *exc) -> None:
+        self.restore()
+
+    def install(self) -> "Preemption":
+        for sig in self.signals:
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum, frame) -> None:
+        if self.received == signal.SIGINT and signum == signal.SIGINT:
+            signal.default_int_handler(signum, frame)  # a second Ctrl-C stops at once
+        self.received = signal.Signals(signum)
+
+    @property
+    def exit_code(self) -> int:
+        """130 for a user's Ctrl-C (the shell's convention), PREEMPTED_EXIT otherwise."""
+        return 128 + signal.SIGINT if self.received == signal.SIGINT else PREEMPTED_EXIT
+
+    @property
+    def requested(self) -> bool:
+        return self.received is not None
+
+    def agreed(self) -> bool:
+        """True on every rank once any rank got the signal (a MAX all-reduce when distributed).
+
+        Slurm signals the ranks at slightly different moments; without agreement one rank
+        would enter the checkpoint collective a step before the others and hang.
+        """
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return self.requested
+        import torch
+
+        device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+        flag = torch.tensor([1 if self.requested else 0], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def finish(self, rank: int = 0) -> None:
+        """After the checkpoint: mark the job for requeue, wait for every rank, exit."""
+        marker = os.environ.get(PREEMPT_FILE_ENV)
+        if marker and rank == 0 and self.received != signal.SIGINT:
+            Path(marker).write_text(f"{self.received.name if self.received else 'requested'}\n")
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            # Ranks that exit early would make srun kill the others mid-write.
+            dist.barrier()
+        raise SystemExit(self.exit_code)

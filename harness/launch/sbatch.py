@@ -1,0 +1,177 @@
+"""sbatch scripts for one harness run across Slurm nodes, inside the pinned container.
+
+Two launchers, both DeepSpeed underneath (the harness's training engine):
+- `srun` (default): one Slurm task per GPU; each task execs `harness run` through
+  `python -m harness.launch.slurm_env`, which derives RANK/WORLD_SIZE/MASTER_ADDR from
+  Slurm's variables. Slurm's warning signal reaches every rank directly.
+- `torchrun`: one task per node running torchrun with c10d rendezvous on the first node;
+  torchrun is told to forward SIGUSR1 to its workers and to wait for their checkpoint.
+Containers: pyxis/enroot (`srun --container-image`) or `apptainer exec`; none runs the
+harness installed on the nodes. Preemption: `--signal=USR1@<s>` -> the loop checkpoints,
+writes the marker file and exits -> the script runs `scontrol requeue` -> the job resumes.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from harness.launch.preemption import PREEMPT_FILE_ENV, PREEMPTED_EXIT
+from harness.launch.slurm_env import PORT_BASE, PORT_SPAN
+
+_SLURM_TIME = re.compile(r"^(\d+-\d{1,2}(:\d{2}){0,2}|\d+(:\d{2}){0,2})$")
+
+
+class SlurmOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    nodes: int = Field(ge=1)
+    gpus_per_node: int = Field(ge=1)
+    cpus_per_gpu: int | None = Field(default=None, ge=1, description="None: Slurm's default")
+    partition: str | None = None
+    time: str | None = Field(default=None, description="Slurm time limit: MM, HH:MM:SS, D-HH:MM, ...")
+    account: str | None = None
+    container: str | None = Field(default=None, description="image for pyxis (docker://..., a .sqsh) or apptainer (.sif)")
+    runtime: Literal["pyxis", "apptainer"] = "pyxis"
+    launcher: Literal["srun", "torchrun"] = "srun"
+    signal_seconds: int = Field(default=300, ge=60, description="warning before the end: time to checkpoint")
+    mounts: tuple[str, ...] = Field(default=(), description="extra host paths visible at the same path inside")
+    requeue: bool = True
+
+    @field_validator("time")
+    @classmethod
+    def _slurm_time(cls, value: str | None) -> str | None:
+        if value is not None and not _SLURM_TIME.match(value):
+            raise ValueError(f"{value!r} is not a Slurm time (MM, HH:MM:SS, D-HH, D-HH:MM:SS)")
+        return value
+
+    @field_validator("mounts")
+    @classmethod
+    def _plain_paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for path in value:
+            if not path.startswith("/") or any(c in path for c in ",: "):
+                raise ValueError(f"mount {path!r} must be an absolute path without commas, colons or spaces")
+        return value
+
+
+@dataclass(frozen=True)
+class Job:
+    """One sbatch script: a resolved recipe run from a job directory."""
+
+    name: str
+    directory: Path
+    recipe: Path
+    recipe_sha256: str
+
+
+def _header(job: Job, o: SlurmOptions) -> list[str]:
+    tasks = o.gpus_per_node if o.launcher == "srun" else 1
+    lines = [
+        f"#SBATCH --job-name={job.name}",
+        f"#SBATCH --nodes={o.nodes}",
+        f"#SBATCH --ntasks-per-node={tasks}",
+        f"#SBATCH --gpus-per-node={o.gpus_per_node}",
+        f"#SBATCH --output={job.directory}/slurm-%j.out",
+        "#SBATCH --open-mode=append",
+        f"#SBATCH --signal=USR1@{o.signal_seconds}",
+    ]
+    if o.cpus_per_gpu:
+        per_task = o.cpus_per_gpu * (o.gpus_per_node if o.launcher == "torchrun" else 1)
+        lines.append(f"#SBATCH --cpus-per-task={per_task}")
+    lines += [f"#SBATCH --{key}={value}" for key, value in
+              (("partition", o.partition), ("time", o.time), ("account", o.account)) if value]
+    lines.append("#SBATCH --requeue" if o.requeue else "#SBATCH --no-requeue")
+    return lines
+
+
+def _container_args(o: SlurmOptions) -> tuple[list[str], list[str]]:
+    """(srun options, command prefix) that put the step inside the image."""
+    if o.container is None:
+        return [], []
+    if o.runtime == "pyxis":
+        return ['--container-image="$IMAGE"', '--container-mounts="$MOUNTS"',
+                '--container-workdir="$WORKDIR"', "--no-container-mount-home"], []
+    binds = ['--bind "$MOUNTS"', '--pwd "$WORKDIR"']
+    return [], ["apptainer exec --nv", *binds, '"$IMAGE"']
+
+
+def _command(o: SlurmOptions) -> list[str]:
+    if o.launcher == "srun":
+        return ["python -m harness.launch.slurm_env harness run \"$RECIPE\""]
+    return [
+        f"torchrun --nnodes=\"$SLURM_JOB_NUM_NODES\" --nproc-per-node={o.gpus_per_node}",
+        '--rdzv-backend=c10d --rdzv-endpoint="$MASTER_ADDR:$MASTER_PORT" --rdzv-id="$SLURM_JOB_ID"',
+        "--signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1",
+        f"--shutdown-timeout={max(o.signal_seconds - 30, 30)}",
+        '-m harness run "$RECIPE"',
+    ]
+
+
+def _body(job: Job, o: SlurmOptions, workdir: Path) -> list[str]:
+    mounts = ",".join(f"{p}:{p}" for p in (str(workdir), *o.mounts))
+    lines = [
+        "set -euo pipefail",
+        "",
+        f"WORKDIR={shlex.quote(str(workdir))}",
+        f"JOB_DIR={shlex.quote(str(job.directory))}",
+        f"RECIPE={shlex.quote(str(job.recipe))}",
+        f"export {PREEMPT_FILE_ENV}=\"$JOB_DIR/preempted.$SLURM_JOB_ID\"",
+        f"PREEMPTED_EXIT={PREEMPTED_EXIT}",
+    ]
+    if o.container is not None:
+        lines += [f"IMAGE={shlex.quote(o.container)}", f"MOUNTS={shlex.quote(mounts)}",
+                  "# Recorded in the run's tags, as `harness container run` does.",
+                  'export MTP_HARNESS_CONTAINER_IMAGE="$IMAGE"']
+    if o.launcher == "torchrun":
+        lines += ['MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+                  f"MASTER_PORT=$(({PORT_BASE} + SLURM_JOB_ID % {PORT_SPAN}))"]
+    lines += [
+        'cd "$WORKDIR"',
+        f'rm -f "${PREEMPT_FILE_ENV}"  # a requeued job keeps its id: drop the last marker',
+        'echo "job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}) on $SLURM_JOB_NODELIST at $(date -Is)"',
+        "",
+    ]
+    return lines
+
+
+def _launch(o: SlurmOptions) -> list[str]:
+    srun_opts, prefix = _container_args(o)
+    # --kill-on-bad-exit: one crashed rank ends the step instead of leaving the rest waiting
+    # in a collective; preempted ranks exit only after a barrier past the checkpoint.
+    parts = ["srun --kill-on-bad-exit=1", *srun_opts, *prefix, *_command(o)]
+    call = " \\\n    ".join(parts)
+    return [
+        "status=0",
+        f"{call} || status=$?",
+        "",
+        f'if [ -e "${PREEMPT_FILE_ENV}" ]; then',
+        '    echo "preempted ($(cat "$' + PREEMPT_FILE_ENV + '")): checkpoint saved; requeueing job $SLURM_JOB_ID"',
+        f'    rm -f "${PREEMPT_FILE_ENV}"',
+        '    scontrol requeue "$SLURM_JOB_ID"',
+        "    exit 0",
+        "fi",
+        'if [ "$status" -eq "$PREEMPTED_EXIT" ]; then',
+        '    echo "the run stopped for preemption but left no marker; not requeued" >&2',
+        "fi",
+        'exit "$status"',
+    ]
+
+
+def render_sbatch(job: Job, options: SlurmOptions, workdir: Path, title: str) -> str:
+    """The complete script; it passes `bash -n` and shellcheck (tests run both)."""
+    from harness import __version__
+
+    intro = [
+        "#!/bin/bash",
+        f"# Generated by `harness launch slurm` (mtp-harness {__version__}): {title}.",
+        f"# Recipe: {job.recipe} (sha256 {job.recipe_sha256}).",
+        f"# {options.nodes} node(s) x {options.gpus_per_node} GPU(s), launcher {options.launcher}, "
+        f"container {options.container or 'none'}" + (f" via {options.runtime}." if options.container else "."),
+    ]
+    lines = intro + _header(job, options) + [""] + _body(job, options, workdir) + _launch(options)
+    return "\n".join(lines) + "\n"

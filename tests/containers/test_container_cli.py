@@ -1,0 +1,26 @@
+"""`harness container ...` refuses bad input before any engine is asked."""
+
+from tests.conftest import TINY
+
+
+def test_recipe_outside_the_working_directory_is_refused(cli, write):
+    recipe = write("elsewhere/tiny.yaml", TINY)
+    result = cli("container", "run", recipe)
+    assert result.exit_code == 2 and "outside the working directory" in result.output
+
+
+def test_bad_override_fails_before_the_container_starts(cli, write):
+    result = cli("container", "run", write("tiny.yaml", TINY), "train.stepz=3")
+    assert result.exit_code == 2 and "unknown key 'stepz'" in result.output
+
+
+def test_bad_limits_are_one_line_errors(cli):
+    result = cli("container", "exec", "--gpus", "lots", "--", "true")
+    assert result.exit_code == 2 and result.output.count("error:") == 1 and "container options" in result.output
+    result = cli("container", "exec", "--memory", "huge", "--", "true")
+    assert result.exit_code == 2 and "not a size" in result.output
+
+
+def test_build_with_a_missing_ca_bundle_is_refused(cli, tmp_path):
+    result = cli("container", "build", "--cpu", "--ca-bundle", tmp_path / "nope.pem")
+    assert result.exit_code == 2 and "nope.pem" in result.output

@@ -18,9 +18,18 @@ from tests.train.test_train_pipeline import TINY_RUN, losses, only_run
 pytestmark = pytest.mark.slow
 
 
+# In-process runs earlier in the session leave this process's rank variables set (a bound
+# MASTER_PORT among them); a child must start from a clean slate like a user's shell.
+RANK_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if k not in RANK_VARS}, **extra}
+
+
 def harness(*args, env=None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "harness", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env)
+                            stderr=subprocess.STDOUT, text=True, env=env or clean_env())
 
 
 def wait_for_step(runs: Path, step: int, proc: subprocess.Popen, timeout: float = 240) -> None:
@@ -67,7 +76,7 @@ def test_kill_9_then_resume_is_bit_identical(long_tiny, tmp_path, reference):
 def test_sigusr1_checkpoints_and_exits_cleanly(long_tiny, tmp_path, reference):
     runs = tmp_path / "preempted"
     marker = tmp_path / "preempted.marker"  # what a generated sbatch script checks to requeue
-    proc = harness("run", long_tiny, "--runs", runs, env={**os.environ, "MTP_HARNESS_PREEMPT_FILE": str(marker)})
+    proc = harness("run", long_tiny, "--runs", runs, env=clean_env(MTP_HARNESS_PREEMPT_FILE=str(marker)))
     wait_for_step(runs, 7, proc)
     proc.send_signal(signal.SIGUSR1)  # Slurm's --signal=USR1@... warning before preemption
     output = proc.communicate(timeout=120)[0]
@@ -85,7 +94,7 @@ def test_two_processes_give_the_losses_of_one(long_tiny, tmp_path):
     common = ["train.steps=6", "train.micro_batch_size=1", "train.checkpoint_every=100"]
     one = harness("run", long_tiny, "--runs", tmp_path / "one", *common)
     assert one.wait(600) == 0, one.stdout.read()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = clean_env(OMP_NUM_THREADS="1")
     two = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          "-m", "harness", "run", str(long_tiny), "--runs", str(tmp_path / "two"), *common],

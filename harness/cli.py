@@ -68,3 +68,8 @@ def resolve(path: str, overrides: tuple[str, ...]) -> None:
     from harness.recipe import load_recipe, resolved_yaml
 
     click.echo(resolved_yaml(load_recipe(path, overrides)), nl=False)
+
+
+from harness.eval.cli import eval_group  # noqa: E402  (registered last so merges stay one line)
+
+main.add_command(eval_group)

@@ -33,6 +33,16 @@ def task_manager():
     return TaskManager(include_path=str(tasks_dir()), include_defaults=False)
 
 
+def load_tasks(names: list[str], manager=None) -> dict:
+    """Task objects by name (lm-eval 0.4.13's `TaskManager.load`; older: `get_task_dict`)."""
+    manager = manager or task_manager()
+    if hasattr(manager, "load"):
+        return manager.load(names)["tasks"]
+    from lm_eval.tasks import get_task_dict
+
+    return get_task_dict(names, manager)
+
+
 def execute_responses(task: str, resps: list[list[str]], docs) -> list[list[dict]]:
     """lm-eval filter: every response of every problem, run in parallel; one row per sample."""
     samples = [(doc["task_id"], i, text) for doc, resp in zip(docs, resps) for i, text in enumerate(resp)]
@@ -74,16 +84,16 @@ def model_max_length(model_dir: Path, max_gen_toks: int, requested: int | None) 
 def run_variant(lm, tasks: list[str], variant: Variant, *, max_gen_toks: int | None, limit: int | None, seed: int) -> dict:
     """One decoding run of lm-eval over our tasks; lm-eval's results dict with samples."""
     import lm_eval
-    from lm_eval.tasks import get_task_dict
 
-    names = [LM_TASKS[task][variant.sampled] for task in tasks]
-    task_objects = get_task_dict(names, task_manager())
+    manager = task_manager()  # ours, also for simple_evaluate: its default indexes ~14k stock YAMLs (~70 s)
+    task_objects = load_tasks([LM_TASKS[task][variant.sampled] for task in tasks], manager)
     for task in task_objects.values():
         task.set_config("repeats", variant.n)
         task.set_config("generation_kwargs", variant.generation_kwargs(max_gen_toks), update=True)
     return lm_eval.simple_evaluate(
         model=lm,
         tasks=list(task_objects.values()),
+        task_manager=manager,
         limit=limit,
         bootstrap_iters=0,  # confidence intervals come from the per-sample rows
         log_samples=True,

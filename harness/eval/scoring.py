@@ -95,7 +95,10 @@ def read_samples(path: Path, task: str) -> list[tuple]:
             ) from None
         if not isinstance(completion, str):
             raise HarnessError(f"{path}:{number}: completion must be a string")
-        tid = programs.task_id_of(task, value)
+        try:
+            tid = programs.task_id_of(task, value)
+        except HarnessError as exc:
+            raise HarnessError(f"{path}:{number}: {exc.problem}", fix=exc.fix) from None
         samples.append((tid, seen[tid], completion))
         seen[tid] += 1
     if not samples:

@@ -2,14 +2,14 @@
 
 Three kinds, strongest first:
 
-- `bwrap`: bubblewrap with new pid, net, ipc, uts and cgroup namespaces, a read-only view
-  of the system directories and the interpreter only (no /home, /root, /work, /etc), a
-  private size-capped tmpfs as the working directory, `--die-with-parent` and
-  `--new-session`. As an ordinary user this is `--unshare-all` (a user namespace too). As
-  root it is the same set minus the user namespace: a user namespace would map the sandbox
-  to host uid 0, where RLIMIT_NPROC is not enforced (the kernel exempts uid 0), so a fork
-  bomb would go unchecked; instead the bootstrap starts with only CAP_SETUID/CAP_SETGID and
-  drops to an unprivileged uid before any untrusted code runs.
+- `bwrap`: bubblewrap with new pid, net, ipc, uts and cgroup namespaces, a read-only view of
+  the system directories and the interpreter's prefixes only (no /etc, and nothing else of
+  /home, /root or the project), a private size-capped tmpfs as the working directory,
+  `--die-with-parent` and `--new-session`. As an ordinary user this is `--unshare-all` (a
+  user namespace too). As root it is the same set minus the user namespace: a user namespace
+  would map the sandbox to host uid 0, where RLIMIT_NPROC is not enforced (the kernel
+  exempts uid 0), so a fork bomb would go unchecked; instead the bootstrap starts with only
+  CAP_SETUID/CAP_SETGID and drops to an unprivileged uid before any untrusted code runs.
 - `unshare`: the fallback when bwrap is missing: util-linux `unshare` with new net, pid,
   mount, ipc and uts namespaces (a user namespace when not root), so there is still no
   network and the whole process tree dies with the namespace; the working directory is a

@@ -93,7 +93,8 @@ class Sandbox:
 
     def describe(self) -> dict:
         """What a result must record to be reproducible: the isolation kind and the limits."""
-        return {"kind": self.kind, **self.config.model_dump(exclude={"kind", "workers", "python"})}
+        limits = self.config.model_dump(exclude={"kind", "workers", "python", "cpu_s"})
+        return {"kind": self.kind, "python": self.python, "cpu_s": cpu_seconds(self.config), **limits}
 
     def run_many(self, programs: Sequence[str], progress: Callable[[int], None] | None = None) -> list[Outcome]:
         """Run programs in parallel worker threads (each waits on its own process); order kept."""

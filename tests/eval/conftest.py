@@ -40,13 +40,25 @@ def isolated(request):
 
 @pytest.fixture(scope="session")
 def any_sandbox():
-    """The default sandbox (bwrap, else unshare), skipping when neither works."""
+    """The strongest sandbox that works here with any interpreter; skip when none does."""
+    reasons = []
+    for kind in ("bwrap", "unshare"):
+        python, why = python_for(kind) if shutil.which(kind) else (None, "not installed")
+        if python:
+            return open_sandbox(SandboxConfig(kind=kind, python=python, workers=2))
+        reasons.append(f"{kind}: {why}")
+    pytest.skip(f"no sandbox works here, so execution tests are skipped ({'; '.join(reasons)})")
+
+
+@pytest.fixture(scope="session")
+def default_sandbox():
+    """The sandbox the CLI opens by default (the running interpreter); skip when it fails."""
     from harness.errors import HarnessError
 
     try:
         return open_sandbox(SandboxConfig(workers=2))
     except HarnessError as exc:
-        pytest.skip(f"no sandbox works here, so execution tests are skipped: {exc}")
+        pytest.skip(f"the default sandbox does not work here, so CLI execution tests are skipped: {exc}")
 
 
 @pytest.fixture(scope="session")

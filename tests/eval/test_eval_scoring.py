@@ -80,7 +80,7 @@ def test_canonical_solutions_pass_on_a_slice(any_sandbox):
         assert scoring.summarize(scoring.execute(task, samples, any_sandbox))["passed"] == 8, task
 
 
-def test_cli_score(cli, tmp_path, any_sandbox):
+def test_cli_score(cli, tmp_path, default_sandbox):
     samples = write_samples(
         tmp_path / "mine.jsonl",
         [{"task_id": "Mbpp/11", "completion": programs.problems("mbpp")[11]["code"]}, {"task_id": 12, "completion": "x = 1"}],
@@ -97,7 +97,7 @@ def test_cli_score_rejects_a_bad_k(cli, tmp_path):
 
 
 @pytest.mark.slow
-def test_reference_solutions_all_pass(cli, any_sandbox):
+def test_reference_solutions_all_pass(cli, default_sandbox):
     """Done-when: HumanEval 164/164 and MBPP test 500/500 through the same sandbox path."""
     result = cli("eval", "reference", "--tasks", "humaneval,mbpp")
     assert result.exit_code == 0, result.output
@@ -106,7 +106,7 @@ def test_reference_solutions_all_pass(cli, any_sandbox):
 
 
 @pytest.mark.slow
-def test_full_wrong_answer_sets_score_zero(cli, tmp_path, any_sandbox):
+def test_full_wrong_answer_sets_score_zero(cli, tmp_path, default_sandbox):
     he = [{"task_id": p["task_id"], "completion": "    return None\n"} for p in programs.reference_problems("humaneval")]
     mbpp = [{"task_id": p["task_id"], "completion": "def f():\n    pass\n"} for p in programs.reference_problems("mbpp")]
     for task, records, total in (("humaneval", he, 164), ("mbpp", mbpp, 500)):

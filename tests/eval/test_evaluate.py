@@ -97,7 +97,7 @@ def test_target_resolution(tmp_path, tiny_model):
         resolve_model_dir(tmp_path)
 
 
-def test_cli_scores_a_run_directory_offline(cli, tmp_path, tiny_model, any_sandbox, monkeypatch):
+def test_cli_scores_a_run_directory_offline(cli, tmp_path, tiny_model, default_sandbox, monkeypatch):
     """Done-when: `harness eval TARGET` on a run directory, offline, rows + summary written."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     run = tmp_path / "run"
@@ -117,7 +117,7 @@ def test_cli_scores_a_run_directory_offline(cli, tmp_path, tiny_model, any_sandb
 
 
 @pytest.mark.slow
-def test_meta_protocol_on_a_random_model(tmp_path, tiny_model, any_sandbox):
+def test_meta_protocol_on_a_random_model(tmp_path, tiny_model, default_sandbox):
     cfg = EvalConfig(protocol="meta", tasks=["humaneval"], limit=1, n_samples=2, temperatures=[0.6, 1.2],
                      ks=[1, 2], max_gen_toks=8, batch_size=2, num_threads=1, sandbox={"workers": 2})  # fmt: skip
     summary = evaluate_model(tiny_model, cfg, tmp_path)

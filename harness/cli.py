@@ -104,12 +104,11 @@ def sync(run_dir: str, force: bool) -> None:
     click.echo(f"{run_dir}: synced to {tracking_uri()} as MLflow run {run_id}")
 
 
-from harness.data.cli import data as _data_commands  # noqa: E402
+# Command groups owned by their components, one line each.
+from harness.containers.cli import container  # noqa: E402
+from harness.data.cli import data  # noqa: E402
+from harness.eval.cli import eval_group  # noqa: E402
+from harness.launch.cli import launch  # noqa: E402
 
-main.add_command(_data_commands)
-from harness.containers.cli import container as _container_group  # noqa: E402
-
-main.add_command(_container_group)
-from harness.launch.cli import launch as _launch_group  # noqa: E402
-
-main.add_command(_launch_group)
+for _group in (data, eval_group, container, launch):
+    main.add_command(_group)

@@ -219,16 +219,26 @@ class Pipeline:
         return self._cached("export", inputs, make, check=lambda out: Path(out["dir"], "model.safetensors").is_file())
 
     def _stage_evaluate(self, outputs) -> dict:
-        """Validation loss per depth (from the end of training). Code benchmarks join here
-        when the evaluation stage is wired in."""
+        """Validation loss per depth (from the end of training), then HumanEval/MBPP on the
+        export through lm-eval and the sandbox (`eval.enabled`)."""
         inputs = _digest(outputs["export"]["weights_sha256"], self.recipe.eval.model_dump(mode="json"))
 
         def make():
             out_dir = self.run_dir / "eval"
             summary = {"val": outputs["train"]["val"]}
             if self.dist.is_main:
-                out_dir.mkdir(exist_ok=True)
-                (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+                staging = self.run_dir / "eval.tmp"
+                shutil.rmtree(staging, ignore_errors=True)
+                staging.mkdir()
+                if self.recipe.eval.enabled:
+                    from harness.eval.evaluate import evaluate_model
+
+                    self.log(f"evaluate: {', '.join(self.recipe.eval.tasks)} ({self.recipe.eval.protocol} protocol)")
+                    summary.update(evaluate_model(Path(outputs["export"]["dir"]), self.recipe.eval, staging))
+                (staging / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+                if out_dir.exists():
+                    shutil.rmtree(out_dir)
+                staging.rename(out_dir)
             return {"dir": str(out_dir), "summary": summary}
 
         return self._cached("evaluate", inputs, make, check=lambda out: Path(out["dir"], "summary.json").is_file())
@@ -244,8 +254,11 @@ class Pipeline:
 
             tracker = self._tracker()
             plot = plot_run_losses(self.run_dir / "track" / "metrics.jsonl", self.run_dir / "plots")
-            flat = _flatten_numbers(outputs["evaluate"]["summary"], "eval")
-            tracker.log_metrics(flat, outputs["train"]["step"])
+            summary = outputs["evaluate"]["summary"]  # validation losses were logged by training
+            scores = {f"eval/{k}": float(v) for k, v in summary.items()
+                      if "/" in k and isinstance(v, (int, float)) and not isinstance(v, bool)}
+            if scores:
+                tracker.log_metrics(scores, outputs["train"]["step"])
             for name in ("recipe.yaml", "plan.json", "provenance.json", "data.json", "stages.json", "eval", "logs"):
                 if (self.run_dir / name).exists():
                     tracker.log_artifact(self.run_dir / name)
@@ -260,14 +273,3 @@ class Pipeline:
 
 def _file_sha(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _flatten_numbers(tree: dict, prefix: str) -> dict[str, float]:
-    out = {}
-    for key, value in tree.items():
-        name = f"{prefix}/{key}" if not str(key).startswith(prefix) else str(key)
-        if isinstance(value, dict):
-            out.update(_flatten_numbers(value, name))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            out[name] = float(value)
-    return out

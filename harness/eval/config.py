@@ -1,8 +1,10 @@
-"""The `eval:` section of a recipe: which benchmarks, under which protocol."""
+"""The `eval:` section of a recipe: which benchmarks, under which protocol, with which limits."""
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from harness.eval.sandbox import SandboxConfig
 
 
 class EvalConfig(BaseModel):
@@ -11,10 +13,39 @@ class EvalConfig(BaseModel):
     enabled: bool = True
     tasks: list[Literal["humaneval", "mbpp"]] = ["humaneval", "mbpp"]
     protocol: Literal["deepseek", "meta"] = Field(
-        default="deepseek", description="deepseek: greedy pass@1 (HumanEval 0-shot, MBPP 3-shot); meta: sampled pass@k"
+        default="deepseek",
+        description="deepseek: greedy pass@1 (HumanEval 0-shot, MBPP 3-shot); "
+        "meta: n_samples per problem at each temperature, pass@k with the best temperature per k",
     )
     limit: int | None = Field(default=None, ge=1, description="first N problems per task (smoke tests only)")
     batch_size: int = Field(default=8, ge=1, description="pinned: greedy scores vary with it (lm-eval PR #1992)")
-    max_gen_toks: int = Field(default=1024, ge=1)
+    max_gen_toks: int | None = Field(
+        default=None, ge=1, description="None: each task's own (HumanEval 1024, MBPP lm-eval's default 256)"
+    )
+    max_length: int | None = Field(
+        default=None,
+        ge=2,
+        description="prompt+generation tokens for lm-eval; None: the model's max_position_embeddings, "
+        "or that plus max_gen_toks when it is not larger (small models trained on short windows)",
+    )
+    n_samples: int = Field(default=200, ge=1, description="meta: samples per problem and temperature (Meta used 200)")
+    temperatures: list[float] = Field(
+        default=[0.2, 0.4, 0.6, 0.8], min_length=1, description="meta: sampling temperatures; best per k is reported"
+    )
+    top_p: float = Field(default=0.95, gt=0, le=1, description="meta: nucleus sampling (bigcode and lm-eval use 0.95)")
+    ks: list[int] = Field(default=[1, 10, 100], min_length=1, description="meta: pass@k reported for k <= n_samples")
+    seed: int = Field(default=1234, description="lm-eval's python/numpy/torch seeds (sampling, few-shot order)")
+    num_threads: int | None = Field(
+        default=None, ge=1, description="torch threads while generating; 1 is fastest for laptop models on busy CPUs"
+    )
+    sandbox: SandboxConfig = SandboxConfig()
     per_position: bool = True
     acceptance: bool = True
+
+    @model_validator(mode="after")
+    def _sampling_is_possible(self) -> "EvalConfig":
+        if any(t <= 0 for t in self.temperatures):
+            raise ValueError("eval.temperatures must be > 0 (greedy decoding is the deepseek protocol)")
+        if self.protocol == "meta" and not any(k <= self.n_samples for k in self.ks):
+            raise ValueError(f"eval.ks {self.ks} are all above eval.n_samples {self.n_samples}; pass@k needs k <= n")
+        return self

@@ -1,0 +1,87 @@
+"""Benchmark of the offline evaluation: sandbox throughput and a full greedy HumanEval run.
+
+Prints
+1. programs/s of the sandbox on the canonical solutions (HumanEval 164, MBPP test 500),
+   beside the same programs run without isolation (rlimits only; trusted code), so the
+   ratio is the cost of isolation;
+2. the wall time of a full greedy HumanEval run (164 problems, max_gen_toks 1024, batch 8)
+   on a random laptop-size Llama (6 layers, d 128, 4 heads, 2 kv heads, ffn 352, vocab 4096),
+   split into model load + generation + execution as lm-eval runs them.
+The machine load is printed with the figures: on shared CPUs they move a lot.
+
+    python benchmarks/bench_eval.py                 # everything (several minutes)
+    python benchmarks/bench_eval.py --skip-generation
+    python benchmarks/bench_eval.py --limit 16      # a shorter generation run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min) / {five:.1f} (5 min) on {os.cpu_count()} CPUs"
+
+
+def bench_sandbox(workers: int | None) -> None:
+    from harness.eval import scoring
+    from harness.eval.isolation import launch_for
+    from harness.eval.sandbox import Sandbox, SandboxConfig, interpreter_dirs, open_sandbox
+
+    config = SandboxConfig(workers=workers)
+    isolated = open_sandbox(config)
+    # The baseline runs the same bootstrap as the calling user with rlimits only: fine for
+    # canonical solutions, never for model output.
+    bare = launch_for("none", list(interpreter_dirs(isolated.python)), uid=config.uid, tmpfs_mb=config.tmpfs_mb, drop=False)
+    unisolated = Sandbox(config, bare, isolated.python)
+    print(f"sandbox: {isolated.kind}, {isolated.workers} workers, {load()}")
+    for task in ("humaneval", "mbpp"):
+        rates = {}
+        for name, box in (("isolated", isolated), ("rlimits only", unisolated)):
+            started = time.monotonic()
+            summary, _ = scoring.reference(task, box)
+            seconds = time.monotonic() - started
+            rates[name] = summary["samples"] / seconds
+            print(f"  {task:9s} {name:12s} {summary['passed']}/{summary['samples']} passed in {seconds:6.1f} s: "
+                  f"{rates[name]:5.1f} programs/s")  # fmt: skip
+        print(f"  {task:9s} isolation costs {rates['rlimits only'] / rates['isolated']:.2f}x in throughput")
+
+
+def bench_generation(limit: int | None, threads: int) -> None:
+    from harness.eval.config import EvalConfig
+    from harness.eval.evaluate import evaluate_model
+    from harness.eval.random_model import LAPTOP_SHAPE, build_random_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = build_random_model(Path(tmp) / "model")
+        cfg = EvalConfig(tasks=["humaneval"], max_gen_toks=1024, batch_size=8, limit=limit, num_threads=threads)
+        print(f"greedy HumanEval: random Llama {LAPTOP_SHAPE}, max_gen_toks 1024, batch 8, "
+              f"torch threads {threads}, {limit or 164} problems; {load()}")  # fmt: skip
+        started = time.monotonic()
+        summary = evaluate_model(model, cfg, Path(tmp) / "out")
+        seconds = time.monotonic() - started
+    print(f"  wall time {seconds:.0f} s ({seconds / 60:.1f} min) end to end; "
+          f"pass@1 {summary['humaneval/pass_at_1']:.3f} (a random model scores ~0); {load()}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, help="HumanEval problems in the generation run (default: all 164)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for this size; ENV-NOTES)")
+    parser.add_argument("--workers", type=int, help="sandbox workers (default: one per CPU)")
+    parser.add_argument("--skip-sandbox", action="store_true")
+    parser.add_argument("--skip-generation", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_sandbox:
+        bench_sandbox(args.workers)
+    if not args.skip_generation:
+        bench_generation(args.limit, args.threads)
+
+
+if __name__ == "__main__":
+    main()

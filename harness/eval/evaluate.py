@@ -1,0 +1,112 @@
+"""`evaluate_model`: score a Hugging Face causal LM directory on HumanEval/MBPP under a protocol.
+
+The contract the pipeline relies on: per-sample rows go to `<out>/<task>_<variant>.jsonl`,
+lm-eval's own results (configs, versions, n-shot) to `<out>/lm_eval_<variant>.json`, and the
+summary to `<out>/summary.json`, which is also returned. In the summary every key with a
+`/` is a numeric metric (`humaneval/pass_at_1`, ...); every key without one records how the
+numbers were made (protocol, batch size, samples, limits, sandbox, lm-eval version), so the
+caller can log the first kind as MLflow metrics and the second as params.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.eval.config import EvalConfig
+from harness.eval.protocols import Variant, protocol_metrics, variants
+from harness.eval.sandbox import Sandbox, open_sandbox
+from harness.eval.scoring import summarize, using_sandbox, write_rows
+
+HUMANEVAL_MAX_GEN_TOKS = 1024  # the largest task default; sizes lm-eval's max_length
+
+
+def resolve_model_dir(target: Path) -> Path:
+    """A harness run directory means its export; any directory with config.json is a model."""
+    target = Path(target)
+    if (target / "export" / "config.json").is_file():
+        return target / "export"
+    if (target / "config.json").is_file():
+        return target
+    raise HarnessError(
+        f"{target} is neither a harness run directory (export/config.json) nor a Hugging Face model directory (config.json)",
+        fix="pass a run directory made by `harness run`, or a directory written by save_pretrained",
+    )
+
+
+def evaluate_model(
+    model_dir: Path, cfg: EvalConfig, out_dir: Path, *, device: str = "cpu", allow_unsafe: bool = False
+) -> dict:
+    """Run cfg's protocol on cfg's tasks; write rows, lm-eval results and the summary to out_dir."""
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    sandbox = open_sandbox(cfg.sandbox, allow_unsafe=allow_unsafe)  # refuse before loading anything
+    for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ.setdefault(key, "1")  # a local directory must never turn into a hub lookup
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from harness.eval import lmeval
+
+    if cfg.num_threads:
+        import torch
+
+        torch.set_num_threads(cfg.num_threads)
+    max_length = lmeval.model_max_length(model_dir, cfg.max_gen_toks or HUMANEVAL_MAX_GEN_TOKS, cfg.max_length)
+    lm = lmeval.load_model(model_dir, batch_size=cfg.batch_size, device=device, max_length=max_length)
+    chosen = variants(cfg)
+    per_task: dict[str, dict[str, dict]] = defaultdict(dict)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with using_sandbox(sandbox):
+        for variant in chosen:
+            results = lmeval.run_variant(
+                lm, list(cfg.tasks), variant, max_gen_toks=cfg.max_gen_toks, limit=cfg.limit, seed=cfg.seed
+            )
+            for task in cfg.tasks:
+                rows = lmeval.rows_of(results, task, variant)
+                write_rows(out_dir / f"{task}_{variant.name}.jsonl", rows)
+                per_task[task][variant.name] = summarize(rows, variant.ks)
+                _check_agreement(results, task, variant, per_task[task][variant.name])
+            _write_lm_eval_results(out_dir / f"lm_eval_{variant.name}.json", results)
+    summary: dict = {}
+    for task in cfg.tasks:
+        summary.update(protocol_metrics(task, per_task[task], chosen))
+    summary.update(_facts(cfg, chosen, sandbox, model_dir, device, max_length, lmeval.lm_eval_version()))
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return summary
+
+
+def _check_agreement(results: dict, task: str, variant: Variant, ours: dict) -> None:
+    """lm-eval's aggregate and ours come from the same rows; a mismatch is a harness bug."""
+    from harness.eval.lmeval import LM_TASKS
+
+    theirs = results["results"][LM_TASKS[task][variant.sampled]].get("pass@1,execute")
+    if theirs is not None and abs(theirs - ours["pass_at_1"]) > 1e-9:
+        raise RuntimeError(f"{task} {variant.name}: lm-eval pass@1 {theirs} != harness {ours['pass_at_1']}")
+
+
+def _write_lm_eval_results(path: Path, results: dict) -> None:
+    kept = {key: value for key, value in results.items() if key != "samples"}
+    path.write_text(json.dumps(kept, indent=2, default=str) + "\n")
+
+
+def _facts(cfg: EvalConfig, chosen: list[Variant], sandbox: Sandbox, model_dir, device, max_length, version) -> dict:
+    sampled = [v for v in chosen if v.sampled]
+    facts = {
+        "protocol": cfg.protocol,
+        "tasks": ",".join(cfg.tasks),
+        "model_dir": str(model_dir),
+        "device": device,
+        "batch_size": cfg.batch_size,
+        "max_gen_toks": cfg.max_gen_toks or "task default",
+        "max_length": max_length,
+        "n_samples": chosen[0].n,
+        "temperatures": ",".join(f"{v.temperature:g}" for v in sampled) or "greedy",
+        "top_p": sampled[0].top_p if sampled else "none",
+        "ks": ",".join(str(k) for k in chosen[0].ks),
+        "limit": cfg.limit or "none",
+        "seed": cfg.seed,
+        "lm_eval_version": version,
+    }
+    facts.update({f"sandbox_{key}": value for key, value in sandbox.describe().items()})
+    return facts

@@ -1,0 +1,53 @@
+"""Console output of `harness eval`: short tables of pass@k and of what failed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+
+
+def _console():
+    from harness.cli import console_
+
+    return console_()
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def print_summary(summary: dict, out: Path) -> None:
+    """Metrics (keys with '/') as a table, then where the rows went."""
+    table = Table(title=f"protocol {summary['protocol']}, batch {summary['batch_size']}, sandbox {summary['sandbox_kind']}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        if "/" in key:
+            shown = _pct(value) if "/pass_at_" in key and not key.endswith("_temperature") else f"{value:g}"
+            table.add_row(key, shown)
+    console = _console()
+    console.print(table)
+    console.print(f"pass@k in percent; per-sample rows and summary.json in {out}")
+
+
+def print_score(task: str, summary: dict, out: Path) -> None:
+    console = _console()
+    ks = [key for key in summary if key.startswith("pass_at_")]
+    scores = ", ".join(f"{key.replace('pass_at_', 'pass@')} {_pct(summary[key])}" for key in ks)
+    console.print(
+        f"{task}: {scores or 'no k fits every problem'} over {summary['problems']} of "
+        f"{summary['benchmark_problems']} problems, {summary['samples']} samples "
+        f"(passed {summary['passed']}, failed {summary['failed']}, timeout {summary['timeout']}, error {summary['error']})"
+    )
+    console.print(f"rows: {out}")
+
+
+def print_reference(task: str, summary: dict, rows: list[dict], kind: str) -> bool:
+    """One line per task, then every canonical solution that did not pass and why."""
+    console = _console()
+    console.print(f"{task}: {summary['passed']}/{summary['samples']} canonical solutions pass (sandbox {kind})")
+    for row in rows:
+        if row["status"] != "passed":
+            console.print(f"  {row['task_id']}: {row['status']}: {row['reason']}")
+    return summary["passed"] == summary["samples"]

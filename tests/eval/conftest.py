@@ -1,0 +1,71 @@
+"""Fixtures for the eval tests: sandboxes of each isolation kind, and a tiny random model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import pytest
+
+from harness.eval.sandbox import SandboxConfig, open_sandbox, probe
+
+FALLBACK_PYTHONS = (sys.executable, "/usr/bin/python3")  # the second for root + /root/.pyenv
+
+
+def python_for(kind: str) -> tuple[str | None, str]:
+    """An interpreter this isolation kind can run here, or None and why not."""
+    problems = []
+    for python in FALLBACK_PYTHONS:
+        if not os.path.exists(python):
+            continue
+        problem = probe(kind, python, 65534, 64)
+        if problem is None:
+            return python, ""
+        problems.append(f"{python}: {problem}")
+    return None, "; ".join(problems)
+
+
+@pytest.fixture(scope="session", params=["bwrap", "unshare"])
+def isolated(request):
+    """A sandbox of each kind that works here; the others are skipped, saying why."""
+    kind = request.param
+    if not shutil.which(kind):
+        pytest.skip(f"{kind} is not installed, so its hostile-program tests are skipped")
+    python, why = python_for(kind)
+    if python is None:
+        pytest.skip(f"{kind} cannot run Python here, so its hostile-program tests are skipped: {why}")
+    return open_sandbox(SandboxConfig(kind=kind, python=python, timeout_s=5, workers=2))
+
+
+@pytest.fixture(scope="session")
+def any_sandbox():
+    """The strongest sandbox that works here with any interpreter; skip when none does."""
+    reasons = []
+    for kind in ("bwrap", "unshare"):
+        python, why = python_for(kind) if shutil.which(kind) else (None, "not installed")
+        if python:
+            return open_sandbox(SandboxConfig(kind=kind, python=python, workers=2))
+        reasons.append(f"{kind}: {why}")
+    pytest.skip(f"no sandbox works here, so execution tests are skipped ({'; '.join(reasons)})")
+
+
+@pytest.fixture(scope="session")
+def default_sandbox():
+    """The sandbox the CLI opens by default (the running interpreter); skip when it fails."""
+    from harness.errors import HarnessError
+
+    try:
+        return open_sandbox(SandboxConfig(workers=2))
+    except HarnessError as exc:
+        pytest.skip(f"the default sandbox does not work here, so CLI execution tests are skipped: {exc}")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A 2-layer random Llama with a trained byte-level BPE tokenizer (scores ~0, by design)."""
+    from harness.eval.random_model import build_random_model
+
+    shape = dict(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, num_key_value_heads=1,
+                 intermediate_size=64, vocab_size=512)  # fmt: skip
+    return build_random_model(tmp_path_factory.mktemp("tiny_model"), **shape)

@@ -19,13 +19,16 @@ def print_run_summary(outcome, console: Console) -> None:
             table.add_row(key, f"{value:.4f}")
     evaluate = out.get("evaluate", {}).get("summary", {})
     for key, value in sorted(evaluate.items()):
-        if key != "val" and isinstance(value, (int, float)):
-            table.add_row(f"eval {key}", f"{value:.4f}")
+        # metrics have a '/' in their name (`humaneval/pass_at_1`); the rest are run facts
+        if "/" in key and isinstance(value, (int, float)) and not isinstance(value, bool):
+            table.add_row(key, str(int(value)) if float(value).is_integer() and "pass" not in key else f"{value:.4f}")
     if "export" in out:
         table.add_row("export (Hugging Face)", out["export"]["dir"])
     track = out.get("track", {})
     if track.get("synced"):
         table.add_row("MLflow run", track["mlflow_run_id"])
+    elif track.get("offline_reason"):
+        table.add_row("MLflow", f"offline ({track['offline_reason']}); upload with `harness sync {outcome.run_dir}`")
     elif track:
-        table.add_row("MLflow", f"offline ({track.get('offline_reason')}); upload with `harness sync {outcome.run_dir}`")
+        table.add_row("MLflow", "tracking disabled (track.enabled: false)")
     console.print(table)

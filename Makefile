@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/harness plan recipes/studies/laptop.yaml
+	$(BIN)/harness run recipes/deepseek_n2.yaml
 
 test: setup
 	$(BIN)/python -m pytest

@@ -22,7 +22,6 @@ from harness.containers.run import HostFacts, execute, plan_run
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(3600)]
-PROBE = ROOT / "tests" / "containers" / "torch_probe.py"
 
 
 @pytest.fixture(scope="module")
@@ -90,13 +89,43 @@ def test_harness_cli_in_the_container(image):
     assert proc.returncode == 1  # the inner status is the command's
 
 
-def test_losses_are_bit_identical_across_container_runs_and_the_host(client, image):
-    runs = []
-    for _ in range(2):
-        status, out = _run(client, image, ["python", str(PROBE)])
-        assert status == 0, out
-        runs.append(json.loads(out.strip().splitlines()[-1]))
-    host = json.loads(subprocess.run([sys.executable, str(PROBE)], capture_output=True, text=True, check=True).stdout)
-    assert runs[0]["losses"] == runs[1]["losses"]
-    # Same torch wheel, same CPU, one thread: the host agrees to the bit as well.
-    assert host["torch"] == runs[0]["torch"] and host["losses"] == runs[0]["losses"]
+TINY = """\
+recipe_version: 1
+name: container-check
+model: {{n_layers: 2, d_model: 32, n_heads: 2, n_kv_heads: 1, ffn_hidden: 64, vocab_size: 320, seq_len: 32}}
+objective: {{kind: deepseek, depth: 1}}
+data: {{source: {{kind: local, path: '{corpus}'}}, decontaminate: {{enabled: false}}}}
+train: {{steps: 6, global_batch_size: 4, micro_batch_size: 2, num_threads: 1, eval_every: 3, eval_batches: 2}}
+eval: {{enabled: false}}
+"""
+
+
+def _losses(runs: Path) -> list:
+    (metrics,) = runs.glob("*/track/metrics.jsonl")
+    return [(r["step"], r["loss/depth_1"], r["loss/depth_2"]) for r in map(json.loads, metrics.read_text().splitlines())]
+
+
+def test_harness_run_is_bit_identical_across_container_runs_and_the_host(client, image):
+    """`harness run` (fp32, one thread) in the image twice and on the host, on the same corpus
+    (the harness's own sources: each Python's stdlib would differ, Debian's is split up)."""
+    work = ROOT / "runs" / f"container-check-{os.getpid()}"
+    work.mkdir(parents=True)
+    recipe = work / "tiny.yaml"
+    recipe.write_text(TINY.format(corpus=ROOT / "harness" / "**" / "*.py"))
+    try:
+        for name in ("a", "b"):
+            status, out = _run(client, image, ["harness", "run", str(recipe), "--runs", str(work / name)])
+            assert status == 0, out
+        host = subprocess.run([sys.executable, "-m", "harness", "run", str(recipe), "--runs", str(work / "host")],
+                              cwd=ROOT, capture_output=True, text=True)
+        assert host.returncode == 0, host.stderr
+        assert len(_losses(work / "a")) == 6
+        assert _losses(work / "a") == _losses(work / "b")
+        # Same torch wheel, same CPU, one thread, same corpus: the host agrees to the bit too.
+        assert _losses(work / "host") == _losses(work / "a")
+        tags = json.loads(next((work / "a").glob("*/track/tags.json")).read_text())
+        assert tags["harness.container_image"] == image.reference
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)

@@ -10,8 +10,8 @@
    per-position ratio against relative position is reported beside it.
    Verdict: "supported at this scale" if the whole interval is below 0, "contradicted at
    this scale" if above, otherwise "not distinguishable at this scale".
-2. Meta vs DeepSeek (blog claim 4). For each Meta arm and the DeepSeek arm predicting the
-   same number of tokens (every DeepSeek arm if none matches): the difference of their gains
+2. Meta vs DeepSeek (blog claim 4). For each Meta arm and DeepSeek arm predicting the same
+   number of tokens (every Meta x DeepSeek pair if no such pair exists): the difference of their gains
    over the baseline, (Meta - STP) - (DeepSeek - STP) = Meta - DeepSeek per problem, so it is
    `stats.paired_gain(deepseek, meta)`: on pass@k per task (percentage points, bootstrap
    over problems) and on held-out next-token loss (nats, bootstrap over rows). An interval
@@ -86,11 +86,9 @@ def _pairs(groups: dict[str, list[RunRecord]]) -> list[tuple[str, str]]:
     n = {a: groups[a][0].objective.get("n") or (groups[a][0].objective.get("depth", 0) + 1) for a in arms}
     metas = [a for a in arms if groups[a][0].kind == "meta"]
     deepseeks = [a for a in arms if groups[a][0].kind == "deepseek"]
-    pairs = []
-    for m in metas:
-        same = [d for d in deepseeks if n[d] == n[m]]
-        pairs += [(m, d) for d in (same or deepseeks)]
-    return pairs
+    pairs = [(m, d) for m in metas for d in deepseeks]
+    same = [(m, d) for m, d in pairs if n[m] == n[d]]
+    return same or pairs
 
 
 def _difference(meta, deep, metric: str, unit: str, claim: str, arms: str, n_resamples: int) -> Verdict:

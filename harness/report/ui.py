@@ -60,14 +60,21 @@ def wait_healthy(base_url: str, proc: subprocess.Popen, timeout: float = 90.0) -
                        fix="try again (a busy machine starts it slowly) or start it by hand")
 
 
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)  # the session we started: the server and its workers
+def stop_server(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGTERM the process group we started (the server and its workers), SIGKILL what is
+    left after `timeout`, and return once none of it remains."""
+    deadline = time.monotonic() + timeout
+    sig = signal.SIGTERM
+    while True:
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        proc.poll()  # reap the leader, or it stays a zombie in the group
+        if time.monotonic() > deadline:
+            sig = signal.SIGKILL
+        time.sleep(0.2)
+    proc.wait()
 
 
 def experiment_id(uri: str, name: str) -> str | None:

@@ -80,22 +80,31 @@ def test_reported_rows_and_flags_are_in_every_output(tmp_path):
     ("manifest", "x" * 64, "data manifest differs"),
     ("tokenizer", "y" * 64, "tokenizer differs"),
     ("eval_facts", {"protocol": "meta"}, "eval protocol differs"),
+    ("per_position", np.ones((4, 8)), "held-out rows"),
 ])
 def test_not_comparable_runs_are_refused_unless_forced(tmp_path, field, value, what):
     rng = np.random.default_rng(0)
     outcomes = {"humaneval": (rng.random(20) < 0.5).astype(int)}
-    base = make_run(tmp_path / "runs", "stp", "stp", outcomes=outcomes)
+    base = make_run(tmp_path / "runs", "stp", "stp", outcomes=outcomes, per_position=np.ones((4, 16)))
     if field == "eval_facts":
         from tests.report.report_helpers import EVAL_FACTS
 
         value = {**EVAL_FACTS, **value}
-    other = make_run(tmp_path / "runs", "deepseek_n2", "deepseek", outcomes=outcomes, **{field: value})
+    kwargs = {"per_position": np.ones((4, 16)), field: value}
+    other = make_run(tmp_path / "runs", "deepseek_n2", "deepseek", outcomes=outcomes, **kwargs)
     with pytest.raises(HarnessError, match=f"not comparable: .*{what}") as err:
         _compare([base, other], tmp_path / "out")
     assert "--force" in err.value.fix
     forced = _compare([base, other], tmp_path / "out", force=True)
     assert any(what in p for p in forced.document["not_comparable"])
     assert "Compared with --force although" in (forced.out_dir / "report.html").read_text()
+
+
+def test_a_run_without_per_position_losses_is_still_comparable(tmp_path):
+    base = make_run(tmp_path / "runs", "stp", "stp", per_position=np.ones((4, 16)))
+    other = make_run(tmp_path / "runs", "deepseek_n2", "deepseek")
+    result = _compare([base, other], tmp_path / "out")
+    assert result.document["not_comparable"] == [] and result.verdicts[0].verdict == "not testable"
 
 
 def test_cli_refuses_then_forces(tmp_path, cli):

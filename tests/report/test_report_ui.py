@@ -4,13 +4,14 @@ the study's runs at the printed URL; stopped with everything it started."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import urllib.request
 
 import pytest
 
 from harness.errors import HarnessError
-from harness.report.ui import HOST, experiment_id, port_is_free, runs_url, start_server, stop_server, wait_healthy
+from harness.report.ui import HOST, experiment_id, runs_url, start_server, stop_server, wait_healthy
 
 
 def _free_port() -> int:
@@ -41,7 +42,11 @@ def test_server_starts_answers_and_stops(tmp_path):
             start_server(uri, port)
     finally:
         stop_server(proc)
-    assert proc.poll() is not None and port_is_free(port)
+    assert proc.poll() is not None
+    with pytest.raises(ProcessLookupError):  # nothing left of the session it ran in (workers)
+        os.killpg(proc.pid, 0)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((HOST, port), timeout=5)
 
 
 def test_urls_without_an_experiment():

@@ -115,7 +115,7 @@ def load_run(run_dir: str | Path) -> RunRecord:
     """Read a run directory; refuse one whose training or evaluation has not finished."""
     run_dir = Path(run_dir)
     stages = _json(run_dir / "stages.json")
-    if stages is None or (run_dir / "recipe.yaml").exists() is False:
+    if stages is None or not (run_dir / "recipe.yaml").exists():
         raise HarnessError(f"{run_dir} is not a harness run directory (no stages.json / recipe.yaml)",
                            fix="pass directories made by `harness run` or `harness study`")
     missing = [s for s in ("train", "evaluate") if s not in stages]

@@ -21,7 +21,8 @@ from harness.report.verdicts import long_sequence, meta_vs_deepseek
 
 METHODS = {
     "gains": "Gains are arm minus baseline, paired problem by problem (pass@k: 1/0 per problem for greedy "
-             "pass@1, the unbiased per-problem estimate for sampled pass@k) or held-out row by row (val loss: "
+             "pass@1, the unbiased per-problem estimate for sampled pass@k at the temperature of the arm's "
+             "headline figure, Meta's per-metric choice) or held-out row by row (val loss: "
              "mean next-token cross-entropy per row of eval/per_position.npy, nats). The 95% interval is a "
              "percentile bootstrap over problems (rows), two-level across seeds when an arm has several "
              "(harness/report/stats.py: paired_gain). 'val loss' is the final validation loss of the next-token "

@@ -31,7 +31,6 @@ def _inline_svg(path: Path) -> str:
 
 def render(document: dict, rows, reported, verdicts, figures: list[Path]) -> str:
     import jinja2
-    from markupsafe import Markup
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"),
                              autoescape=True, keep_trailing_newline=True)
@@ -45,7 +44,7 @@ def render(document: dict, rows, reported, verdicts, figures: list[Path]) -> str
         arm_headers=arm_headers, arm_body=arm_body, gains_note=document["methods"]["gains"],
         verdict_headers=tables.VERDICT_HEADERS, verdicts=tables.verdict_cells(verdicts),
         verdicts_note=document["methods"]["verdicts"],
-        figures=[{"svg": Markup(_inline_svg(p)), "caption": CAPTIONS.get(p.stem, p.stem)} for p in svgs],
+        figures=[{"svg": _inline_svg(p), "caption": CAPTIONS.get(p.stem, p.stem)} for p in svgs],
         reported_headers=tables.REPORTED_HEADERS, reported_body=tables.reported_cells(reported),
         runs=[d for r in rows for d in r.run_dirs],
     )

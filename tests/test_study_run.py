@@ -61,25 +61,37 @@ def test_emit_jobs_writes_one_tagged_job_per_arm(cli, tiny_study, tmp_path):
 
 @pytest.mark.slow
 def test_tiny_study_runs_resumes_and_compares(cli, tiny_study, tmp_path):
-    runs = tmp_path / "runs"
-    first = cli("study", tiny_study, "--runs", runs)
-    assert first.exit_code == 0, first.output + first.stderr
-    dirs = {p.name.split("-")[0]: p for p in runs.iterdir()}
-    assert set(dirs) == {"tiny", "tiny_ds"} and first.output.count(" ran ") == 2
-    state = json.loads((dirs["tiny_ds"] / "track" / "state.json").read_text())
     from mlflow.tracking import MlflowClient
 
-    tags = MlflowClient().get_run(state["run_id"]).data.tags
-    assert (tags["study"], tags["arm"], tags["seed"]) == ("tiny", "ds", "0")
-    assert tags["harness.run_dir"] == str(dirs["tiny_ds"].resolve())
-    metrics = (dirs["tiny"] / "track" / "metrics.jsonl").read_text()
+    runs = tmp_path / "runs"
+    # The baseline's training already exists from a plain `harness run`: the study reuses it.
+    alone = cli("run", tiny_study.parent / "arm.yaml", "--runs", runs)
+    assert alone.exit_code == 0, alone.output + alone.stderr
+    (stp_dir,) = runs.iterdir()
+    stp_state = json.loads((stp_dir / "track" / "state.json").read_text())
+    metrics = (stp_dir / "track" / "metrics.jsonl").read_text()
+
+    first = cli("study", tiny_study, "--runs", runs)
+    assert first.exit_code == 0, first.output + first.stderr
+    assert first.output.count(" ran ") == 1 and "already finished" in first.output
+    dirs = {p.name.split("-")[0]: p for p in runs.iterdir()}
+    assert set(dirs) == {"tiny", "tiny_ds"} and dirs["tiny"] == stp_dir
+    assert (stp_dir / "track" / "metrics.jsonl").read_text() == metrics  # not retrained
+    client = MlflowClient()
+    for arm, run_dir in (("stp", stp_dir), ("ds", dirs["tiny_ds"])):
+        state = json.loads((run_dir / "track" / "state.json").read_text())
+        tags = client.get_run(state["run_id"]).data.tags
+        assert (tags["study"], tags["arm"], tags["seed"]) == ("tiny", arm, "0")
+        assert tags["harness.run_dir"] == str(run_dir.resolve())
+    assert json.loads((stp_dir / "track" / "state.json").read_text())["run_id"] == stp_state["run_id"]
 
     # Resume: the finished arm skips every stage; the removed one runs again.
     shutil.rmtree(dirs["tiny_ds"])
     second = cli("study", tiny_study, "--runs", runs)
     assert second.exit_code == 0, second.output + second.stderr
     assert "already finished" in second.output and second.output.count(" ran ") == 1
-    assert (dirs["tiny"] / "track" / "metrics.jsonl").read_text() == metrics
+    assert second.stderr.count("inputs unchanged, skipped") >= 5  # stp: plan, train, export, evaluate, track
+    assert (stp_dir / "track" / "metrics.jsonl").read_text() == metrics
     assert "harness compare" in second.output
 
     out = tmp_path / "results"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -101,6 +102,12 @@ class ArmRow:
         return asdict(self)
 
 
+def _shown(path) -> str:
+    """Relative to the working directory when inside it, so committed results name no home."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(Path.cwd())) if resolved.is_relative_to(Path.cwd()) else str(resolved)
+
+
 def _mean(values):
     values = [v for v in values if v is not None]
     return float(np.mean(values)) if values else None
@@ -139,6 +146,8 @@ def gains_over(base: list[RunRecord], runs: list[RunRecord], n_resamples: int) -
         pair = outcome_matrix(base, runs, metric)
         if pair is not None:
             out[metric] = _gain_dict(paired_gain(*pair, n_resamples=n_resamples), 100.0, "percentage points")
+            if not (pair[0].any() or pair[1].any()):  # a zero-width interval here measures nothing
+                out[metric]["note"] = "neither arm solves a problem"
     b, a = rows_matrix(base), rows_matrix(runs)
     if b is not None and a is not None and b.shape[1] == a.shape[1]:
         out["val_loss"] = _gain_dict(paired_gain(b, a, n_resamples=n_resamples), 1.0, "nats (lower is better)")
@@ -146,14 +155,16 @@ def gains_over(base: list[RunRecord], runs: list[RunRecord], n_resamples: int) -
 
 
 def _acceptance(runs: list[RunRecord]) -> tuple[dict, dict]:
+    """eval/acceptance.json averaged over seeds: per depth, and the speculative decoding run."""
     found = [r.acceptance for r in runs if r.acceptance]
     if not found:
         return {}, {}
     depths = sorted({d for a in found for d in a.get("depths", {})}, key=int)
-    per_depth = {d: {key: _mean([a["depths"].get(d, {}).get(key) for a in found]) for key in ("agree_greedy", "correct")}
-                 for d in depths}
+    per_depth = {d: {key: _mean([a["depths"].get(d, {}).get(key) for a in found])
+                     for key in ("agree_greedy", "correct")} for d in depths}
     spec = [a.get("speculative") or {} for a in found]
-    speculative = {key: _mean([s.get(key) for s in spec]) for key in ("tokens_per_step", "speedup") if any(key in s for s in spec)}
+    speculative = {key: _mean([s.get(key) for s in spec])
+                   for key in ("tokens_per_step", "speedup") if any(key in s for s in spec)}
     if any("identical" in s for s in spec):
         speculative["identical"] = all(s.get("identical", False) for s in spec)
     return per_depth, speculative
@@ -169,7 +180,7 @@ def build_rows(groups: dict[str, list[RunRecord]], n_resamples: int = 10_000) ->
         acceptance, speculative = _acceptance(runs)
         rows.append(ArmRow(
             arm=arm, objective=objective_label(runs[0].objective), kind=runs[0].kind,
-            seeds=[r.seed for r in runs], run_dirs=[str(r.run_dir) for r in runs],
+            seeds=[r.seed for r in runs], run_dirs=[_shown(r.run_dir) for r in runs],
             params=int(plan.get("params_total", 0)), train_flops=float(plan.get("total_flops", 0.0)),
             tokens=int(plan.get("tokens", 0)), targets_per_step=int(plan.get("targets_per_step", 0)),
             val_loss=_mean([r.val.get("val/depth_1") for r in runs]), metrics=metrics,

@@ -93,11 +93,15 @@ def _reported_label(r: Reported) -> str:
     return f"{METHOD_NAMES[r.method]} {r.model}, {r.data}, {r.n} ({where})" + (" [!]" if r.flag else "")
 
 
+def _ours_label(row, gain: dict) -> str:
+    return f"ours: {row.arm} ({row.objective})" + (" [none solved]" if gain.get("note") else "")
+
+
 def gains(rows, reported: tuple[Reported, ...], out_dir: Path) -> list[Path]:
     """Horizontal dot plot per benchmark: published gains, then ours with 95% intervals."""
     panels = []
     for task, bench in TASK_NAMES.items():
-        ours = [(f"ours: {row.arm} ({row.objective})", row.gains[f"{task}/pass_at_1"])
+        ours = [(_ours_label(row, row.gains[f"{task}/pass_at_1"]), row.gains[f"{task}/pass_at_1"])
                 for row in rows if f"{task}/pass_at_1" in row.gains]
         theirs = [r for r in reported if r.benchmark == bench]
         panels.append((bench, ours, theirs))

@@ -24,6 +24,8 @@ def fmt_gain(g: dict | None) -> str:
     """'+1.2 [-0.5, +3.0]*': mean, 95% interval, * when the interval excludes zero."""
     if not g:
         return "-"
+    if g.get("note"):
+        return g["note"]
     digits = 3 if g["unit"].startswith("nats") else 1
     star = "*" if g["excludes_zero"] else ""
     return f"{g['mean']:+.{digits}f} [{g['low']:+.{digits}f}, {g['high']:+.{digits}f}]{star}"
@@ -137,7 +139,11 @@ def print_rich(title: str, rows: list[ArmRow], reported, verdicts, problems: lis
             t.add_row(*cells)
         return t
 
-    console.print(table(title, *arm_columns(rows)))
+    # Two tables in the terminal (cost, then results); the files keep one row per arm.
+    headers, body = arm_columns(rows)
+    split = headers.index("val loss")
+    console.print(table(title, headers[:split], [cells[:split] for cells in body]))
+    console.print(table("results", headers[:1] + headers[split:], [cells[:1] + cells[split:] for cells in body]))
     console.print("Δ: arm minus baseline; * the 95% interval excludes zero. pass@k in percent.")
     for problem in problems:
         console.print(f"[bold red]forced:[/] {problem}")

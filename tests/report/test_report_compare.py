@@ -144,3 +144,13 @@ def test_several_seeds_pool_into_one_row(tmp_path):
     rows = _compare(dirs, tmp_path / "out").rows
     assert rows[1].seeds == [0, 1] and rows[1].gains["mbpp/pass_at_1"]["n_seeds"] == [2, 2]
     assert rows[1].gains["val_loss"]["high"] < 0
+
+
+def test_a_task_no_arm_solves_is_not_shown_as_a_precise_zero(tmp_path):
+    base = make_run(tmp_path / "runs", "stp", "stp", outcomes={"mbpp": [0] * 30, "humaneval": [0, 1] * 15})
+    other = make_run(tmp_path / "runs", "meta_n2", "meta", outcomes={"mbpp": [0] * 30, "humaneval": [1, 0] * 15})
+    result = _compare([base, other], tmp_path / "out")
+    gains = result.rows[1].gains
+    assert gains["mbpp/pass_at_1"]["note"] == "neither arm solves a problem" and "note" not in gains["humaneval/pass_at_1"]
+    markdown = (result.out_dir / "comparison.md").read_text()
+    assert "| neither arm solves a problem |" in markdown and "+0.0 [+0.0, +0.0]" not in markdown

@@ -101,7 +101,8 @@ def _difference(meta, deep, metric: str, unit: str, claim: str, arms: str, n_res
         scale = 100.0
     stat = f"(Meta - STP) - (DeepSeek - STP) on {metric}"
     if pair is None:
-        return Verdict(claim, arms, stat, None, None, None, unit, UNTESTABLE, f"no paired outcomes for {metric}")
+        missing = "per-position losses (eval/per_position.npy)" if metric == "val_loss" else "per-problem outcomes"
+        return Verdict(claim, arms, stat, None, None, None, unit, UNTESTABLE, f"no paired {missing} for both arms")
     if metric != "val_loss" and not (pair[0].any() or pair[1].any()):
         return Verdict(claim, arms, stat, 0.0, 0.0, 0.0, unit, UNTESTABLE,
                        f"{UNTESTABLE}: neither arm solves a single problem ({metric})")

@@ -65,11 +65,23 @@ class Pipeline:
     """One `harness run`: construct, then `run()` the stages in order (torchtune's shape)."""
 
     def __init__(self, recipe_path: Path, overrides, runs_root: Path, force=(), console: Console | None = None):
+        self._setup(load_recipe(recipe_path, overrides), Path(recipe_path), runs_root, force, console)
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe, recipe_path: Path, runs_root: Path, force=(),
+                    console: Console | None = None) -> "Pipeline":
+        """A pipeline for an already resolved recipe (a study's budgeted, tagged arm);
+        `recipe_path` is the file it came from, whose directory anchors relative data paths."""
+        pipeline = cls.__new__(cls)
+        pipeline._setup(recipe, Path(recipe_path), runs_root, force, console)
+        return pipeline
+
+    def _setup(self, recipe: Recipe, recipe_path: Path, runs_root: Path, force, console) -> None:
         unknown = set(force) - set(STAGES)
         if unknown:
             raise HarnessError(f"--force {', '.join(sorted(unknown))}: no such stage; stages: {', '.join(STAGES)}")
-        self.recipe_path = Path(recipe_path)
-        self.recipe = load_recipe(recipe_path, overrides)
+        self.recipe_path = recipe_path
+        self.recipe = recipe
         self.run_dir = run_dir_for(self.recipe, runs_root)
         self.force = set(force)
         self.console = console or Console(stderr=True)
@@ -173,6 +185,7 @@ class Pipeline:
             self.tracker = Tracker(self.run_dir, self.recipe.track, enabled=self.dist.is_main)
             if self.dist.is_main:
                 tags = run_tags(self.hash, self.training_hash, self.dist.world_size)
+                tags["harness.run_dir"] = str(self.run_dir.resolve())  # how `compare --experiment` finds it
                 self.tracker.start(flatten(self.recipe.model_dump(mode="json")), tags, self.run_dir.name)
         return self.tracker
 

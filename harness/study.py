@@ -63,13 +63,24 @@ class Study:
     match: MatchResult
 
     def runs(self):
-        """(arm, seed, recipe) for every arm x seed, baseline first."""
+        """(arm, seed, recipe) for every arm x seed, baseline first.
+
+        Each recipe carries `track.tags` study/arm/seed, so MLflow (and `harness compare
+        --experiment`) can find a study's runs; tags are outside the training sections, so
+        they change neither the run directory nor what is trained."""
         order = [self.config.baseline] + [a for a in self.recipes if a != self.config.baseline]
         for arm in order:
             for seed in self.config.seeds:
-                yield arm, seed, self.recipes[arm].model_copy(
-                    update={"train": self.recipes[arm].train.model_copy(update={"seed": seed})}
-                )
+                recipe = self.recipes[arm]
+                tags = {**recipe.track.tags, "study": self.config.name, "arm": arm, "seed": str(seed)}
+                yield arm, seed, recipe.model_copy(update={
+                    "train": recipe.train.model_copy(update={"seed": seed}),
+                    "track": recipe.track.model_copy(update={"tags": tags}),
+                })
+
+    def arm_source(self, arm: str) -> Path:
+        """The recipe file an arm comes from: relative `local` data paths resolve from it."""
+        return self.path.parent / self.config.arms[arm].recipe
 
 
 def is_study(path: str | Path) -> bool:

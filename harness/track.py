@@ -133,6 +133,9 @@ class Tracker:
             client.log_batch(run_id, params=[Param(k, v[:6000]) for k, v in params.items()],
                              tags=[RunTag(k, v) for k, v in tags.items()])
             self._save_state(live_run_id=run_id, live_uri=uri)
+        else:
+            # A resumed run may carry new tags (the same training later run as a study arm).
+            client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         self.client, self.run_id = client, run_id
 
     def _guard(self, fn, *args) -> None:

@@ -44,13 +44,101 @@ def paired_gain(baseline, arm, *, confidence: float = 0.95, n_resamples: int = 1
         raise ValueError(f"arms cover different problem sets ({base.shape[1]} vs {mtp.shape[1]} problems)")
     rng = np.random.default_rng(seed)
     n = base.shape[1]
-    problems = rng.integers(0, n, size=(n_resamples, n))
     draws = np.empty(n_resamples)
-    for i in range(n_resamples):
-        b = base[rng.integers(0, base.shape[0], size=base.shape[0])].mean(axis=0)
-        m = mtp[rng.integers(0, mtp.shape[0], size=mtp.shape[0])].mean(axis=0)
-        draws[i] = (m - b)[problems[i]].mean()
+    # Resampling as multinomial counts (problems, seeds) turns each draw into weighted sums;
+    # chunks bound the memory at ~chunk x problems floats.
+    chunk = max(1, 2_000_000 // n)
+    for start in range(0, n_resamples, chunk):
+        size = min(chunk, n_resamples - start)
+        problems = _counts(rng, n, size)  # [size, problems]
+        b = _counts(rng, base.shape[0], size) @ base / base.shape[0]  # [size, problems]
+        m = _counts(rng, mtp.shape[0], size) @ mtp / mtp.shape[0]
+        draws[start:start + size] = ((m - b) * problems).sum(axis=1) / n
     alpha = (1 - confidence) / 2
     low, high = np.quantile(draws, [alpha, 1 - alpha])
     mean = float(mtp.mean(axis=0).mean() - base.mean(axis=0).mean())
     return Gain(mean, float(low), float(high), confidence, n, (base.shape[0], mtp.shape[0]))
+
+
+def _counts(rng, n: int, size: int) -> np.ndarray:
+    """[size, n]: how often each of n items is drawn in each of `size` resamples with replacement."""
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=size).astype(float)
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate and its percentile bootstrap interval."""
+
+    estimate: float
+    low: float
+    high: float
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+
+@dataclass(frozen=True)
+class PositionRatio:
+    """MTP / STP next-token loss per position, and the late-vs-early statistics.
+
+    `ratio[p]` = mean over rows of the arm's loss at p / the same mean for the baseline;
+    `low`/`high` its pointwise band. `late_minus_early` = R_late - R_early, where R_Q is the
+    arm's mean loss over the positions in Q (all rows) divided by the baseline's, with Q
+    the first and the last quarter of positions. `slope` is the least-squares slope of
+    ratio[p] against p / (S - 1): the change of the ratio from the first position to the last.
+    """
+
+    ratio: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    late_minus_early: Interval
+    slope: Interval
+    n_rows: int
+    n_seeds: tuple[int, int]
+
+
+def _seed_means(rng, per_seed: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """[resamples, S]: per resample, rows weighted by `weights`, seeds resampled independently."""
+    n_seeds, n_rows, _ = per_seed.shape
+    means = np.einsum("br,srp->sbp", weights, per_seed) / n_rows  # [seeds, resamples, S]
+    picks = _counts(rng, n_seeds, weights.shape[0]) / n_seeds
+    return np.einsum("bs,sbp->bp", picks, means)
+
+
+def _late_early(base: np.ndarray, arm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For [..., S] mean curves: R_late - R_early and the OLS slope of the ratio vs p/(S-1)."""
+    q = max(1, base.shape[-1] // 4)
+    early = arm[..., :q].mean(-1) / base[..., :q].mean(-1)
+    late = arm[..., -q:].mean(-1) / base[..., -q:].mean(-1)
+    ratio = arm / base
+    x = np.linspace(0.0, 1.0, base.shape[-1])
+    x = x - x.mean()
+    slope = (ratio - ratio.mean(-1, keepdims=True)) @ x / (x @ x)
+    return late - early, slope
+
+
+def position_ratio(baseline, arm, *, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> PositionRatio:
+    """`baseline`/`arm`: per-position losses [rows, S] or [seeds, rows, S] on the same rows.
+
+    Rows are resampled once per draw and shared by both arms (the pairing); with several
+    seeds each arm's seeds are also resampled independently, as in `paired_gain`."""
+    base = np.asarray(baseline, dtype=float)
+    mtp = np.asarray(arm, dtype=float)
+    base, mtp = (a[None] if a.ndim == 2 else a for a in (base, mtp))
+    if base.shape[1:] != mtp.shape[1:]:
+        raise ValueError(f"arms cover different held-out rows or lengths ({base.shape[1:]} vs {mtp.shape[1:]})")
+    rng = np.random.default_rng(seed)
+    weights = _counts(rng, base.shape[1], n_resamples)  # rows, as weights
+    b, m = _seed_means(rng, base, weights), _seed_means(rng, mtp, weights)
+    alpha = (1 - confidence) / 2
+    point_b, point_m = base.mean(axis=(0, 1)), mtp.mean(axis=(0, 1))
+    diff, slope = _late_early(b, m)
+    point_diff, point_slope = _late_early(point_b, point_m)
+    low, high = np.quantile(m / b, [alpha, 1 - alpha], axis=0)
+
+    def interval(point, draws) -> Interval:
+        lo, hi = np.quantile(draws, [alpha, 1 - alpha])
+        return Interval(float(point), float(lo), float(hi))
+
+    return PositionRatio(point_m / point_b, low, high, interval(point_diff, diff), interval(point_slope, slope),
+                         base.shape[1], (base.shape[0], mtp.shape[0]))

@@ -32,3 +32,16 @@ def print_run_summary(outcome, console: Console) -> None:
     elif track:
         table.add_row("MLflow", "tracking disabled (track.enabled: false)")
     console.print(table)
+
+
+def print_study_summary(study, done, path, overrides, runs_root, console: Console) -> None:
+    """One line per arm x seed, then the commands that compare and show the study."""
+    table = Table(title=f"study {study.config.name}: {len(done)} runs", title_justify="left")
+    for name in ("arm", "seed", "status", "seconds", "run directory"):
+        table.add_column(name)
+    for run in done:
+        table.add_row(run.arm, str(run.seed), run.status, f"{run.seconds:.0f}", str(run.run_dir))
+    console.print(table)
+    extra = "".join(f" {o}" for o in overrides) + ("" if str(runs_root) == "runs" else f" --runs {runs_root}")
+    console.print(f"compare: harness compare {path}{extra}   (writes results/{study.config.name}/)")
+    console.print(f"browse:  harness ui {path}")

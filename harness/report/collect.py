@@ -1,0 +1,185 @@
+"""Finished run directories as records a comparison can read, and where to find them.
+
+Runs are found three ways: from a study file (each arm x seed's run directory follows from
+its budgeted recipe, as `harness study` made it), from run directories named on the command
+line, or from an MLflow experiment (each run's `harness.run_dir` tag, or `harness.synced_from`
+for runs uploaded by `harness sync`). Everything is read from the run directory, the durable
+copy; MLflow is only the index.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from harness.errors import HarnessError
+from harness.eval.passk import pass_at_k
+
+TASKS = ("humaneval", "mbpp")
+
+
+def _json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+@dataclass
+class RunRecord:
+    """One finished run: its arm, seed and everything the comparison reads from it."""
+
+    run_dir: Path
+    recipe: dict
+    plan: dict
+    stages: dict
+    data: dict
+    summary: dict
+    arm: str = ""
+    seed: int = 0
+    tags: dict = field(default_factory=dict)
+
+    @property
+    def objective(self) -> dict:
+        return self.recipe.get("objective", {"kind": "stp"})
+
+    @property
+    def kind(self) -> str:
+        return self.objective.get("kind", "stp")
+
+    @property
+    def manifest_hash(self) -> str:
+        return self.data.get("manifest_hash", "")
+
+    @property
+    def tokenizer_hash(self) -> str:
+        return self.data.get("manifest", {}).get("tokenizer", {}).get("hash", "")
+
+    @property
+    def val(self) -> dict[str, float]:
+        return self.stages.get("train", {}).get("outputs", {}).get("val", {}) or self.summary.get("val", {})
+
+    def metrics(self) -> dict[str, float]:
+        """Headline pass@k per task (`humaneval/pass_at_1`, ...), as fractions."""
+        out = {}
+        for key, value in self.summary.items():
+            task, _, name = key.partition("/")
+            if task in TASKS and name.startswith("pass_at_") and name[8:].isdigit():
+                out[key] = float(value)
+        return out
+
+    def outcomes(self, metric: str) -> dict | None:
+        """Per-problem outcome behind a headline metric: 1/0 for greedy pass@1, else the
+        unbiased pass@k estimate per problem at the temperature the headline used."""
+        task, _, name = metric.partition("/")
+        k = int(name.removeprefix("pass_at_"))
+        temperature = self.summary.get(f"{metric}_temperature")
+        variant = "greedy" if temperature is None else f"t{float(temperature):g}"
+        path = self.run_dir / "eval" / f"{task}_{variant}.jsonl"
+        if not path.exists():
+            return None
+        counts: dict = {}
+        for line in path.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                n, c = counts.get(row["task_id"], (0, 0))
+                counts[row["task_id"]] = (n + 1, c + (row["status"] == "passed"))
+        if any(n < k for n, _ in counts.values()):
+            return None
+        return {tid: pass_at_k(n, c, k) for tid, (n, c) in counts.items()}
+
+    @cached_property
+    def per_position(self) -> np.ndarray | None:
+        """[rows, S] next-token cross-entropy (nats) on the fixed held-out rows, if evaluated."""
+        path = self.run_dir / "eval" / "per_position.npy"
+        return np.load(path).astype(np.float64) if path.exists() else None
+
+    @property
+    def acceptance(self) -> dict | None:
+        return _json(self.run_dir / "eval" / "acceptance.json")
+
+    def val_curve(self, depth: str = "val/depth_1") -> list[tuple[float, float, float]]:
+        """(tokens seen, training FLOPs spent, validation loss) at each evaluation step."""
+        path = self.run_dir / "track" / "metrics.jsonl"
+        if not path.exists():
+            return []
+        per_token = float(self.plan.get("flops_per_token", {}).get("total", 0.0))
+        rows = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+        return [(r["tokens_seen"], r["tokens_seen"] * per_token, r[depth]) for r in rows
+                if depth in r and "tokens_seen" in r]
+
+
+def load_run(run_dir: str | Path) -> RunRecord:
+    """Read a run directory; refuse one whose training or evaluation has not finished."""
+    run_dir = Path(run_dir)
+    stages = _json(run_dir / "stages.json")
+    if stages is None or not (run_dir / "recipe.yaml").exists():
+        raise HarnessError(f"{run_dir} is not a harness run directory (no stages.json / recipe.yaml)",
+                           fix="pass directories made by `harness run` or `harness study`")
+    missing = [s for s in ("train", "evaluate") if s not in stages]
+    if missing:
+        raise HarnessError(f"{run_dir} has not finished (no {' or '.join(missing)} stage yet)",
+                           fix="finish it first: `harness run RECIPE` or `harness study STUDY` resumes it")
+    recipe = yaml.safe_load((run_dir / "recipe.yaml").read_text())
+    summary = _json(run_dir / "eval" / "summary.json") or stages["evaluate"]["outputs"].get("summary", {})
+    tags = recipe.get("track", {}).get("tags", {})
+    return RunRecord(
+        run_dir=run_dir, recipe=recipe, plan=_json(run_dir / "plan.json") or {}, stages=stages,
+        data=_json(run_dir / "data.json") or {}, summary=summary,
+        arm=tags.get("arm", recipe["name"]), seed=int(tags.get("seed", recipe["train"].get("seed", 0))), tags=tags,
+    )
+
+
+def runs_of_study(study, runs_root: Path, *, allow_missing: bool = False) -> list[RunRecord]:
+    """The run directory of every arm x seed of a loaded study."""
+    from harness.pipeline import run_dir_for
+
+    records, missing = [], []
+    for arm, seed, recipe in study.runs():
+        run_dir = run_dir_for(recipe, runs_root)
+        if not (run_dir / "stages.json").exists():
+            missing.append(f"{arm} seed {seed} ({run_dir})")
+            continue
+        record = load_run(run_dir)
+        record.arm, record.seed = arm, seed  # the study's names win over the recipe's tags
+        records.append(record)
+    if missing and not allow_missing:
+        raise HarnessError(f"study {study.config.name}: not run yet: {'; '.join(missing)}",
+                           fix=f"run `harness study {study.path}` (with the same overrides and --runs), "
+                               "or pass --force to compare the arms that exist")
+    return records
+
+
+def runs_of_experiment(experiment: str, study: str | None = None) -> list[RunRecord]:
+    """Run directories recorded on an MLflow experiment's runs (optionally one study's)."""
+    from harness.track import _quiet_mlflow_env, reachable, tracking_uri
+
+    uri = tracking_uri()
+    ok, why = reachable(uri)
+    if not ok:
+        raise HarnessError(f"tracking store {uri} is unreachable ({why})",
+                           fix="start it, set MLFLOW_TRACKING_URI, or pass the study file or run directories instead")
+    _quiet_mlflow_env()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise HarnessError(f"no MLflow experiment {experiment!r} in {uri}", fix="check the name with `harness ui`")
+    runs = client.search_runs([found.experiment_id], max_results=5000)
+    dirs: dict[str, None] = {}
+    for run in runs:
+        tags = run.data.tags
+        if "harness.superseded_by" in tags or tags.get("harness.kind") == "comparison":
+            continue
+        if study and tags.get("study") != study:
+            continue
+        path = tags.get("harness.run_dir") or tags.get("harness.synced_from")
+        if path and Path(path).is_dir():
+            dirs.setdefault(str(Path(path).resolve()))
+    if not dirs:
+        raise HarnessError(f"MLflow experiment {experiment!r} has no runs whose run directory is on this machine",
+                           fix="pass the run directories instead, or run compare where the runs were made")
+    return [load_run(Path(d)) for d in dirs]

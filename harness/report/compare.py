@@ -1,0 +1,160 @@
+"""`harness compare`: reproduced vs reported gains for a study's runs, written to results/<study>/.
+
+Order of work: find the runs (study file, run directories or MLflow experiment), refuse
+runs that are not comparable (unless forced), build the arm rows and the verdicts, then
+write comparison.{json,md,csv}, the figures and report.html, print the tables and log the
+directory to MLflow. Outputs hold no timestamps, so the same runs give the same files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import __version__
+from harness.errors import HarnessError
+from harness.report import html_report, plots, tables
+from harness.report.collect import RunRecord, load_run, runs_of_experiment, runs_of_study
+from harness.report.comparison import build_rows, check_comparable, group_by_arm
+from harness.report.published import all_reported
+from harness.report.verdicts import long_sequence, meta_vs_deepseek
+
+METHODS = {
+    "gains": "Gains are arm minus baseline, paired problem by problem (pass@k: 1/0 per problem for greedy "
+             "pass@1, the unbiased per-problem estimate for sampled pass@k at the temperature of the arm's "
+             "headline figure, Meta's per-metric choice) or held-out row by row (val loss: "
+             "mean next-token cross-entropy per row of eval/per_position.npy, nats). The 95% interval is a "
+             "percentile bootstrap over problems (rows), two-level across seeds when an arm has several "
+             "(harness/report/stats.py: paired_gain). 'val loss' is the final validation loss of the next-token "
+             "head (val/depth_1).",
+    "verdicts": "Long sequences: D = R_late - R_early, R_Q = arm's mean next-token loss over the positions in Q "
+                "(first / last quarter of the window, all held-out rows) divided by the baseline's; the claim "
+                "predicts D < 0; paired bootstrap over rows. Meta vs DeepSeek: (Meta - STP) - (DeepSeek - STP) = "
+                "Meta - DeepSeek per problem (per row for loss), paired bootstrap. 'Not distinguishable at this "
+                "scale' means the 95% interval includes zero (harness/report/verdicts.py).",
+}
+
+
+@dataclass
+class Found:
+    records: list[RunRecord]
+    name: str
+    baseline: str | None = None
+    experiment: str | None = None
+
+
+def find_runs(targets: tuple[str, ...], experiment: str | None, study_tag: str | None, runs_root: Path,
+              force: bool) -> Found:
+    """STUDY.yaml [KEY=VALUE...] | RUN_DIR... | --experiment NAME: the runs to compare."""
+    from harness.study import is_study, load_study
+
+    if experiment:
+        if targets:
+            raise HarnessError("give either --experiment or paths, not both", fix="drop one of them")
+        records = runs_of_experiment(experiment, study_tag)
+        return Found(records, study_tag or _common_tag(records) or experiment, experiment=experiment)
+    if not targets:
+        raise HarnessError("nothing to compare", fix="pass a study file, run directories, or --experiment NAME")
+    first = Path(targets[0])
+    if first.is_file() and is_study(first):
+        study = load_study(first, targets[1:])
+        return Found(runs_of_study(study, runs_root, allow_missing=force), study.config.name, study.config.baseline)
+    stray = [t for t in targets if not Path(t).is_dir()]
+    if stray:
+        raise HarnessError(f"not a run directory or study file: {', '.join(stray)}",
+                           fix="overrides (KEY=VALUE) only follow a study file")
+    records = [load_run(t) for t in targets]
+    return Found(records, _common_tag(records) or "compare")
+
+
+def _common_tag(records: list[RunRecord]) -> str | None:
+    names = {r.tags.get("study") for r in records}
+    return names.pop() if len(names) == 1 and None not in names else None
+
+
+def pick_baseline(records: list[RunRecord], given: str | None) -> str:
+    if given:
+        return given
+    stp = sorted({r.arm for r in records if r.kind == "stp"})
+    if len(stp) == 1:
+        return stp[0]
+    raise HarnessError(f"cannot tell the baseline: {len(stp)} single-token arms ({', '.join(stp) or 'none'})",
+                       fix="pass --baseline ARM")
+
+
+@dataclass
+class Comparison:
+    out_dir: Path
+    document: dict
+    rows: list
+    verdicts: list
+    files: list[Path] = field(default_factory=list)
+    mlflow: tuple[str | None, str | None] = (None, None)
+
+
+def run_compare(found: Found, *, baseline: str | None, out_dir: Path | None, force: bool, log: bool = True,
+                n_resamples: int = 10_000) -> Comparison:
+    baseline = pick_baseline(found.records, baseline or found.baseline)
+    groups = group_by_arm(found.records, baseline)
+    problems = check_comparable(found.records, force)
+    rows = build_rows(groups, n_resamples)
+    position_verdicts, curves = long_sequence(groups, n_resamples=min(n_resamples, 2000))
+    verdicts = position_verdicts + meta_vs_deepseek(groups, n_resamples)
+    out_dir = Path(out_dir or Path("results") / found.name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reported = all_reported()
+    document = _document(found, baseline, rows, verdicts, reported, problems)
+    figures = _figures(groups, rows, curves, reported, out_dir / "plots")
+    files = [*figures, *_write_texts(out_dir, document, rows, reported, verdicts)]
+    files.append(html_report.write(out_dir / "report.html", document, rows, reported, verdicts, figures))
+    result = Comparison(out_dir, document, rows, verdicts, files)
+    if log:
+        from harness.report.mlflow_log import log_comparison
+
+        experiment = found.experiment or _experiment_of(found.records)
+        result.mlflow = log_comparison(out_dir, found.name, experiment, rows)
+    return result
+
+
+def _experiment_of(records: list[RunRecord]) -> str:
+    names = {r.recipe.get("track", {}).get("experiment", "mtp-harness") for r in records}
+    return names.pop() if len(names) == 1 else "mtp-harness"
+
+
+def _document(found: Found, baseline: str, rows, verdicts, reported, problems) -> dict:
+    from dataclasses import asdict
+
+    from harness.provenance import git_state
+
+    return {
+        "study": found.name, "baseline": baseline, "harness_version": __version__,
+        "git_commit": git_state()["commit"],
+        "data_manifest": found.records[0].manifest_hash if found.records else "",
+        "not_comparable": problems, "methods": METHODS,
+        "arms": [row.as_dict() for row in rows],
+        "verdicts": [v.as_dict() for v in verdicts],
+        "reported": [asdict(r) for r in reported],
+    }
+
+
+def _figures(groups, rows, curves, reported, plot_dir: Path) -> list[Path]:
+    val = {arm: runs[0].val_curve() for arm, runs in groups.items()}  # first seed's curve per arm
+    colors = plots.arm_colors(groups)
+    return [*plots.val_loss_curves(val, plot_dir), *plots.position_ratio(curves, colors, plot_dir),
+            *plots.gains(rows, reported, plot_dir), *plots.acceptance(rows, colors, plot_dir)]
+
+
+def _write_texts(out_dir: Path, document: dict, rows, reported, verdicts) -> list[Path]:
+    md = [f"# MTP study {document['study']}: reproduced vs reported gains", "",
+          f"Baseline **{document['baseline']}**. Δ = arm minus baseline; * marks a 95% interval that excludes "
+          "zero; pass@k in percent.", ""]
+    md += [f"**Compared with --force although** {p}" for p in document["not_comparable"]]
+    md += ["## Reproduced", "", tables.markdown_table(*tables.arm_columns(rows)), "", document["methods"]["gains"], "",
+           "## Verdicts", "", tables.markdown_table(tables.VERDICT_HEADERS, tables.verdict_cells(verdicts))
+           if verdicts else "No verdicts: no MTP arm with the outputs they need.", "", document["methods"]["verdicts"], "",
+           "## Reported (published)", "", tables.markdown_table(tables.REPORTED_HEADERS, tables.reported_cells(reported)), ""]
+    written = {"comparison.json": tables.to_json(document), "comparison.md": "\n".join(md),
+               "comparison.csv": tables.to_csv(rows)}
+    for name, text in written.items():
+        (out_dir / name).write_text(text, encoding="utf-8")
+    return [out_dir / name for name in written]

@@ -1,0 +1,190 @@
+"""The comparison table: one row per arm (cost, scores, gain over the baseline with its
+interval, head acceptance), built from finished runs that are comparable.
+
+Gains are paired: every arm is scored on the same problems as the baseline, so the gain is
+the mean per-problem difference, and its 95% interval is `stats.paired_gain`'s bootstrap
+over problems (two-level across seeds when an arm has several). pass@k values and gains
+are in percentage points, like the published rows; `val_loss` is the held-out next-token
+cross-entropy in nats, paired over the fixed held-out rows of `eval/per_position.npy`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.report.collect import RunRecord
+from harness.report.stats import paired_gain
+
+# What must agree for two runs' numbers to be compared (besides their problem sets).
+EVAL_SETTINGS = ("protocol", "tasks", "limit", "max_gen_toks", "n_samples", "temperatures", "top_p", "batch_size")
+
+
+def group_by_arm(records: list[RunRecord], baseline: str) -> dict[str, list[RunRecord]]:
+    """Arms in order, baseline first; seeds sorted; duplicate (arm, seed) refused."""
+    groups: dict[str, list[RunRecord]] = defaultdict(list)
+    for record in records:
+        groups[record.arm].append(record)
+    if baseline not in groups:
+        raise HarnessError(f"baseline arm {baseline!r} is not among the runs ({', '.join(groups)})",
+                           fix="pass --baseline ARM naming one of them")
+    for arm, runs in groups.items():
+        seeds = [r.seed for r in runs]
+        if len(set(seeds)) != len(seeds):
+            dirs = ", ".join(str(r.run_dir) for r in runs)
+            raise HarnessError(f"arm {arm} has the same seed more than once ({dirs})",
+                               fix="compare one study at a time (--study NAME), or name the run directories")
+        runs.sort(key=lambda r: r.seed)
+    return {baseline: groups[baseline], **{a: g for a, g in groups.items() if a != baseline}}
+
+
+def comparability_problems(records: list[RunRecord]) -> list[str]:
+    """What differs between runs that must share it: data, tokenizer, eval settings, rows."""
+    checks = {
+        "data manifest": lambda r: r.manifest_hash[:12],
+        "tokenizer": lambda r: r.tokenizer_hash[:12],
+        **{f"eval {key}": (lambda r, key=key: str(r.summary.get(key))) for key in EVAL_SETTINGS},
+        # A run without per-position losses only leaves the long-sequence verdict untested.
+        "held-out rows (per_position shape)": lambda r: None if r.per_position is None else str(r.per_position.shape),
+    }
+    problems = []
+    for what, value in checks.items():
+        seen: dict[str, list[str]] = defaultdict(list)
+        for record in records:
+            if (key := value(record)) is not None:
+                seen[key].append(f"{record.arm}/s{record.seed}")
+        if len(seen) > 1:
+            problems.append(f"{what} differs: " + "; ".join(f"{v or '?'} ({', '.join(who)})" for v, who in seen.items()))
+    return problems
+
+
+def check_comparable(records: list[RunRecord], force: bool) -> list[str]:
+    """Refuse runs made from different data, tokenizers or evaluation settings, unless forced."""
+    problems = comparability_problems(records)
+    if problems and not force:
+        raise HarnessError("not comparable: " + " | ".join(problems),
+                           fix="rerun the arms with the same data, tokenizer and eval sections, "
+                               "or pass --force to compare anyway (the report then says so)")
+    return problems
+
+
+def objective_label(objective: dict) -> str:
+    kind = objective.get("kind", "stp")
+    if kind == "meta":
+        return f"meta n={objective.get('n')}"
+    if kind == "deepseek":
+        return f"deepseek D={objective.get('depth')}"
+    return kind
+
+
+@dataclass
+class ArmRow:
+    arm: str
+    objective: str
+    kind: str
+    seeds: list[int]
+    run_dirs: list[str]
+    params: int
+    train_flops: float
+    tokens: int
+    targets_per_step: int
+    val_loss: float | None
+    metrics: dict[str, float] = field(default_factory=dict)  # pass@k in percent, mean over seeds
+    gains: dict[str, dict] = field(default_factory=dict)  # metric -> Gain fields (+ unit)
+    acceptance: dict[str, dict] = field(default_factory=dict)  # depth -> agree_greedy, correct
+    speculative: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _shown(path) -> str:
+    """Relative to the working directory when inside it, so committed results name no home."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(Path.cwd())) if resolved.is_relative_to(Path.cwd()) else str(resolved)
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def outcome_matrix(runs: list[RunRecord], other: list[RunRecord], metric: str):
+    """[seeds, problems] for both arms over the problems every run of both has, or None."""
+    per_run = [r.outcomes(metric) for r in runs + other]
+    if any(o is None for o in per_run):
+        return None
+    common = sorted(set.intersection(*(set(o) for o in per_run)), key=str)
+    if not common:
+        return None
+    rows = [[o[p] for p in common] for o in per_run]
+    return np.array(rows[: len(runs)]), np.array(rows[len(runs):])
+
+
+def rows_matrix(runs: list[RunRecord]) -> np.ndarray | None:
+    """[seeds, rows]: each held-out row's mean next-token loss over positions, per seed."""
+    arrays = [r.per_position for r in runs]
+    if any(a is None for a in arrays) or len({a.shape for a in arrays}) > 1:
+        return None
+    return np.stack([a.mean(axis=1) for a in arrays])
+
+
+def _gain_dict(gain, scale: float, unit: str) -> dict:
+    return {"mean": gain.mean * scale, "low": gain.low * scale, "high": gain.high * scale,
+            "excludes_zero": gain.excludes_zero, "n": gain.n_problems, "n_seeds": list(gain.n_seeds),
+            "confidence": gain.confidence, "unit": unit}
+
+
+def gains_over(base: list[RunRecord], runs: list[RunRecord], n_resamples: int) -> dict[str, dict]:
+    out = {}
+    metrics = sorted(set(base[0].metrics()) & set(runs[0].metrics()))
+    for metric in metrics:
+        pair = outcome_matrix(base, runs, metric)
+        if pair is not None:
+            out[metric] = _gain_dict(paired_gain(*pair, n_resamples=n_resamples), 100.0, "percentage points")
+            if not (pair[0].any() or pair[1].any()):  # a zero-width interval here measures nothing
+                out[metric]["note"] = "neither arm solves a problem"
+    b, a = rows_matrix(base), rows_matrix(runs)
+    if b is not None and a is not None and b.shape[1] == a.shape[1]:
+        out["val_loss"] = _gain_dict(paired_gain(b, a, n_resamples=n_resamples), 1.0, "nats (lower is better)")
+    return out
+
+
+def _acceptance(runs: list[RunRecord]) -> tuple[dict, dict]:
+    """eval/acceptance.json averaged over seeds: per depth, and the speculative decoding run."""
+    found = [r.acceptance for r in runs if r.acceptance]
+    if not found:
+        return {}, {}
+    depths = sorted({d for a in found for d in a.get("depths", {})}, key=int)
+    per_depth = {d: {key: _mean([a["depths"].get(d, {}).get(key) for a in found])
+                     for key in ("agree_greedy", "correct")} for d in depths}
+    spec = [a.get("speculative") or {} for a in found]
+    speculative = {key: _mean([s.get(key) for s in spec])
+                   for key in ("tokens_per_step", "speedup") if any(key in s for s in spec)}
+    if any("identical" in s for s in spec):
+        speculative["identical"] = all(s.get("identical", False) for s in spec)
+    return per_depth, speculative
+
+
+def build_rows(groups: dict[str, list[RunRecord]], n_resamples: int = 10_000) -> list[ArmRow]:
+    baseline = next(iter(groups))
+    rows = []
+    for arm, runs in groups.items():
+        plan = runs[0].plan
+        metrics = {m: _mean([100.0 * r.metrics().get(m) if m in r.metrics() else None for r in runs])
+                   for m in sorted({m for r in runs for m in r.metrics()})}
+        acceptance, speculative = _acceptance(runs)
+        rows.append(ArmRow(
+            arm=arm, objective=objective_label(runs[0].objective), kind=runs[0].kind,
+            seeds=[r.seed for r in runs], run_dirs=[_shown(r.run_dir) for r in runs],
+            params=int(plan.get("params_total", 0)), train_flops=float(plan.get("total_flops", 0.0)),
+            tokens=int(plan.get("tokens", 0)), targets_per_step=int(plan.get("targets_per_step", 0)),
+            val_loss=_mean([r.val.get("val/depth_1") for r in runs]), metrics=metrics,
+            gains={} if arm == baseline else gains_over(groups[baseline], runs, n_resamples),
+            acceptance=acceptance, speculative=speculative,
+        ))
+    return rows

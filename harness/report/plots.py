@@ -1,0 +1,154 @@
+"""The comparison's figures, each as PNG and SVG with deterministic SVG output.
+
+Validation loss vs tokens and vs training FLOPs; the per-position MTP/STP loss ratio with
+its bootstrap band; reproduced gains (with intervals) beside the published ones; head
+acceptance per depth. SVGs carry no date and a fixed id salt, so re-plotting the same
+numbers gives the same bytes and the committed reference results diff cleanly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.report.published import Reported
+
+TASK_NAMES = {"humaneval": "HumanEval", "mbpp": "MBPP"}
+METHOD_NAMES = {"meta": "Meta", "deepseek": "DeepSeek"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on clusters and CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out_dir: Path, stem: str) -> list[Path]:
+    plt = _pyplot()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.svg"]
+    with plt.rc_context({"svg.hashsalt": "mtp-harness", "svg.fonttype": "none"}):
+        fig.savefig(paths[0], dpi=110, metadata={"Software": None})
+        fig.savefig(paths[1], metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    return paths
+
+
+def arm_colors(arms) -> dict[str, str]:
+    """One colour per arm in every figure (baseline first, so always C0)."""
+    return {arm: f"C{i % 10}" for i, arm in enumerate(arms)}
+
+
+def val_loss_curves(curves: dict[str, list[tuple[float, float, float]]], out_dir: Path) -> list[Path]:
+    """curves: arm -> [(tokens, flops, loss)] (one seed's), baseline first."""
+    if not any(curves.values()):
+        return []
+    plt = _pyplot()
+    fig, (by_tokens, by_flops) = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    colors = arm_colors(curves)
+    for arm, points in curves.items():
+        if points:
+            tokens, flops, loss = zip(*points)
+            by_tokens.plot(tokens, loss, "o-", color=colors[arm], ms=3, label=arm)
+            by_flops.plot(flops, loss, "o-", color=colors[arm], ms=3, label=arm)
+    by_tokens.set_xlabel("training tokens")
+    by_flops.set_xlabel("training FLOPs (forward + backward)")
+    by_tokens.set_ylabel("validation next-token loss (nats)")
+    for ax in (by_tokens, by_flops):
+        ax.grid(alpha=0.3)
+    by_flops.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, out_dir, "val_loss")
+
+
+def position_ratio(curves: dict, colors: dict[str, str], out_dir: Path) -> list[Path]:
+    """curves: arm -> stats.PositionRatio."""
+    if not curves:
+        return []
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for arm, r in curves.items():
+        x = range(len(r.ratio))
+        ax.fill_between(x, r.low, r.high, color=colors[arm], alpha=0.2, lw=0)
+        d = r.late_minus_early
+        ax.plot(x, r.ratio, color=colors[arm], lw=1.2,
+                label=f"{arm}: late - early {d.estimate:+.3f} [{d.low:+.3f}, {d.high:+.3f}]")
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    q = len(next(iter(curves.values())).ratio) // 4
+    for edge in (q, 3 * q):
+        ax.axvline(edge - 0.5, color="grey", lw=0.6, ls=":")
+    ax.set_xlabel("position in the window")
+    ax.set_ylabel("next-token loss ratio (MTP / STP)")
+    ax.set_title("per-position loss ratio, 95% bootstrap band over held-out rows", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, out_dir, "per_position_ratio")
+
+
+def _reported_label(r: Reported) -> str:
+    where = "blog" if r.where == "blog table" else r.where
+    return f"{METHOD_NAMES[r.method]} {r.model}, {r.data}, {r.n} ({where})" + (" [!]" if r.flag else "")
+
+
+def _ours_label(row, gain: dict) -> str:
+    return f"ours: {row.arm} ({row.objective})" + (" [none solved]" if gain.get("note") else "")
+
+
+def gains(rows, reported: tuple[Reported, ...], out_dir: Path) -> list[Path]:
+    """Horizontal dot plot per benchmark: published gains, then ours with 95% intervals."""
+    panels = []
+    for task, bench in TASK_NAMES.items():
+        ours = [(_ours_label(row, row.gains[f"{task}/pass_at_1"]), row.gains[f"{task}/pass_at_1"])
+                for row in rows if f"{task}/pass_at_1" in row.gains]
+        theirs = [r for r in reported if r.benchmark == bench]
+        panels.append((bench, ours, theirs))
+    if not any(ours for _, ours, _ in panels):
+        return []
+    plt = _pyplot()
+    height = max(len(o) + len(t) for _, o, t in panels)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 1.2 + 0.24 * height))
+    colors = {"meta": "C0", "deepseek": "C3"}
+    for ax, (bench, ours, theirs) in zip(axes, panels):
+        labels = [_reported_label(r) for r in theirs] + [name for name, _ in ours]
+        for y, r in enumerate(theirs):
+            ax.plot(r.gain, y, "D" if r.where == "blog table" else "o", color=colors[r.method], ms=4)
+        for y, (_, g) in enumerate(ours, start=len(theirs)):
+            ax.errorbar(g["mean"], y, xerr=[[g["mean"] - g["low"]], [g["high"] - g["mean"]]], fmt="s", color="k",
+                        ms=4, capsize=3)
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_yticks(range(len(labels)), labels, fontsize=6.5)
+        ax.invert_yaxis()
+        ax.set_xlabel("pass@1 gain over the baseline (percentage points)")
+        ax.set_title(bench, fontsize=10)
+        ax.grid(alpha=0.3, axis="x")
+    fig.suptitle("reported (circles: papers, diamonds: blog, [!] flagged) vs reproduced (squares, 95% CI)", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out_dir, "gains")
+
+
+def acceptance(rows, colors: dict[str, str], out_dir: Path) -> list[Path]:
+    """Grouped bars: share of positions where each depth's head agrees with the next-token
+    head's greedy choice (and is correct), per arm."""
+    with_acc = [row for row in rows if row.acceptance]
+    if not with_acc:
+        return []
+    plt = _pyplot()
+    depths = sorted({d for row in with_acc for d in row.acceptance}, key=int)
+    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(depths) * len(with_acc)), 3.8))
+    width = 0.8 / len(with_acc)
+    for i, row in enumerate(with_acc):
+        xs = [depths.index(d) + i * width for d in row.acceptance]
+        agree = [row.acceptance[d]["agree_greedy"] or 0 for d in row.acceptance]
+        correct = [row.acceptance[d]["correct"] or 0 for d in row.acceptance]
+        ax.bar(xs, agree, width * 0.9, color=colors[row.arm], alpha=0.45, label=f"{row.arm}: agrees with greedy")
+        ax.bar(xs, correct, width * 0.5, color=colors[row.arm], label=f"{row.arm}: correct")
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(depths))], [f"depth {d}" for d in depths])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("fraction of held-out positions")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, out_dir, "acceptance")

@@ -1,0 +1,77 @@
+"""Synthetic finished run directories in the formats `harness run` writes, so comparison
+tests take seconds instead of training (formats: see a real run's stages.json, plan.json,
+data.json, eval/*.jsonl, eval/summary.json, track/metrics.jsonl)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+EVAL_FACTS = {"protocol": "deepseek", "tasks": "humaneval,mbpp", "limit": "none", "max_gen_toks": 128,
+              "n_samples": 1, "temperatures": "greedy", "top_p": "none", "batch_size": 8}
+OBJECTIVES = {"stp": {"kind": "stp"}, "meta": {"kind": "meta", "n": 2}, "deepseek": {"kind": "deepseek", "depth": 1}}
+
+
+def make_run(root: Path, arm: str, kind: str, *, seed: int = 0, outcomes: dict | None = None,
+             per_position: np.ndarray | None = None, acceptance: dict | None = None, manifest: str = "m" * 64,
+             tokenizer: str = "t" * 64, val: float = 4.5, study: str = "syn", eval_facts: dict | None = None) -> Path:
+    """A finished run directory; `outcomes`: task -> list of 0/1 per problem (greedy pass@1)."""
+    run_dir = Path(root) / f"{arm}-s{seed}"
+    (run_dir / "eval").mkdir(parents=True)
+    (run_dir / "track").mkdir()
+    recipe = {"recipe_version": 1, "name": arm, "objective": OBJECTIVES[kind], "train": {"seed": seed},
+              "track": {"experiment": "syn-exp", "tags": {"study": study, "arm": arm, "seed": str(seed)}}}
+    (run_dir / "recipe.yaml").write_text("# resolved recipe\n" + yaml.safe_dump(recipe))
+    per_token = 1.0e7 if kind == "stp" else 1.2e7
+    tokens = int(1e6 * 1.0e7 / per_token)
+    plan = {"params_total": 2_000_000 + (0 if kind == "stp" else 200_000), "flops_per_token": {"total": per_token},
+            "tokens": tokens, "total_flops": tokens * per_token, "targets_per_step": 4096 * (1 if kind == "stp" else 2)}
+    (run_dir / "plan.json").write_text(json.dumps(plan))
+    vals = {"val/depth_1": val}
+    stages = {s: {"inputs": "x", "outputs": {}} for s in ("plan", "data", "train", "export", "evaluate", "track")}
+    stages["data"]["outputs"] = {"manifest_hash": manifest}
+    stages["train"]["outputs"] = {"val": vals, "step": 10}
+    (run_dir / "stages.json").write_text(json.dumps(stages))
+    (run_dir / "data.json").write_text(json.dumps({"manifest_hash": manifest, "manifest": {"tokenizer": {"hash": tokenizer}}}))
+    summary = {"val": vals, **(eval_facts or EVAL_FACTS)}
+    for task, results in (outcomes or {}).items():
+        prefix = "HumanEval/" if task == "humaneval" else ""
+        rows = [{"task_id": f"{prefix}{i}" if prefix else 11 + i, "sample": 0, "completion": "", "reason": "",
+                 "status": "passed" if ok else "failed"} for i, ok in enumerate(results)]
+        (run_dir / "eval" / f"{task}_greedy.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        summary[f"{task}/pass_at_1"] = float(np.mean(results))
+        summary[f"{task}/problems"] = len(results)
+    (run_dir / "eval" / "summary.json").write_text(json.dumps(summary))
+    if per_position is not None:
+        np.save(run_dir / "eval" / "per_position.npy", per_position.astype(np.float32))
+    if acceptance is not None:
+        (run_dir / "eval" / "acceptance.json").write_text(json.dumps(acceptance))
+    lines = [{"step": s, "time_ms": s, "tokens_seen": s * tokens // 4, "val/depth_1": val + 2.0 / s} for s in (1, 2, 3, 4)]
+    (run_dir / "track" / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return run_dir
+
+
+def study_runs(root: Path, *, rows: int = 64, length: int = 32, late_gain: float = 0.0, seed: int = 0) -> list[Path]:
+    """An STP baseline, a Meta n=2 arm and a DeepSeek D=1 arm on shared problems and rows.
+
+    `late_gain`: how much lower (as a fraction) the MTP arms' loss is at the last position
+    than at the first, growing linearly along the window."""
+    rng = np.random.default_rng(seed)
+    base_pp = 3.0 + rng.gamma(2.0, 0.5, size=(rows, length))
+    shape = 1.0 - late_gain * np.linspace(0, 1, length)
+    noise = lambda: rng.normal(0, 0.02, size=(rows, length))  # noqa: E731
+    he = (rng.random(164) < 0.2).astype(int)
+    mb = (rng.random(500) < 0.3).astype(int)
+    flip = lambda x, p: np.where(rng.random(x.size) < p, 1, x)  # noqa: E731
+    acc = {"depths": {"2": {"agree_greedy": 0.4, "correct": 0.3, "n": 1000}},
+           "speculative": {"tokens_per_step": 1.4, "speedup": 1.2, "identical": True}}
+    return [
+        make_run(root, "stp", "stp", outcomes={"humaneval": he, "mbpp": mb}, per_position=base_pp, val=4.6),
+        make_run(root, "meta_n2", "meta", outcomes={"humaneval": flip(he, 0.05), "mbpp": flip(mb, 0.05)},
+                 per_position=base_pp * 0.98 * shape + noise(), acceptance=acc, val=4.5),
+        make_run(root, "deepseek_n2", "deepseek", outcomes={"humaneval": flip(he, 0.06), "mbpp": flip(mb, 0.02)},
+                 per_position=base_pp * 0.97 * shape + noise(), acceptance=acc, val=4.45),
+    ]

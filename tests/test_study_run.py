@@ -1,0 +1,121 @@
+"""`harness study` end to end on a tiny two-arm study: runs, tags, resumes; then `harness
+compare` reads it by study file and by MLflow experiment. Unmatched studies are refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+TINY_ARM = """\
+recipe_version: 1
+name: tiny
+model: {n_layers: 2, d_model: 32, n_heads: 2, n_kv_heads: 1, ffn_hidden: 64, vocab_size: 320, seq_len: 32}
+objective: {kind: stp}
+data: {source: {kind: stdlib, max_files: 30}, decontaminate: {enabled: false}}
+train: {steps: 4, global_batch_size: 4, micro_batch_size: 2, num_threads: 1, eval_every: 2, eval_batches: 2,
+        checkpoint_every: 4, optimizer: {lr: 0.01}, schedule: {warmup_steps: 1}}
+track: {experiment: tiny-study}
+eval: {enabled: false}
+"""
+TINY_STUDY = """\
+study_version: 1
+name: tiny
+baseline: stp
+matching: {rule: flops, tolerance: 0.5}
+arms:
+  stp: {recipe: arm.yaml}
+  ds: {recipe: arm.yaml, overrides: {name: tiny_ds, objective: {kind: deepseek, depth: 1}}}
+"""
+
+
+@pytest.fixture
+def rank_env_restored():
+    """The in-process pipeline sets RANK, MASTER_ADDR... (setdefault, as for one process);
+    put them back so later tests' child processes start from the session's environment."""
+    keys = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    saved = {key: os.environ.get(key) for key in keys}
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def tiny_study(write):
+    write("arm.yaml", TINY_ARM)
+    return write("study.yaml", TINY_STUDY)
+
+
+def test_unmatched_study_is_refused(cli, tmp_path):
+    result = cli("study", ROOT / "tests" / "fixtures" / "mismatched_study.yaml", "--runs", tmp_path / "runs")
+    assert result.exit_code == 2 and "not matched" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_slurm_options_need_emit_jobs(cli, tiny_study):
+    result = cli("study", tiny_study, "--nodes", "2")
+    assert result.exit_code == 2 and "--emit-jobs" in result.stderr
+
+
+def test_emit_jobs_writes_one_tagged_job_per_arm(cli, tiny_study, tmp_path):
+    result = cli("study", tiny_study, "--emit-jobs", "--nodes", "1", "--gpus-per-node", "1", "--out", tmp_path / "jobs")
+    assert result.exit_code == 0, result.output + result.stderr
+    recipes = sorted((tmp_path / "jobs").rglob("recipe.yaml"))
+    assert len(recipes) == 2 and len(list((tmp_path / "jobs").rglob("job.sbatch"))) == 2
+    tags = [yaml.safe_load(p.read_text())["track"]["tags"] for p in recipes]
+    assert sorted(t["arm"] for t in tags) == ["ds", "stp"] and {t["study"] for t in tags} == {"tiny"}
+
+
+@pytest.mark.slow
+def test_tiny_study_runs_resumes_and_compares(cli, tiny_study, tmp_path, rank_env_restored):
+    from mlflow.tracking import MlflowClient
+
+    runs = tmp_path / "runs"
+    # The baseline's training already exists from a plain `harness run`: the study reuses it.
+    alone = cli("run", tiny_study.parent / "arm.yaml", "--runs", runs)
+    assert alone.exit_code == 0, alone.output + alone.stderr
+    (stp_dir,) = runs.iterdir()
+    stp_state = json.loads((stp_dir / "track" / "state.json").read_text())
+    metrics = (stp_dir / "track" / "metrics.jsonl").read_text()
+
+    first = cli("study", tiny_study, "--runs", runs)
+    assert first.exit_code == 0, first.output + first.stderr
+    assert first.output.count(" ran ") == 1 and "already finished" in first.output
+    dirs = {p.name.split("-")[0]: p for p in runs.iterdir()}
+    assert set(dirs) == {"tiny", "tiny_ds"} and dirs["tiny"] == stp_dir
+    assert (stp_dir / "track" / "metrics.jsonl").read_text() == metrics  # not retrained
+    client = MlflowClient()
+    for arm, run_dir in (("stp", stp_dir), ("ds", dirs["tiny_ds"])):
+        state = json.loads((run_dir / "track" / "state.json").read_text())
+        tags = client.get_run(state["run_id"]).data.tags
+        assert (tags["study"], tags["arm"], tags["seed"]) == ("tiny", arm, "0")
+        assert tags["harness.run_dir"] == str(run_dir.resolve())
+    assert json.loads((stp_dir / "track" / "state.json").read_text())["run_id"] == stp_state["run_id"]
+
+    # Resume: the finished arm skips every stage; the removed one runs again.
+    shutil.rmtree(dirs["tiny_ds"])
+    second = cli("study", tiny_study, "--runs", runs)
+    assert second.exit_code == 0, second.output + second.stderr
+    assert "already finished" in second.output and second.output.count(" ran ") == 1
+    assert second.stderr.count("inputs unchanged, skipped") >= 5  # stp: plan, train, export, evaluate, track
+    assert (stp_dir / "track" / "metrics.jsonl").read_text() == metrics
+    assert "harness compare" in second.output
+
+    out = tmp_path / "results"
+    compared = cli("compare", tiny_study, "--runs", runs, "--out", out)
+    assert compared.exit_code == 0, compared.output + compared.stderr
+    document = json.loads((out / "comparison.json").read_text())
+    assert [a["arm"] for a in document["arms"]] == ["stp", "ds"] and document["study"] == "tiny"
+    assert document["arms"][1]["objective"] == "deepseek D=1" and document["arms"][1]["val_loss"] > 0
+    assert (out / "report.html").is_file() and (out / "plots" / "val_loss.svg").is_file()
+    by_experiment = cli("compare", "--experiment", "tiny-study", "--study", "tiny", "--out", tmp_path / "again")
+    assert by_experiment.exit_code == 0, by_experiment.output + by_experiment.stderr
+    assert json.loads((tmp_path / "again" / "comparison.json").read_text())["arms"] == document["arms"]

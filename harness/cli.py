@@ -109,11 +109,7 @@ from harness.containers.cli import container  # noqa: E402
 from harness.data.cli import data  # noqa: E402
 from harness.eval.cli import eval_group  # noqa: E402
 from harness.launch.cli import launch  # noqa: E402
-
 from harness.report.cli import compare, study, ui  # noqa: E402
 
-for _group in (data, eval_group, container, launch):
-    main.add_command(_group)
-main.add_command(study)
-main.add_command(compare)
-main.add_command(ui)
+for _command in (data, eval_group, study, compare, ui, container, launch):
+    main.add_command(_command)

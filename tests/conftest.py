@@ -63,3 +63,19 @@ def _isolated_environment(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+# The rank variables a process group needs; an in-process `harness run` sets them (setdefault,
+# as a launcher would), so each test puts back what it found for the tests after it.
+RANK_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+@pytest.fixture(autouse=True)
+def _restore_rank_variables():
+    saved = {key: os.environ.get(key) for key in RANK_VARS}
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

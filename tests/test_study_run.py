@@ -4,7 +4,6 @@ compare` reads it by study file and by MLflow experiment. Unmatched studies are 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 
 import pytest
@@ -35,20 +34,6 @@ arms:
 
 
 @pytest.fixture
-def rank_env_restored():
-    """The in-process pipeline sets RANK, MASTER_ADDR... (setdefault, as for one process);
-    put them back so later tests' child processes start from the session's environment."""
-    keys = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-    saved = {key: os.environ.get(key) for key in keys}
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
-@pytest.fixture
 def tiny_study(write):
     write("arm.yaml", TINY_ARM)
     return write("study.yaml", TINY_STUDY)
@@ -75,7 +60,7 @@ def test_emit_jobs_writes_one_tagged_job_per_arm(cli, tiny_study, tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_study_runs_resumes_and_compares(cli, tiny_study, tmp_path, rank_env_restored):
+def test_tiny_study_runs_resumes_and_compares(cli, tiny_study, tmp_path):
     from mlflow.tracking import MlflowClient
 
     runs = tmp_path / "runs"

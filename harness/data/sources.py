@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Protocol
 
-from harness.data.config import DataConfig, HFSource, LocalSource, StdlibSource
+from harness.data.config import DataConfig, LocalSource, StdlibSource
 from harness.errors import HarnessError
 
 # Directories of CPython's own test suites (left out unless include_tests, see StdlibSource).

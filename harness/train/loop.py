@@ -79,8 +79,6 @@ def validate(engine, batches, dist, depths: int) -> dict[str, float]:
 
 def train(recipe, run_dir: Path, data, tracker, dist, identity: dict, display_enabled: bool = True) -> TrainResult:
     """Train (or resume) the recipe's model in `run_dir`; returns where it stopped."""
-    import torch
-
     from harness.data.loader import TokenWindows
     from harness.model import build_model
 

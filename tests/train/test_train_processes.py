@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 
 from harness.launch.preemption import PREEMPTED_EXIT
+from tests.conftest import RANK_VARS
 from tests.train.test_train_pipeline import TINY_RUN, losses, only_run
 
 pytestmark = pytest.mark.slow
 
 
-# In-process runs earlier in the session leave this process's rank variables set (a bound
-# MASTER_PORT among them); a child must start from a clean slate like a user's shell.
-RANK_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+# A child starts from a clean slate, like a user's shell: no rank variables (an in-process
+# run in this test may have set them, a bound MASTER_PORT among them).
 
 
 def clean_env(**extra: str) -> dict[str, str]:

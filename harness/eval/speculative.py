@@ -56,7 +56,7 @@ def _append(out: list[int], new: list[int], max_new_tokens: int, eos_id: int | N
     return False
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd bookkeeping at all: both decoders run only forwards
 def decode(model: MTPModel, prompt: list[int], max_new_tokens: int, eos_id: int | None = None,
            speculative: bool = False) -> Decoded:
     """Greedy continuation of `prompt`: at most max_new_tokens, stopping after eos_id."""
@@ -64,7 +64,8 @@ def decode(model: MTPModel, prompt: list[int], max_new_tokens: int, eos_id: int 
         raise ValueError("decode needs a non-empty prompt and max_new_tokens >= 1")
     model.eval()
     started = time.perf_counter()
-    path = decoding_path(model, len(prompt) + max_new_tokens + path_lookahead(model), speculative)
+    # a block may reach n_predict positions past the last committed one
+    path = decoding_path(model, len(prompt) + max_new_tokens + model.objective_cfg.n_predict, speculative)
     greedy = path.verify(list(prompt), last_only=True)
     path.commit(len(prompt))
     out, steps = [], 1
@@ -77,10 +78,6 @@ def decode(model: MTPModel, prompt: list[int], max_new_tokens: int, eos_id: int 
         path.commit(1 + kept)
         done = _append(out, [*drafts[:kept], greedy[kept]], max_new_tokens, eos_id)
     return Decoded(out, steps, time.perf_counter() - started)
-
-
-def path_lookahead(model: MTPModel) -> int:
-    return model.objective_cfg.n_predict
 
 
 def compare_decoders(model: MTPModel, prompts: list[list[int]], max_new_tokens: int, eos_id: int | None) -> dict:

@@ -82,10 +82,11 @@ class MetaPath(NextTokenPath):
     def commit(self, kept: int) -> None:
         for stack in (self.stack, *self.heads):
             stack.truncate(self.start + kept)
-        self.drafter_states = [h[:, kept - 1] for h in self.states[1:]]  # (1, d) each
+        self.drafter_states = torch.cat([h[:, kept - 1] for h in self.states[1:]])  # (n-1, d)
 
     def draft(self, token: int, count: int) -> list[int]:
-        return [_greedy(self.trunk.logits(h))[0] for h in self.drafter_states[:count]]
+        # one unembedding for all drafts: at small d it costs several blocks (V x d)
+        return _greedy(self.trunk.logits(self.drafter_states[:count])) if count else []
 
 
 class DeepSeekPath(NextTokenPath):
@@ -138,8 +139,10 @@ def decoding_path(model: MTPModel, max_len: int, speculative: bool) -> NextToken
     if not speculative:
         return NextTokenPath(model, max_len)
     kind = model.objective_cfg.kind
+    if model.objective_cfg.n_predict < 2:
+        raise NotImplementedError(f"objective {kind!r} has no extra depths to draft with")
     if kind == "meta":
         return MetaPath(model, max_len)
     if kind == "deepseek":
         return DeepSeekPath(model, max_len)
-    raise NotImplementedError(f"objective {kind!r} has no extra depths to draft with")
+    raise NotImplementedError(f"objective {kind!r} has no drafter")

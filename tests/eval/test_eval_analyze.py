@@ -129,15 +129,17 @@ def test_cli_refuses_analysis_of_a_plain_model_directory(tmp_path, cli):
 
 def test_pipeline_runs_the_analyses_without_the_code_benchmarks(write, tmp_path, cli, monkeypatch, tmp_path_factory):
     """eval.enabled=false skips HumanEval/MBPP only: STP gets per_position.*, Meta also
-    acceptance.json, and the metrics reach summary.json."""
+    acceptance.json, and the metrics reach summary.json. With the analysis reading the 4
+    rows training validated on, the exported model's mean loss is training's last val loss."""
     monkeypatch.setenv("MTP_HARNESS_CACHE", str(shared_cache(tmp_path_factory)))
     for name, objective_text in (("stp", "{kind: stp}"), ("meta", "{kind: meta, n: 2}")):
         recipe = write(f"{name}.yaml", RECIPE.format(name=name, objective=objective_text, steps=2))
-        result = cli("run", recipe, "--runs", tmp_path / "runs")
+        result = cli("run", recipe, "--runs", tmp_path / "runs", "eval.analysis_batches=1")
         assert result.exit_code == 0, result.output + result.stderr
         (run,) = (tmp_path / "runs").glob(f"{name}-*")
         summary = json.loads((run / "eval" / "summary.json").read_text())
-        assert np.load(run / "eval" / "per_position.npy").shape == (12, S)
+        assert np.load(run / "eval" / "per_position.npy").shape == (4, S)
+        assert summary["position/loss_mean"] == pytest.approx(summary["val"]["val/depth_1"], rel=1e-5)
         assert (run / "eval" / "per_position.csv").is_file() and "position/loss_last_bin" in summary
         assert "humaneval/pass_at_1" not in summary
         assert (run / "eval" / "acceptance.json").exists() == (name == "meta")

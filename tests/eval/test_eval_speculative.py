@@ -104,7 +104,8 @@ def test_compare_decoders_reports_the_format():
 
 
 def test_stp_has_nothing_to_draft_with():
-    with pytest.raises(NotImplementedError, match="no extra depths"):
-        decode(random_model(objective("stp")), [1, 2], 3, speculative=True)
+    for objective_cfg in (objective("stp"), objective("meta", n=1)):
+        with pytest.raises(NotImplementedError, match="no extra depths"):
+            decode(random_model(objective_cfg), [1, 2], 3, speculative=True)
     with pytest.raises(ValueError, match="non-empty prompt"):
         decode(random_model(objective("stp")), [], 3)

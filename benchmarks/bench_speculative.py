@@ -75,9 +75,9 @@ def bench_run(run_dir: Path, args) -> None:
     print(f"  decoding {r['prompts']} prompts of {args.prompt_tokens} tokens, {r['new_tokens']} new tokens, "
           f"{args.threads} thread(s), KV cache in both decoders; identical output: "
           f"{all(x['identical'] for x in reports)}")  # fmt: skip
-    print(f"  tokens per step {r['tokens_per_step']:.2f} (at most {n}); plain greedy "
-          f"{1000 * statistics.median(x['plain_s'] for x in reports) / r['new_tokens']:.2f} ms/token, speculative "
-          f"{1000 * statistics.median(x['speculative_s'] for x in reports) / r['new_tokens']:.2f} ms/token")  # fmt: skip
+    ms = {key: 1000 * statistics.median(x[key] for x in reports) / r["new_tokens"] for key in ("plain_s", "speculative_s")}
+    print(f"  tokens per step {r['tokens_per_step']:.2f} (at most {n}); plain greedy {ms['plain_s']:.2f} ms/token, "
+          f"speculative {ms['speculative_s']:.2f} ms/token")  # fmt: skip
     print(f"  speed-up {statistics.median(speedups):.2f}x median of {len(speedups)} "
           f"(min {min(speedups):.2f}x, max {max(speedups):.2f}x); {load()}")  # fmt: skip
 

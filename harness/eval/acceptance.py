@@ -47,4 +47,5 @@ def depth_agreement(model: MTPModel, batches: Iterable[torch.Tensor], S: int) ->
         count += rows.shape[0] * S
     if count == 0:
         raise ValueError("acceptance needs at least one row")
-    return {str(k): {"agree_greedy": agree[k] / count, "correct": correct[k] / count, "n": count} for k in range(2, n + 1)}
+    return {str(k): {"agree_greedy": agree[k] / count, "correct": correct[k] / count, "n": count}
+            for k in range(2, n + 1)}  # fmt: skip

@@ -50,7 +50,9 @@ class EvalConfig(BaseModel):
         "and self-speculative greedy decoding vs plain greedy (eval/acceptance.json); independent of `enabled`",
     )
     analysis_batches: int = Field(default=16, ge=1, description="held-out row batches for the two analyses above")
-    analysis_batch_size: int = Field(default=8, ge=1, description="rows per analysis batch (memory: n x B x S x V logits)")
+    analysis_batch_size: int = Field(
+        default=8, ge=1, description="rows per analysis batch (memory: n x B x S x V logits)"
+    )
     speculative_prompts: int = Field(
         default=8, ge=1, description="prompts (held-out rows' first tokens) decoded by both greedy decoders"
     )

@@ -12,10 +12,10 @@ from harness.eval.position_loss import bin_edges, binned, position_losses, write
 from tests.eval.mtp_models import ARMS, VOCAB, objective, random_model
 
 S = 12
+OBJECTIVES = [objective("stp"), *ARMS.values(), objective("meta", n=2, target_window="truncate")]
 
 
-@pytest.mark.parametrize("objective_cfg", [objective("stp"), *ARMS.values(), objective("meta", n=2, target_window="truncate")],
-                         ids=lambda c: f"{c.kind}{c.n_predict}-{c.target_window}")  # fmt: skip
+@pytest.mark.parametrize("objective_cfg", OBJECTIVES, ids=lambda c: f"{c.kind}{c.n_predict}-{c.target_window}")
 def test_equals_the_models_own_per_position_loss(objective_cfg):
     """Rows of S+1 tokens score the same targets as the objective's own rows (S+n tokens,
     the same windows): the next-token cross-entropy at positions 0..S-1."""

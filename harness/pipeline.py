@@ -233,7 +233,9 @@ class Pipeline:
 
     def _stage_evaluate(self, outputs) -> dict:
         """Validation loss per depth (from the end of training), then HumanEval/MBPP on the
-        export through lm-eval and the sandbox (`eval.enabled`)."""
+        export through lm-eval and the sandbox (`eval.enabled`), then the analyses of the
+        export on held-out data (`eval.per_position`, `eval.acceptance`; independent of
+        `eval.enabled`)."""
         inputs = _digest(outputs["export"]["weights_sha256"], self.recipe.eval.model_dump(mode="json"))
 
         def make():
@@ -248,6 +250,11 @@ class Pipeline:
 
                     self.log(f"evaluate: {', '.join(self.recipe.eval.tasks)} ({self.recipe.eval.protocol} protocol)")
                     summary.update(evaluate_model(Path(outputs["export"]["dir"]), self.recipe.eval, staging))
+                if self.recipe.eval.per_position or self.recipe.eval.acceptance:
+                    from harness.eval.analyze import analyze_export
+
+                    self.log("evaluate: per-position loss, head acceptance, speculative decoding")
+                    summary.update(analyze_export(Path(outputs["export"]["dir"]), self.recipe, self.data, staging))
                 (staging / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
                 if out_dir.exists():
                     shutil.rmtree(out_dir)

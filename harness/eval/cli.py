@@ -2,7 +2,8 @@
 
 `harness eval TARGET ...` is short for `harness eval run TARGET ...`; `score` and
 `reference` are the other subcommands (a model directory literally named `score` needs the
-explicit `run`).
+explicit `run`). On a harness run directory `run` also makes the analyses `harness run`
+makes (per-position loss, head acceptance, speculative decoding; `harness.eval.analyze`).
 """
 
 from __future__ import annotations
@@ -84,13 +85,17 @@ def _sandbox(workers, timeout, unsafe):
 @click.option("--n-samples", type=click.IntRange(1), help="meta: samples per problem and temperature")
 @click.option("--temperatures", help="meta: comma-separated, e.g. 0.2,0.8")
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--analysis/--no-analysis", default=None,
+              help="per-position loss, head acceptance, speculative decoding (default: on for harness run directories)")
+@click.option("--analysis-only", is_flag=True, help="skip HumanEval/MBPP; run only the analyses of a harness run")
 @workers_option
 @timeout_option
 @unsafe_option
-def run(target: Path, tasks, protocol, limit, out, batch_size, max_gen_toks, n_samples, temperatures, device, workers, timeout, unsafe):
+def run(target: Path, tasks, protocol, limit, out, batch_size, max_gen_toks, n_samples, temperatures, device,
+        analysis, analysis_only, workers, timeout, unsafe):  # fmt: skip
     """Score TARGET (a harness run directory or any Hugging Face causal LM directory)."""
     from harness.eval.evaluate import evaluate_model, resolve_model_dir
-    from harness.eval.report import print_summary
+    from harness.eval.report import print_analysis, print_summary
 
     temps = _floats(temperatures, "--temperatures") if temperatures else None
     cfg = _eval_config(
@@ -99,8 +104,21 @@ def run(target: Path, tasks, protocol, limit, out, batch_size, max_gen_toks, n_s
     )  # fmt: skip
     model_dir = resolve_model_dir(target)
     out = out or (target / "eval" if model_dir != target else Path("eval") / target.resolve().name)
-    summary = evaluate_model(model_dir, cfg, out, device=device, allow_unsafe=unsafe)
-    print_summary(summary, out)
+    if analysis is None:  # auto: what `harness run` would have made
+        analysis = analysis_only or _is_harness_run(target)
+    if analysis_only and not analysis:
+        raise HarnessError("--analysis-only and --no-analysis leave nothing to do")
+    if not analysis_only:
+        summary = evaluate_model(model_dir, cfg, out, device=device, allow_unsafe=unsafe)
+        print_summary(summary, out)
+    if analysis:
+        from harness.eval.analyze import analyze_run_dir
+
+        print_analysis(analyze_run_dir(target, out), out)
+
+
+def _is_harness_run(target: Path) -> bool:
+    return (target / "recipe.yaml").is_file() and (target / "export" / "mtp_config.json").is_file()
 
 
 @eval_group.command("score")

@@ -39,8 +39,25 @@ class EvalConfig(BaseModel):
         default=None, ge=1, description="torch threads while generating; 1 is fastest for laptop models on busy CPUs"
     )
     sandbox: SandboxConfig = SandboxConfig()
-    per_position: bool = True
-    acceptance: bool = True
+    per_position: bool = Field(
+        default=True,
+        description="harness runs: next-token loss by input position on held-out rows (eval/per_position.*); "
+        "runs whether or not `enabled` is (that switch is for the code benchmarks only)",
+    )
+    acceptance: bool = Field(
+        default=True,
+        description="harness runs with extra depths (not STP): teacher-forced top-1 agreement of each depth "
+        "and self-speculative greedy decoding vs plain greedy (eval/acceptance.json); independent of `enabled`",
+    )
+    analysis_batches: int = Field(default=16, ge=1, description="held-out row batches for the two analyses above")
+    analysis_batch_size: int = Field(
+        default=8, ge=1, description="rows per analysis batch (memory: n x B x S x V logits)"
+    )
+    speculative_prompts: int = Field(
+        default=8, ge=1, description="prompts (held-out rows' first tokens) decoded by both greedy decoders"
+    )
+    speculative_prompt_tokens: int = Field(default=32, ge=1, description="tokens per prompt (at most S)")
+    speculative_max_new_tokens: int = Field(default=128, ge=1, description="tokens each decoder generates per prompt")
 
     @model_validator(mode="after")
     def _sampling_is_possible(self) -> "EvalConfig":

@@ -31,6 +31,21 @@ def print_summary(summary: dict, out: Path) -> None:
     console.print(f"pass@k in percent; per-sample rows and summary.json in {out}")
 
 
+def print_analysis(summary: dict, out: Path) -> None:
+    """Per-position loss, head acceptance and speculative decoding metrics as a table."""
+    table = Table(title=f"analyses ({summary.get('analysis_seconds', '?')} s, {summary.get('analysis_threads', '?')} threads)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        if "/" in key:
+            table.add_row(key, f"{value:.4g}")
+    console = _console()
+    console.print(table)
+    if "speculative_identical" in summary:
+        console.print(f"speculative output identical to greedy: {summary['speculative_identical']}")
+    console.print(f"per_position.* and acceptance.json in {out}")
+
+
 def print_score(task: str, summary: dict, out: Path) -> None:
     console = _console()
     ks = [key for key in summary if key.startswith("pass_at_")]

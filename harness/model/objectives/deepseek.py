@@ -91,11 +91,11 @@ class MTPModule(nn.Module):
         self.block = Block(config)
         self.shared_head = SharedHead(config)
 
-    def forward(self, h_prev: torch.Tensor, emb: torch.Tensor, rope) -> torch.Tensor:
+    def forward(self, h_prev: torch.Tensor, emb: torch.Tensor, rope, cache=None) -> torch.Tensor:
         # [emb; h] as in the released code that uses these weights (vLLM deepseek_mtp.py,
         # torchtitan), though the paper writes [h; emb]: a fixed permutation of M's columns.
         x = torch.cat([self.enorm(emb), self.hnorm(h_prev)], dim=-1)  # (B, S, 2d)
-        return self.block(self.eh_proj(x), rope)  # (B, S, d) = h^k, before shared_head.norm
+        return self.block(self.eh_proj(x), rope, cache)  # (B, S, d) = h^k, before shared_head.norm
 
 
 def module_inputs(tokens: torch.Tensor, S: int, k: int) -> torch.Tensor:

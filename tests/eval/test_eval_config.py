@@ -48,7 +48,7 @@ def test_recipe_eval_sections_still_validate():
 
     from harness.recipe import load_recipe
 
-    assert load_recipe(RECIPES / "base.yaml").eval.max_gen_toks == 256
+    assert load_recipe(RECIPES / "base.yaml").eval.max_gen_toks == 128  # bounded for the laptop
     assert load_recipe(RECIPES / "cluster" / "base_7b.yaml").eval.protocol == "meta"
 
 

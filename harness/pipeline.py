@@ -259,12 +259,18 @@ class Pipeline:
                 if out_dir.exists():
                     shutil.rmtree(out_dir)
                 staging.rename(out_dir)
+                # Logged here, once per evaluation, not by the track stage (which re-runs
+                # when only tags change); validation losses were logged by training.
+                scores = {f"eval/{k}": float(v) for k, v in summary.items()
+                          if "/" in k and isinstance(v, (int, float)) and not isinstance(v, bool)}
+                if scores:
+                    self._tracker().log_metrics(scores, outputs["train"]["step"])
             return {"dir": str(out_dir), "summary": summary}
 
         return self._cached("evaluate", inputs, make, check=lambda out: Path(out["dir"], "summary.json").is_file())
 
     def _stage_track(self, outputs) -> dict:
-        """Artifacts and final metrics to MLflow (or kept for `harness sync` when offline)."""
+        """Plots and artifacts to MLflow, and the run closed (kept for `harness sync` when offline)."""
         inputs = _digest({k: v for k, v in outputs.items() if k != "track"})
 
         def make():
@@ -274,11 +280,6 @@ class Pipeline:
 
             tracker = self._tracker()
             plot = plot_run_losses(self.run_dir / "track" / "metrics.jsonl", self.run_dir / "plots")
-            summary = outputs["evaluate"]["summary"]  # validation losses were logged by training
-            scores = {f"eval/{k}": float(v) for k, v in summary.items()
-                      if "/" in k and isinstance(v, (int, float)) and not isinstance(v, bool)}
-            if scores:
-                tracker.log_metrics(scores, outputs["train"]["step"])
             for name in ("recipe.yaml", "plan.json", "provenance.json", "data.json", "stages.json", "eval", "logs"):
                 if (self.run_dir / name).exists():
                     tracker.log_artifact(self.run_dir / name)

@@ -66,6 +66,9 @@ def bench_run(run_dir: Path, args) -> None:
         print(f"  depth {k}: agrees with greedy {summary[f'acceptance/depth_{k}/agree_greedy']:.1%}, "
               f"correct {summary[f'acceptance/depth_{k}/correct']:.1%} (teacher-forced)")  # fmt: skip
 
+    if n == 1:
+        print("  no extra depths: nothing drafts, so no speculative decoding (the analyses above are STP's reference)")
+        return
     torch.set_num_threads(args.threads)
     rows = held_out_rows(prepared, e, recipe.seq_len, recipe.seq_len + n, recipe.data.lookahead_reserve)
     prompts = decoding_prompts(rows, args.prompts, min(args.prompt_tokens, recipe.seq_len))

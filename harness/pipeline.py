@@ -19,6 +19,7 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.errors import HarnessError
+from harness.hashing import sha256_file
 from harness.recipe import TRAINING_SECTIONS, Recipe, load_recipe, recipe_hash, resolved_yaml
 
 STAGES = ("plan", "data", "train", "export", "evaluate", "track")
@@ -211,7 +212,7 @@ class Pipeline:
 
     def _stage_export(self, outputs) -> dict:
         ckpt = Path(outputs["train"]["checkpoint"])
-        inputs = _digest(_file_sha(ckpt / "CHECKSUMS.json"), self.training_hash)
+        inputs = _digest(sha256_file(ckpt / "CHECKSUMS.json"), self.training_hash)
 
         def make():
             from harness.model import build_model
@@ -227,7 +228,7 @@ class Pipeline:
                 export_hf(model, staging, Path(outputs["data"]["tokenizer_dir"]))
                 shutil.rmtree(export, ignore_errors=True)
                 staging.rename(export)
-            return {"dir": str(export), "weights_sha256": _file_sha(export / "model.safetensors")}
+            return {"dir": str(export), "weights_sha256": sha256_file(export / "model.safetensors")}
 
         return self._cached("export", inputs, make, check=lambda out: Path(out["dir"], "model.safetensors").is_file())
 
@@ -290,7 +291,3 @@ class Pipeline:
                     "offline_reason": tracker.problem}
 
         return self._cached("track", inputs, make, check=lambda out: out.get("synced", False))
-
-
-def _file_sha(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError, one_line
+from harness.hashing import sha256_file
 
 IMAGE_REPO = "mtp-harness"
 LABEL_PREFIX = "mtp-harness."
@@ -105,14 +106,6 @@ def locked_local_wheels(lock_text: str) -> list[LockedWheel]:
             hashes = frozenset(re.findall(r"--hash=sha256:([0-9a-f]{64})", block))
             wheels.append(LockedWheel(match.group(1), match.group(2), hashes))
     return wheels
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _matching_wheel(directory: Path, wheel: LockedWheel) -> Path | None:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Iterator
 
 from harness.data.config import HFSource
-from harness.data.sources import Document, ReadStats, sha256_file
+from harness.data.sources import Document, ReadStats
+from harness.hashing import sha256_file
 from harness.errors import HarnessError, one_line
 
 _BATCH = 1024

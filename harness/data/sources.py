@@ -9,7 +9,6 @@ code serves the laptop's 12 MB standard library and a cluster's pretraining shar
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 import platform
@@ -21,6 +20,7 @@ from typing import Iterator, Protocol
 
 from harness.data.config import DataConfig, LocalSource, StdlibSource
 from harness.errors import HarnessError
+from harness.hashing import sha256_file
 
 # Directories of CPython's own test suites (left out unless include_tests, see StdlibSource).
 STDLIB_TEST_DIRS = frozenset({"test", "tests", "idle_test"})
@@ -48,14 +48,6 @@ class CorpusSource(Protocol):
 
     def documents(self, stats: ReadStats) -> Iterator[Document]:
         """The documents, in the same order on every call; skips go into `stats`."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _file_entries(files: list[Path], root: Path) -> list[dict]:

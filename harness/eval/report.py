@@ -17,30 +17,34 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}"
 
 
-def print_summary(summary: dict, out: Path) -> None:
-    """Metrics (keys with '/') as a table, then where the rows went."""
-    table = Table(title=f"protocol {summary['protocol']}, batch {summary['batch_size']}, sandbox {summary['sandbox_kind']}")
+def _metric_table(title: str, summary: dict, shown) -> Table:
+    """Every metric of a summary (the keys with '/') as a two-column table."""
+    table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in summary.items():
         if "/" in key:
-            shown = _pct(value) if "/pass_at_" in key and not key.endswith("_temperature") else f"{value:g}"
-            table.add_row(key, shown)
+            table.add_row(key, shown(key, value))
+    return table
+
+
+def print_summary(summary: dict, out: Path) -> None:
+    """Metrics (keys with '/') as a table, then where the rows went."""
+    title = f"protocol {summary['protocol']}, batch {summary['batch_size']}, sandbox {summary['sandbox_kind']}"
+
+    def shown(key, value):
+        return _pct(value) if "/pass_at_" in key and not key.endswith("_temperature") else f"{value:g}"
+
     console = _console()
-    console.print(table)
+    console.print(_metric_table(title, summary, shown))
     console.print(f"pass@k in percent; per-sample rows and summary.json in {out}")
 
 
 def print_analysis(summary: dict, out: Path) -> None:
     """Per-position loss, head acceptance and speculative decoding metrics as a table."""
-    table = Table(title=f"analyses ({summary.get('analysis_seconds', '?')} s, {summary.get('analysis_threads', '?')} threads)")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in summary.items():
-        if "/" in key:
-            table.add_row(key, f"{value:.4g}")
+    title = f"analyses ({summary.get('analysis_seconds', '?')} s, {summary.get('analysis_threads', '?')} threads)"
     console = _console()
-    console.print(table)
+    console.print(_metric_table(title, summary, lambda key, value: f"{value:.4g}"))
     if "speculative_identical" in summary:
         console.print(f"speculative output identical to greedy: {summary['speculative_identical']}")
     console.print(f"per_position.* and acceptance.json in {out}")

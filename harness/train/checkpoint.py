@@ -13,7 +13,6 @@ truncated file falls back to the previous checkpoint instead of destroying it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -21,6 +20,7 @@ import shutil
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.hashing import sha256_file
 from harness.train.distributed import barrier
 
 TAG = re.compile(r"^step_(\d+)$")
@@ -28,14 +28,6 @@ TAG = re.compile(r"^step_(\d+)$")
 
 def tag_for(step: int) -> str:
     return f"step_{step:06d}"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -69,7 +61,7 @@ def save(engine, ckpt_dir: Path, step: int, state: dict, *, is_main: bool, keep:
     if is_main:
         sealed = staging / tag
         (sealed / "harness_state.json").write_text(json.dumps(state, indent=1, sort_keys=True))
-        sums = {str(p.relative_to(sealed)): _sha256(p) for p in sorted(sealed.rglob("*")) if p.is_file()}
+        sums = {str(p.relative_to(sealed)): sha256_file(p) for p in sorted(sealed.rglob("*")) if p.is_file()}
         _write_atomic(sealed / "CHECKSUMS.json", json.dumps(sums, indent=1, sort_keys=True))
         if final.exists():  # a re-save of the same step: keep the old copy until the new is in place
             final.rename(ckpt_dir / f".old-{tag}")
@@ -108,7 +100,7 @@ def verify(path: Path) -> str | None:
         file = path / name
         if not file.is_file():
             return f"{name} is missing"
-        if _sha256(file) != expected:
+        if sha256_file(file) != expected:
             return f"{name} does not match its checksum (truncated or modified)"
     return None
 

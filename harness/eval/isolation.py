@@ -77,9 +77,13 @@ def bwrap_prefix(python_dirs: list[str], *, root: bool, tmpfs_mb: int) -> list[s
             argv += ["--symlink", os.readlink(directory), directory]
         elif os.path.isdir(directory):
             argv += ["--ro-bind", directory, directory]
-    argv += _interpreter_binds(python_dirs)
     argv += ["--proc", "/proc", "--dev", "/dev"]
-    argv += ["--size", str(tmpfs_mb << 20), "--perms", "1777", "--tmpfs", SANDBOX_WORKDIR, "--chdir", SANDBOX_WORKDIR]
+    argv += ["--size", str(tmpfs_mb << 20), "--perms", "1777", "--tmpfs", SANDBOX_WORKDIR]
+    # After the tmpfs: bwrap applies its operations in order, so an interpreter that lives
+    # under /tmp (a project cloned into /tmp, pytest's tmp dirs) is bound on top of the
+    # private /tmp instead of being hidden by it.
+    argv += _interpreter_binds(python_dirs)
+    argv += ["--chdir", SANDBOX_WORKDIR]
     return argv
 
 
@@ -90,7 +94,7 @@ def _interpreter_binds(python_dirs: list[str]) -> list[str]:
     not traverse, so each parent is created explicitly with 0755 first.
     """
     covered = [Path(d) for d in SYSTEM_DIRS]
-    made: set[Path] = {Path("/")}
+    made: set[Path] = {Path("/"), Path(SANDBOX_WORKDIR)}  # the tmpfs is mounted by then
     argv: list[str] = []
     for directory in _outermost(python_dirs):
         path = Path(directory)

@@ -89,6 +89,16 @@ class Pipeline:
         self.hash = recipe_hash(self.recipe)
         self.training_hash = recipe_hash(self.recipe, TRAINING_SECTIONS)
 
+    def in_run(self, recorded: str) -> Path:
+        """A path a stage recorded in the ledger. Stages record paths inside the run directory
+        relative to it, so a run resumes and skips finished stages whatever the working
+        directory and wherever the runs directory has moved; older ledgers held paths that
+        run through the run directory's name, and are read the same way."""
+        parts = Path(recorded).parts
+        if self.run_dir.name in parts:
+            parts = parts[parts.index(self.run_dir.name) + 1:]
+        return self.run_dir.joinpath(*parts)
+
     def log(self, text: str) -> None:
         if self.dist.is_main:
             self.console.print(text)
@@ -200,7 +210,8 @@ class Pipeline:
         def make():
             init_distributed()
             result = train(self.recipe, self.run_dir, self.data, self._tracker(), self.dist, identity)
-            out = {"checkpoint": str(result.checkpoint), "step": result.step, "val": result.val}
+            out = {"checkpoint": os.path.relpath(result.checkpoint, self.run_dir), "step": result.step,
+                   "val": result.val}
             if result.status == "interrupted":
                 if self.dist.is_main:
                     self._tracker().finish("KILLED")
@@ -208,10 +219,10 @@ class Pipeline:
             return out
 
         return self._cached("train", _digest(identity), make,
-                            check=lambda out: checkpoint.verify(Path(out["checkpoint"])) is None)
+                            check=lambda out: checkpoint.verify(self.in_run(out["checkpoint"])) is None)
 
     def _stage_export(self, outputs) -> dict:
-        ckpt = Path(outputs["train"]["checkpoint"])
+        ckpt = self.in_run(outputs["train"]["checkpoint"])
         inputs = _digest(sha256_file(ckpt / "CHECKSUMS.json"), self.training_hash)
 
         def make():
@@ -228,9 +239,9 @@ class Pipeline:
                 export_hf(model, staging, Path(outputs["data"]["tokenizer_dir"]))
                 shutil.rmtree(export, ignore_errors=True)
                 staging.rename(export)
-            return {"dir": str(export), "weights_sha256": sha256_file(export / "model.safetensors")}
+            return {"dir": "export", "weights_sha256": sha256_file(export / "model.safetensors")}
 
-        return self._cached("export", inputs, make, check=lambda out: Path(out["dir"], "model.safetensors").is_file())
+        return self._cached("export", inputs, make, check=lambda out: (self.in_run(out["dir"]) / "model.safetensors").is_file())
 
     def _stage_evaluate(self, outputs) -> dict:
         """Validation loss per depth (from the end of training), then HumanEval/MBPP on the
@@ -250,12 +261,12 @@ class Pipeline:
                     from harness.eval.evaluate import evaluate_model
 
                     self.log(f"evaluate: {', '.join(self.recipe.eval.tasks)} ({self.recipe.eval.protocol} protocol)")
-                    summary.update(evaluate_model(Path(outputs["export"]["dir"]), self.recipe.eval, staging))
+                    summary.update(evaluate_model(self.in_run(outputs["export"]["dir"]), self.recipe.eval, staging))
                 if self.recipe.eval.per_position or self.recipe.eval.acceptance:
                     from harness.eval.analyze import analyze_export
 
                     self.log("evaluate: per-position loss, head acceptance, speculative decoding")
-                    summary.update(analyze_export(Path(outputs["export"]["dir"]), self.recipe, self.data, staging))
+                    summary.update(analyze_export(self.in_run(outputs["export"]["dir"]), self.recipe, self.data, staging))
                 (staging / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
                 if out_dir.exists():
                     shutil.rmtree(out_dir)
@@ -266,9 +277,9 @@ class Pipeline:
                           if "/" in k and isinstance(v, (int, float)) and not isinstance(v, bool)}
                 if scores:
                     self._tracker().log_metrics(scores, outputs["train"]["step"])
-            return {"dir": str(out_dir), "summary": summary}
+            return {"dir": "eval", "summary": summary}
 
-        return self._cached("evaluate", inputs, make, check=lambda out: Path(out["dir"], "summary.json").is_file())
+        return self._cached("evaluate", inputs, make, check=lambda out: (self.in_run(out["dir"]) / "summary.json").is_file())
 
     def _stage_track(self, outputs) -> dict:
         """Plots and artifacts to MLflow, and the run closed (kept for `harness sync` when offline)."""

@@ -23,7 +23,7 @@ def print_run_summary(outcome, console: Console) -> None:
         if "/" in key and isinstance(value, (int, float)) and not isinstance(value, bool):
             table.add_row(key, str(int(value)) if float(value).is_integer() and "pass" not in key else f"{value:.4f}")
     if "export" in out:
-        table.add_row("export (Hugging Face)", out["export"]["dir"])
+        table.add_row("export (Hugging Face)", str(outcome.run_dir / "export"))
     track = out.get("track", {})
     if track.get("synced"):
         table.add_row("MLflow run", track["mlflow_run_id"])

@@ -37,7 +37,7 @@ def tiny(write):
 
 
 @pytest.mark.slow
-def test_run_end_to_end_then_every_stage_is_skipped(tiny, tmp_path, cli):
+def test_run_end_to_end_then_every_stage_is_skipped(tiny, tmp_path, cli, monkeypatch):
     result = cli("run", tiny, "--runs", tmp_path / "runs")
     assert result.exit_code == 0, result.output + result.stderr
     run_dir = only_run(tmp_path / "runs")
@@ -65,6 +65,16 @@ def test_run_end_to_end_then_every_stage_is_skipped(tiny, tmp_path, cli):
     assert again.exit_code == 0
     assert again.stderr.count("inputs unchanged, skipped") >= 4  # train, export, evaluate, track
     assert losses(run_dir) == steps
+
+    # Stages record paths inside the run directory relative to it: the runs directory moved,
+    # and named from another working directory, still skips every finished stage.
+    (tmp_path / "runs").rename(tmp_path / "moved")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    moved = cli("run", tiny, "--runs", "../moved")
+    assert moved.exit_code == 0, moved.output + moved.stderr
+    assert "train: done" not in moved.stderr and "evaluate: done" not in moved.stderr
+    assert moved.stderr.count("inputs unchanged, skipped") >= 5  # plan, train, export, evaluate, track
 
 
 @pytest.mark.slow

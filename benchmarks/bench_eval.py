@@ -19,15 +19,14 @@ The machine load is printed with the figures: on shared CPUs they move a lot.
 from __future__ import annotations
 
 import argparse
-import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's harness, not an installed one
 
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.1f} (1 min) / {five:.1f} (5 min) on {os.cpu_count()} CPUs"
+from benchmarks.machine import load  # noqa: E402
 
 
 def bench_sandbox(workers: int | None) -> None:

@@ -19,7 +19,6 @@ hardware and scale): Meta Table S2, 4 heads, 7B: 3.05x on code; DeepSeek-V3 Sec.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -28,10 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's harness, not an installed one
 
-
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.1f} (1 min) / {five:.1f} (5 min) on {os.cpu_count()} CPUs"
+from benchmarks.machine import load  # noqa: E402
 
 
 def bench_run(run_dir: Path, args) -> None:

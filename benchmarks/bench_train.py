@@ -34,6 +34,8 @@ from harness.train.deepspeed_config import build_engine, param_groups  # noqa: E
 from harness.train.distributed import init_distributed  # noqa: E402
 from harness.train.schedule import build_scheduler  # noqa: E402
 
+from benchmarks.machine import load  # noqa: E402
+
 ARMS = {
     "stp": ["objective.kind=stp"],
     "meta_n2": ["objective.kind=meta", "objective.n=2"],
@@ -119,10 +121,6 @@ def main() -> None:
               f"(median of {len(paired)} paired rounds, quartiles {q1:.3f}-{q3:.3f}; fastest steps {fast:.3f}; "
               f"target >= 0.95)")
 
-
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.1f} (1 min) / {five:.1f} (5 min) on {os.cpu_count()} CPUs"
 
 
 if __name__ == "__main__":

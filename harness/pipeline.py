@@ -249,6 +249,7 @@ class Pipeline:
         export on held-out data (`eval.per_position`, `eval.acceptance`; independent of
         `eval.enabled`)."""
         inputs = _digest(outputs["export"]["weights_sha256"], self.recipe.eval.model_dump(mode="json"))
+        export_dir = self.in_run(outputs["export"]["dir"])
 
         def make():
             out_dir = self.run_dir / "eval"
@@ -261,12 +262,12 @@ class Pipeline:
                     from harness.eval.evaluate import evaluate_model
 
                     self.log(f"evaluate: {', '.join(self.recipe.eval.tasks)} ({self.recipe.eval.protocol} protocol)")
-                    summary.update(evaluate_model(self.in_run(outputs["export"]["dir"]), self.recipe.eval, staging))
+                    summary.update(evaluate_model(export_dir, self.recipe.eval, staging))
                 if self.recipe.eval.per_position or self.recipe.eval.acceptance:
                     from harness.eval.analyze import analyze_export
 
                     self.log("evaluate: per-position loss, head acceptance, speculative decoding")
-                    summary.update(analyze_export(self.in_run(outputs["export"]["dir"]), self.recipe, self.data, staging))
+                    summary.update(analyze_export(export_dir, self.recipe, self.data, staging))
                 (staging / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
                 if out_dir.exists():
                     shutil.rmtree(out_dir)

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tests.threads import torch_threads
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
 
@@ -18,6 +20,13 @@ name: tiny
 model: {n_layers: 2, d_model: 16, n_heads: 2, n_kv_heads: 1, ffn_hidden: 32, vocab_size: 64, seq_len: 8}
 train: {steps: 3, global_batch_size: 2, micro_batch_size: 1}
 """
+
+
+@pytest.fixture
+def one_thread():
+    """Bit-for-bit comparisons need a fixed thread count (ENV-NOTES)."""
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture

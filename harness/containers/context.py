@@ -181,7 +181,7 @@ def image_labels(root: Path, flavor: Flavor, source: str, inputs: str, base: str
     """OCI labels plus the harness's own, which `container run` looks images up by."""
     from harness import __version__
 
-    lock_sha = hashlib.sha256((root / "containers" / flavor.lock).read_bytes()).hexdigest()
+    lock_sha = sha256_file(root / "containers" / flavor.lock)
     labels = {
         "org.opencontainers.image.title": "mtp-harness",
         "org.opencontainers.image.version": __version__,

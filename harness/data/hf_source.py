@@ -14,8 +14,8 @@ from typing import Iterator
 
 from harness.data.config import HFSource
 from harness.data.sources import Document, ReadStats
-from harness.hashing import sha256_file
 from harness.errors import HarnessError, one_line
+from harness.hashing import sha256_file
 
 _BATCH = 1024
 

@@ -112,7 +112,7 @@ def analyze_run_dir(run_dir: Path, out_dir: Path) -> dict:
     from harness.recipe import load_recipe
 
     run_dir = Path(run_dir)
-    if not (run_dir / "recipe.yaml").is_file() or not (run_dir / "export" / "mtp_config.json").is_file():
+    if not is_harness_run(run_dir):
         raise HarnessError(
             f"{run_dir}: per-position loss and acceptance need a harness run directory (recipe.yaml, export/)",
             fix="pass a directory made by `harness run`, or --no-analysis for a plain Hugging Face model",
@@ -126,6 +126,11 @@ def analyze_run_dir(run_dir: Path, out_dir: Path) -> dict:
     summary.update(found)
     path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return found
+
+
+def is_harness_run(path: Path) -> bool:
+    """A run directory made by `harness run`: its resolved recipe and its full export."""
+    return (path / "recipe.yaml").is_file() and (path / "export" / "mtp_config.json").is_file()
 
 
 def recipe_dir_of(run_dir: Path) -> Path:

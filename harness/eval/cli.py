@@ -94,6 +94,7 @@ def _sandbox(workers, timeout, unsafe):
 def run(target: Path, tasks, protocol, limit, out, batch_size, max_gen_toks, n_samples, temperatures, device,
         analysis, analysis_only, workers, timeout, unsafe):  # fmt: skip
     """Score TARGET (a harness run directory or any Hugging Face causal LM directory)."""
+    from harness.eval.analyze import analyze_run_dir, is_harness_run
     from harness.eval.evaluate import evaluate_model, resolve_model_dir
     from harness.eval.report import print_analysis, print_summary
 
@@ -105,20 +106,14 @@ def run(target: Path, tasks, protocol, limit, out, batch_size, max_gen_toks, n_s
     model_dir = resolve_model_dir(target)
     out = out or (target / "eval" if model_dir != target else Path("eval") / target.resolve().name)
     if analysis is None:  # auto: what `harness run` would have made
-        analysis = analysis_only or _is_harness_run(target)
+        analysis = analysis_only or is_harness_run(target)
     if analysis_only and not analysis:
         raise HarnessError("--analysis-only and --no-analysis leave nothing to do")
     if not analysis_only:
         summary = evaluate_model(model_dir, cfg, out, device=device, allow_unsafe=unsafe)
         print_summary(summary, out)
     if analysis:
-        from harness.eval.analyze import analyze_run_dir
-
         print_analysis(analyze_run_dir(target, out), out)
-
-
-def _is_harness_run(target: Path) -> bool:
-    return (target / "recipe.yaml").is_file() and (target / "export" / "mtp_config.json").is_file()
 
 
 @eval_group.command("score")

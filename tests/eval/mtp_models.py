@@ -11,6 +11,7 @@ from harness.model.objectives.deepseek import DeepSeekConfig
 from harness.model.objectives.meta import MetaConfig
 from harness.model.objectives.stp import StpConfig
 from harness.model.trunk import TrunkConfig
+from tests.threads import torch_threads
 
 VOCAB = 32
 ARMS = {"meta2": MetaConfig(n=2), "meta4": MetaConfig(n=4), "deepseek1": DeepSeekConfig(depth=1)}
@@ -64,18 +65,16 @@ def phrase_corpus(n: int, seed: int) -> torch.Tensor:
 def trained_model(arm: str, steps: int = 60):
     """One of ARMS trained on the phrase corpus for a few seconds: its extra depths guess
     right often, so drafts are partly accepted (the interesting case for the decoder)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
     objective_cfg = ARMS[arm]
     model = random_model(objective_cfg).train()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-2)
     data, R = phrase_corpus(4000, 1), objective_cfg.row_length(16)
     g = torch.Generator().manual_seed(2)
-    for _ in range(steps):
-        starts = torch.randint(0, len(data) - R, (16,), generator=g).tolist()
-        loss = model(torch.stack([data[i : i + R] for i in starts])).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        for _ in range(steps):
+            starts = torch.randint(0, len(data) - R, (16,), generator=g).tolist()
+            loss = model(torch.stack([data[i : i + R] for i in starts])).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
     return model.eval()

@@ -9,13 +9,7 @@ from harness.eval.speculative import compare_decoders, decode
 from tests.eval.mtp_models import ARMS, copy_model, objective, phrase_corpus, random_model, trained_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Bit-for-bit comparisons need a fixed thread count (ENV-NOTES)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @torch.no_grad()

@@ -35,12 +35,8 @@ def rows(objective_cfg, S: int = 12, B: int = 3, vocab: int = VOCAB, seed: int =
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Bit-for-bit comparisons need a fixed thread count (ENV-NOTES)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """Every model test runs on one torch thread (tests/conftest.py: one_thread)."""
 
 
 @pytest.fixture(scope="session")

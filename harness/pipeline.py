@@ -8,7 +8,6 @@ skipped, `--force STAGE` redoes it (setting aside, never deleting, what it made 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,15 +17,12 @@ from pathlib import Path
 
 from rich.console import Console
 
+from harness.atomic import atomic_write_text
 from harness.errors import HarnessError
-from harness.hashing import sha256_file
+from harness.hashing import sha256_file, sha256_parts
 from harness.recipe import TRAINING_SECTIONS, Recipe, load_recipe, recipe_hash, resolved_yaml
 
 STAGES = ("plan", "data", "train", "export", "evaluate", "track")
-
-
-def _digest(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def run_dir_for(recipe: Recipe, runs_root: Path) -> Path:
@@ -47,9 +43,7 @@ class Ledger:
     def record(self, stage: str, inputs: str, outputs: dict, seconds: float) -> None:
         self.data[stage] = {"inputs": inputs, "outputs": outputs, "seconds": round(seconds, 2),
                             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True))
 
     def forget(self, stage: str) -> None:
         self.data.pop(stage, None)
@@ -184,7 +178,7 @@ class Pipeline:
         if self.dist.is_main:
             (self.run_dir / "data.json").write_text(json.dumps(
                 {**out, "manifest": self.data.manifest}, indent=1, sort_keys=True, default=str))
-            inputs = _digest(recipe.data.model_dump(mode="json"), kwargs["vocab_size"], kwargs["seq_len"])
+            inputs = sha256_parts(recipe.data.model_dump(mode="json"), kwargs["vocab_size"], kwargs["seq_len"])
             self.ledger.record("data", inputs, out, time.perf_counter() - started)
         return out
 
@@ -218,12 +212,12 @@ class Pipeline:
                 result.preemption.finish(self.dist.rank)  # requeue marker, barrier, exit
             return out
 
-        return self._cached("train", _digest(identity), make,
+        return self._cached("train", sha256_parts(identity), make,
                             check=lambda out: checkpoint.verify(self.in_run(out["checkpoint"])) is None)
 
     def _stage_export(self, outputs) -> dict:
         ckpt = self.in_run(outputs["train"]["checkpoint"])
-        inputs = _digest(sha256_file(ckpt / "CHECKSUMS.json"), self.training_hash)
+        inputs = sha256_parts(sha256_file(ckpt / "CHECKSUMS.json"), self.training_hash)
 
         def make():
             from harness.model import build_model
@@ -248,7 +242,7 @@ class Pipeline:
         export through lm-eval and the sandbox (`eval.enabled`), then the analyses of the
         export on held-out data (`eval.per_position`, `eval.acceptance`; independent of
         `eval.enabled`)."""
-        inputs = _digest(outputs["export"]["weights_sha256"], self.recipe.eval.model_dump(mode="json"))
+        inputs = sha256_parts(outputs["export"]["weights_sha256"], self.recipe.eval.model_dump(mode="json"))
         export_dir = self.in_run(outputs["export"]["dir"])
 
         def make():
@@ -284,7 +278,7 @@ class Pipeline:
 
     def _stage_track(self, outputs) -> dict:
         """Plots and artifacts to MLflow, and the run closed (kept for `harness sync` when offline)."""
-        inputs = _digest({k: v for k, v in outputs.items() if k != "track"})
+        inputs = sha256_parts({k: v for k, v in outputs.items() if k != "track"})
 
         def make():
             if not self.dist.is_main:

@@ -9,8 +9,6 @@ Errors name the file that set the offending value, the field path and what is al
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -19,6 +17,7 @@ from harness.config_tree import apply_override, format_validation_error, read_ya
 from harness.containers import ContainerConfig
 from harness.data.config import DataConfig
 from harness.errors import HarnessError
+from harness.hashing import sha256_json
 from harness.eval.config import EvalConfig
 from harness.model.objectives import ObjectiveConfig
 from harness.model.objectives.stp import StpConfig
@@ -116,17 +115,13 @@ def resolve_extends(path: Path, _chain: tuple[Path, ...] = ()) -> tuple[dict, di
     return merge_with_origins(base, base_origins, data, str(path))
 
 
-def canonical_json(recipe: Recipe, sections: tuple[str, ...] | None = None) -> str:
-    """The serialisation that is hashed: sorted keys, no whitespace, resolved values only."""
+def recipe_hash(recipe: Recipe, sections: tuple[str, ...] | None = None) -> str:
+    """sha256 of the resolved values (canonical JSON): key order, comments and formatting
+    do not change it."""
     dumped = recipe.model_dump(mode="json")
     if sections is not None:
         dumped = {key: dumped[key] for key in sections}
-    return json.dumps(dumped, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def recipe_hash(recipe: Recipe, sections: tuple[str, ...] | None = None) -> str:
-    """sha256 of the canonical form: key order, comments and formatting do not change it."""
-    return hashlib.sha256(canonical_json(recipe, sections).encode()).hexdigest()
+    return sha256_json(dumped)
 
 
 def resolved_yaml(recipe: Recipe) -> str:

@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.atomic import atomic_write_text
+
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
 
@@ -99,9 +101,7 @@ class Tracker:
     def _save_state(self, **update: Any) -> None:
         state = {**self._state(), **update}
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / "state.json.tmp"
-        tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-        os.replace(tmp, self.dir / "state.json")
+        atomic_write_text(self.dir / "state.json", json.dumps(state, indent=1, sort_keys=True))
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self, params: dict[str, str], tags: dict[str, str], run_name: str) -> None:
@@ -161,9 +161,7 @@ class Tracker:
         if later:
             with open(self.dir / "metrics.replaced.jsonl", "a", encoding="utf-8") as f:
                 f.write("\n".join(later) + "\n")
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text("".join(line + "\n" for line in keep))
-            os.replace(tmp, path)
+            atomic_write_text(path, "".join(line + "\n" for line in keep))
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         stamp = int(time.time() * 1000)

@@ -10,7 +10,6 @@ exactly these inputs plus the base image, so equal tags mean equal inputs, and
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import subprocess
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError, one_line
-from harness.hashing import sha256_file
+from harness.hashing import sha256_file, sha256_named
 
 IMAGE_REPO = "mtp-harness"
 LABEL_PREFIX = "mtp-harness."
@@ -67,22 +66,13 @@ def package_sources(root: Path) -> list[Path]:
     return files
 
 
-def _digest(items: list[tuple[str, bytes]]) -> str:
-    h = hashlib.sha256()
-    for name, data in items:
-        # Length-prefixed so that moving bytes between names changes the hash.
-        h.update(f"{name}\0{len(data)}\0".encode())
-        h.update(data)
-    return h.hexdigest()
-
-
 def source_hash(root: Path, flavor: Flavor) -> str:
     """sha256 of the Dockerfile, the locks and the package sources (not the base image)."""
     containers = root / "containers"
     items = [(f"containers/{name}", (containers / name).read_bytes())
              for name in (flavor.dockerfile, flavor.lock, BUILD_TOOLS_LOCK)]
     items += [(str(rel), (root / rel).read_bytes()) for rel in package_sources(root)]
-    return _digest(items)
+    return sha256_named(items)
 
 
 def inputs_hash(source: str, base: str, base_id: str | None, ca_bundle: Path | None) -> str:
@@ -90,7 +80,7 @@ def inputs_hash(source: str, base: str, base_id: str | None, ca_bundle: Path | N
     items = [("source", source.encode()), ("base", base.encode()), ("base-id", (base_id or "").encode())]
     if ca_bundle is not None:
         items.append(("ca-bundle", ca_bundle.read_bytes()))
-    return _digest(items)
+    return sha256_named(items)
 
 
 def image_tag(flavor: Flavor, inputs: str) -> str:

@@ -18,8 +18,9 @@ from harness.data.config import DataConfig
 from harness.data.decontaminate import Decontaminator
 from harness.data.shards import ShardWriter, token_dtype, write_shards
 from harness.data.sources import CorpusSource, ReadStats
-from harness.data.tokenizer import directory_hash, load_pretrained, save_tokenizer, train_bpe
+from harness.data.tokenizer import load_pretrained, save_tokenizer, train_bpe
 from harness.errors import HarnessError
+from harness.hashing import sha256_directory
 
 DROP, TRAIN, VAL = 0, 1, 2
 SPLITS = {TRAIN: "train", VAL: "val"}
@@ -123,7 +124,7 @@ def build(out: Path, cfg: DataConfig, source, vocab_size: int, base_dir: Path, c
                    "skipped_empty": stats.empty},
         "decontamination": decon.report.summary(),
         "split": {"rule": "sha256(text)[:8] / 2^64 < val_fraction", "val_fraction": cfg.val_fraction},
-        "tokenizer": {"kind": cfg.tokenizer.kind, "hash": directory_hash(out / "tokenizer"),
+        "tokenizer": {"kind": cfg.tokenizer.kind, "hash": sha256_directory(out / "tokenizer"),
                       "vocab_size": backend.get_vocab_size(), "eos_id": eos_id, "eos_token": eos_token},
         "dtype": dtype.name,
         "splits": splits,

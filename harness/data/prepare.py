@@ -11,7 +11,6 @@ and two processes preparing at once both finish with the same result.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,16 +26,12 @@ from rich.console import Console
 from harness.data.config import DataConfig
 from harness.data.sources import open_source
 from harness.data.shards import token_dtype
-from harness.data.tokenizer import check_bpe_vocab, directory_hash, load_pretrained
+from harness.data.tokenizer import check_bpe_vocab, load_pretrained
 from harness.errors import HarnessError
+from harness.hashing import sha256_directory, sha256_json
 
 # Bump when the shard layout, manifest or any preparation step changes meaning.
 FORMAT_VERSION = 1
-
-
-def canonical_hash(value) -> str:
-    blob = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def default_cache_root() -> Path:
@@ -113,7 +108,7 @@ def prepare_data(
     source = open_source(cfg, Path(base_dir))
     source_manifest = source.identity()
     key_inputs = _key_inputs(cfg, source_manifest, vocab_size, Path(base_dir))
-    key = canonical_hash(key_inputs)[:24]
+    key = sha256_json(key_inputs)[:24]
     root = Path(cache_root) if cache_root is not None else default_cache_root()
     final = root / "data" / key
     if not (final / "manifest.json").is_file():
@@ -134,7 +129,7 @@ def _key_inputs(cfg: DataConfig, source_manifest: dict, vocab_size: int, base_di
         decontaminate["benchmark_sha256"] = CHECKSUMS
     return {
         "format_version": FORMAT_VERSION,
-        "source_hash": canonical_hash(source_manifest),
+        "source_hash": sha256_json(source_manifest),
         "decontaminate": decontaminate,
         "tokenizer": tokenizer,
         "vocab_size": vocab_size,
@@ -151,7 +146,7 @@ def _pretrained_hash(cfg: DataConfig, base_dir: Path, vocab_size: int) -> str:
     wrapped, _ = load_pretrained(cfg.tokenizer, base_dir, vocab_size)
     with tempfile.TemporaryDirectory() as tmp:
         wrapped.save_pretrained(tmp)
-        return directory_hash(Path(tmp))
+        return sha256_directory(Path(tmp))
 
 
 def _build_atomically(final: Path, cfg, source, source_manifest, key_inputs, vocab_size, base_dir, console) -> None:
@@ -198,7 +193,7 @@ def _write_json(path: Path, value) -> None:
 def load_prepared(path: Path) -> PreparedData:
     """A finished preparation from its folder; shard sizes are checked against the manifest."""
     manifest = json.loads((path / "manifest.json").read_text())
-    prepared = PreparedData(path, manifest, canonical_hash(manifest))
+    prepared = PreparedData(path, manifest, sha256_json(manifest))
     for split in manifest["splits"]:
         for file, tokens in prepared.shards(split):
             if not file.is_file() or file.stat().st_size != tokens * prepared.dtype.itemsize:

@@ -10,7 +10,6 @@ processes; `tests/data/test_data_tokenizer.py` checks it on every run.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -105,15 +104,6 @@ def load_pretrained(cfg: PretrainedTokenizer, base_dir: Path, vocab_size: int):
             fix=f"set model.vocab_size to at least {len(wrapped)}",
         )
     return wrapped, wrapped.backend_tokenizer
-
-
-def directory_hash(path: Path) -> str:
-    """sha256 over the sorted file names and contents of a directory."""
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(file.read_bytes()).digest())
-    return digest.hexdigest()
 
 
 def encode_batches(tokenizer, texts: list[str]) -> Iterator[list[int]]:

@@ -14,11 +14,11 @@ truncated file falls back to the previous checkpoint instead of destroying it.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
 
+from harness.atomic import atomic_write_text, fsync_dir
 from harness.errors import HarnessError
 from harness.hashing import sha256_file
 from harness.train.distributed import barrier
@@ -28,23 +28,6 @@ TAG = re.compile(r"^step_(\d+)$")
 
 def tag_for(step: int) -> str:
     return f"step_{step:06d}"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def save(engine, ckpt_dir: Path, step: int, state: dict, *, is_main: bool, keep: int) -> Path:
@@ -62,12 +45,12 @@ def save(engine, ckpt_dir: Path, step: int, state: dict, *, is_main: bool, keep:
         sealed = staging / tag
         (sealed / "harness_state.json").write_text(json.dumps(state, indent=1, sort_keys=True))
         sums = {str(p.relative_to(sealed)): sha256_file(p) for p in sorted(sealed.rglob("*")) if p.is_file()}
-        _write_atomic(sealed / "CHECKSUMS.json", json.dumps(sums, indent=1, sort_keys=True))
+        atomic_write_text(sealed / "CHECKSUMS.json", json.dumps(sums, indent=1, sort_keys=True))
         if final.exists():  # a re-save of the same step: keep the old copy until the new is in place
             final.rename(ckpt_dir / f".old-{tag}")
         sealed.rename(final)
-        _fsync_dir(ckpt_dir)
-        _write_atomic(ckpt_dir / "latest", tag)
+        fsync_dir(ckpt_dir)
+        atomic_write_text(ckpt_dir / "latest", tag)
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(ckpt_dir / f".old-{tag}", ignore_errors=True)
         _prune(ckpt_dir, keep)

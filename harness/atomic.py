@@ -1,0 +1,41 @@
+"""Atomic, durable file writes: the one way the harness replaces a file that must survive a
+crash (stage ledger, tracker state, checkpoint seals, manifests).
+
+Write to a temporary sibling, fsync it, rename over the target, fsync the directory: after a
+crash at any point the target holds either the old bytes or the new ones, never a torn
+mix, and a finished rename survives a power cut. The temporary name carries the pid so two
+writers never share one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Make a rename (or a new entry) in `path` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed write (disk full) leaves no stray file
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))

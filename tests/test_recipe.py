@@ -27,14 +27,14 @@ def test_unknown_key_names_file_path_and_allowed_keys(write, cli):
     child = write("child.yaml", "extends: base.yaml\nmodel:\n  n_layer: 3\n")
     line = _one_error_line(cli("plan", child))
     assert str(child) in line and "model.n_layer" in line
-    assert "unknown key" in line and "n_layers" in line  # what is allowed
+    assert "unknown key" in line and "stp_layers" in line  # what is allowed
     assert base.exists()
 
 
 def test_wrong_type_names_field_and_value(write, cli):
-    path = write("r.yaml", TINY.replace("n_layers: 2", "n_layers: two"))
+    path = write("r.yaml", TINY.replace("stp_layers: 2", "stp_layers: two"))
     line = _one_error_line(cli("plan", path))
-    assert "model.n_layers" in line and "'two'" in line and "integer" in line
+    assert "model.stp_layers" in line and "'two'" in line and "integer" in line
 
 
 def test_error_points_at_the_file_that_set_the_value(write, cli):
@@ -114,7 +114,7 @@ def test_extends_merges_mappings_deeply_and_replaces_lists(write):
         """)
     recipe = load_recipe(child)
     assert recipe.name == "child"
-    assert recipe.model.d_model == 32 and recipe.model.n_layers == 2  # merged, not replaced
+    assert recipe.model.d_model == 32 and recipe.model.stp_layers == 2  # merged, not replaced
     assert recipe.data.tokenizer.special_tokens == ["c"]  # lists are replaced whole
     assert recipe.data.tokenizer.min_frequency == 3
 
@@ -178,7 +178,7 @@ def test_hash_ignores_key_order_comments_and_formatting(write):
           n_kv_heads: 1
           n_heads: 2
           d_model: 16
-          n_layers: 2
+          stp_layers: 2
         name: "tiny"
         recipe_version: 1
         objective: {kind: stp}

@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 TINY_ARM = """\
 recipe_version: 1
 name: tiny
-model: {n_layers: 2, d_model: 32, n_heads: 2, n_kv_heads: 1, ffn_hidden: 64, vocab_size: 320, seq_len: 32}
+model: {stp_layers: 2, d_model: 32, n_heads: 2, n_kv_heads: 1, ffn_hidden: 64, vocab_size: 320, seq_len: 32}
 objective: {kind: stp}
 data: {source: {kind: stdlib, max_files: 30}, decontaminate: {enabled: false}}
 train: {steps: 4, global_batch_size: 4, micro_batch_size: 2, num_threads: 1, eval_every: 2, eval_batches: 2,

@@ -31,7 +31,7 @@ from harness.eval.acceptance import depth_agreement
 from harness.eval.config import EvalConfig
 from harness.eval.position_loss import position_losses, write_position_files
 from harness.eval.speculative import compare_decoders
-from harness.model.model import MTPModel
+from harness.model.mtp_model import MTPModel
 
 
 @contextmanager

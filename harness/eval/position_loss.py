@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.model.model import MTPModel
+from harness.model.mtp_model import MTPModel
 
 BINS = 16
 

@@ -12,7 +12,7 @@ from tests.data.data_helpers import write_corpus
 RECIPE = """\
 recipe_version: 1
 name: tinydata
-model: {n_layers: 2, d_model: 16, n_heads: 2, n_kv_heads: 1, ffn_hidden: 32, vocab_size: 300, seq_len: 16}
+model: {stp_layers: 2, d_model: 16, n_heads: 2, n_kv_heads: 1, ffn_hidden: 32, vocab_size: 300, seq_len: 16}
 objective: {kind: meta, n: 2}
 train: {steps: 3, global_batch_size: 4, micro_batch_size: 1}
 data: {source: {kind: local, path: corpus}, val_fraction: 0.2}

@@ -6,24 +6,24 @@ from functools import lru_cache
 
 import torch
 
-from harness.model import build_model
+from harness.model.mtp_model import build_model
+from harness.model.config import TrunkConfig
 from harness.model.objectives.deepseek import DeepSeekConfig
 from harness.model.objectives.meta import MetaConfig
-from harness.model.objectives.stp import StpConfig
-from harness.model.trunk import TrunkConfig
+from harness.model.objectives.registry import objective_class
 from tests.threads import torch_threads
 
 VOCAB = 32
 ARMS = {"meta2": MetaConfig(n=2), "meta4": MetaConfig(n=4), "deepseek1": DeepSeekConfig(depth=1)}
 
 
-def trunk(vocab: int = VOCAB, d_model: int = 32, n_layers: int = 4) -> TrunkConfig:
-    return TrunkConfig(n_layers=n_layers, d_model=d_model, n_heads=2, n_kv_heads=1, ffn_hidden=64,
+def trunk(vocab: int = VOCAB, d_model: int = 32, stp_layers: int = 4) -> TrunkConfig:
+    return TrunkConfig(stp_layers=stp_layers, d_model=d_model, n_heads=2, n_kv_heads=1, ffn_hidden=64,
                        vocab_size=vocab, seq_len=16)  # fmt: skip
 
 
 def objective(kind: str, **fields):
-    return {"stp": StpConfig, "meta": MetaConfig, "deepseek": DeepSeekConfig}[kind](**fields)
+    return objective_class(kind)(**fields)
 
 
 def random_model(objective_cfg, seed: int = 0, **trunk_fields):

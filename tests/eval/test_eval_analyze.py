@@ -12,8 +12,8 @@ import torch
 from harness.data.loader import TokenWindows
 from harness.eval.analyze import analyze
 from harness.eval.config import EvalConfig
-from harness.model import build_model
-from harness.model.trunk import TrunkConfig
+from harness.model.mtp_model import build_model
+from harness.model.config import TrunkConfig
 from tests.data.data_helpers import SMALL_VOCAB, prepare_small, shared_cache
 from tests.eval.mtp_models import objective
 
@@ -24,7 +24,7 @@ ACCEPTANCE_KEYS = {"tokens_per_step", "speedup", "identical", "prompts", "new_to
 RECIPE = """\
 recipe_version: 1
 name: {name}
-model: {{n_layers: 4, d_model: 32, n_heads: 2, n_kv_heads: 1, ffn_hidden: 64, vocab_size: 512, seq_len: 32}}
+model: {{stp_layers: 4, d_model: 32, n_heads: 2, n_kv_heads: 1, ffn_hidden: 64, vocab_size: 512, seq_len: 32}}
 objective: {objective}
 data: {{source: {{kind: stdlib, max_bytes: 150000}}, val_fraction: 0.1}}
 train: {{steps: {steps}, global_batch_size: 4, micro_batch_size: 4, num_threads: 1, eval_every: 2, eval_batches: 1,
@@ -42,7 +42,7 @@ def prepared(tmp_path_factory):
 
 def model_for(objective_cfg):
     torch.manual_seed(0)
-    cfg = TrunkConfig(n_layers=4, d_model=32, n_heads=2, n_kv_heads=1, ffn_hidden=64, vocab_size=SMALL_VOCAB, seq_len=S)
+    cfg = TrunkConfig(stp_layers=4, d_model=32, n_heads=2, n_kv_heads=1, ffn_hidden=64, vocab_size=SMALL_VOCAB, seq_len=S)
     return build_model(cfg, objective_cfg)
 
 

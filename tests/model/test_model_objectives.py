@@ -7,7 +7,7 @@ import torch
 
 from harness.errors import HarnessError
 from harness.model.export import export_names
-from harness.model.objectives.registry import get_objective, register_objective, registered_objectives
+from harness.model.objectives.registry import objective_class, registered
 from tests.model.conftest import make, objective, rows, tiny_trunk
 
 S = 12
@@ -16,6 +16,7 @@ ALL = [
     ("meta", {"n": 3, "memory_efficient": False}),
     ("meta", {"n": 3, "memory_efficient": True, "loss_weights": [1.0, 0.5, 0.25]}),
     ("deepseek", {"depth": 2, "mtp_lambda": 0.3}),
+    ("top", {"window": 4}),
 ]
 
 
@@ -25,13 +26,11 @@ def named_grads(model) -> dict[str, torch.Tensor]:
     return {name: grads[key] for key, (_, name) in export_names(model).items() if name and key in grads}
 
 
-def test_registry_covers_every_recipe_kind_and_suggests_names():
-    assert registered_objectives() == ["deepseek", "meta", "stp"]
+def test_registry_finds_every_objective_file_and_suggests_names():
+    assert list(registered()) == ["stp", "deepseek", "meta", "top"]  # the default first
+    assert all(cls.model_fields["kind"].default == kind for kind, cls in registered().items())
     with pytest.raises(HarnessError, match="unknown objective 'mta'; did you mean 'meta'"):
-        get_objective("mta")
-    with pytest.raises(ValueError, match="already registered"):
-        register_objective("meta")(type("Other", (), {}))
-    assert register_objective("meta")(get_objective("meta")) is get_objective("meta")
+        objective_class("mta")
 
 
 @pytest.mark.parametrize("window", ["full", "truncate"])
@@ -84,7 +83,8 @@ def test_each_depth_loss_is_cross_entropy_against_the_shifted_targets(kind, fiel
     with torch.no_grad():
         out, logits = model(x), model.depth_logits(x)
     n = cfg.n_predict
-    assert list(out.losses) == [f"depth_{k}" for k in range(1, n + 1)] and len(logits) == n
+    assert list(out.losses) == cfg.loss_parts and len(logits) == n
+    assert [k for k in out.losses if k.startswith("depth_")] == [f"depth_{k}" for k in range(1, n + 1)]
     for k in range(1, n + 1):
         want, count = hand_cross_entropy(logits[k - 1], x, k)
         assert out.losses[f"depth_{k}"].item() == pytest.approx(want, abs=1e-5)
@@ -150,15 +150,13 @@ def test_inference_hooks_agree_with_the_training_path(kind, fields):
     with torch.no_grad():
         out = model(x)
         next_logits = model.next_token_logits(x[:, :S])
-        per_position = model.per_position_loss(x)
         assert torch.allclose(next_logits, model.depth_logits(x)[0], atol=1e-6)
-    assert per_position.shape == (3, S)
-    assert per_position.mean().item() == pytest.approx(out.losses["depth_1"].item(), abs=1e-6)
+    assert out.losses["depth_1"].item() == pytest.approx(hand_cross_entropy(next_logits, x, 1)[0], abs=1e-5)
 
 
 def test_bad_shapes_are_refused():
-    with pytest.raises(HarnessError, match="needs model.n_layers >= n"):
-        make(tiny_trunk(n_layers=2), objective("meta", n=3))
+    with pytest.raises(HarnessError, match="objective.n 3 heads need at least as many layers"):
+        make(tiny_trunk(stp_layers=2), objective("meta", n=3))
     model = make(tiny_trunk(), objective("meta", n=3))
     with pytest.raises(ValueError, match="too short"):
         model(torch.zeros(2, 3, dtype=torch.long))
@@ -169,7 +167,7 @@ def test_every_objective_has_a_design_note_with_a_depth_table():
     import inspect
     from pathlib import Path
 
-    for name in registered_objectives():
-        note = Path(inspect.getfile(get_objective(name))).with_suffix(".md")
+    for cls in registered().values():
+        note = Path(inspect.getfile(cls)).with_suffix(".md")
         text = note.read_text()
         assert "| depth" in text and "label" in text, note

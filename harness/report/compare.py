@@ -75,10 +75,10 @@ def _common_tag(records: list[RunRecord]) -> str | None:
 def pick_baseline(records: list[RunRecord], given: str | None) -> str:
     if given:
         return given
-    stp = sorted({r.arm for r in records if r.kind == "stp"})
-    if len(stp) == 1:
-        return stp[0]
-    raise HarnessError(f"cannot tell the baseline: {len(stp)} single-token arms ({', '.join(stp) or 'none'})",
+    single = sorted({r.arm for r in records if "baseline" in r.claims()})
+    if len(single) == 1:
+        return single[0]
+    raise HarnessError(f"cannot tell the baseline: {len(single)} single-token arms ({', '.join(single) or 'none'})",
                        fix="pass --baseline ARM")
 
 

@@ -72,13 +72,10 @@ def check_comparable(records: list[RunRecord], force: bool) -> list[str]:
     return problems
 
 
-def objective_label(objective: dict) -> str:
-    kind = objective.get("kind", "stp")
-    if kind == "meta":
-        return f"meta n={objective.get('n')}"
-    if kind == "deepseek":
-        return f"deepseek D={objective.get('depth')}"
-    return kind
+def objective_label(record: RunRecord) -> str:
+    """The objective's own label ("meta n=2"); the kind when it is not installed here."""
+    cfg = record.objective_cfg
+    return cfg.label() if cfg is not None else record.kind
 
 
 @dataclass
@@ -179,7 +176,7 @@ def build_rows(groups: dict[str, list[RunRecord]], n_resamples: int = 10_000) ->
                    for m in sorted({m for r in runs for m in r.metrics()})}
         acceptance, speculative = _acceptance(runs)
         rows.append(ArmRow(
-            arm=arm, objective=objective_label(runs[0].objective), kind=runs[0].kind,
+            arm=arm, objective=objective_label(runs[0]), kind=runs[0].kind,
             seeds=[r.seed for r in runs], run_dirs=[_shown(r.run_dir) for r in runs],
             params=int(plan.get("params_total", 0)), train_flops=float(plan.get("total_flops", 0.0)),
             tokens=int(plan.get("tokens", 0)), targets_per_step=int(plan.get("targets_per_step", 0)),

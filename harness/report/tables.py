@@ -7,10 +7,9 @@ import csv
 import io
 import json
 
+from harness.eval.benchmarks import TASK_NAMES
 from harness.report.comparison import ArmRow
 from harness.report.published import Reported
-
-TASK_NAMES = {"humaneval": "HumanEval", "mbpp": "MBPP"}
 
 
 def _metric_name(metric: str) -> str:

@@ -171,3 +171,48 @@ def test_every_objective_has_a_design_note_with_a_depth_table():
         note = Path(inspect.getfile(cls)).with_suffix(".md")
         text = note.read_text()
         assert "| depth" in text and "label" in text, note
+
+
+def brute_force_top_target(row: list[int], i: int, window: int, vocab: int) -> list[float]:
+    """The paper's target for position i, by a loop: W - d for the nearest d in 0..W-1 with
+    row[i+1+d] == v (the next token scores W), -inf for tokens not in the window."""
+    target = [float("-inf")] * vocab
+    for d in range(window):
+        if i + 1 + d < len(row) and target[row[i + 1 + d]] == float("-inf"):
+            target[row[i + 1 + d]] = float(window - d)
+    return target
+
+
+@pytest.mark.parametrize("window, row_extra", [(1, 1), (3, 3), (5, 1), (6, 6)])
+def test_top_targets_rank_upcoming_tokens_by_first_appearance(window, row_extra):
+    from harness.model.objectives.top import proximity_scores
+
+    vocab, S = 7, 9
+    tokens = torch.randint(0, vocab, (3, S + row_extra), generator=torch.Generator().manual_seed(window))
+    tokens[0, 1:6] = torch.tensor([4, 2, 4, 4, 2])  # repeats: the nearest occurrence counts
+    scores = proximity_scores(tokens, S, window, vocab)
+    for b in range(3):
+        for i in range(S):
+            want = brute_force_top_target(tokens[b].tolist(), i, window, vocab)
+            assert scores[b, i].tolist() == want, (b, i)
+
+
+def test_top_loss_is_next_token_plus_listnet_by_hand():
+    cfg = objective("top", window=3)
+    model, stp = make(tiny_trunk(), cfg), make(tiny_trunk(), objective("stp"))
+    x = rows(cfg, B=2)
+    with torch.no_grad():
+        out = model(x)
+        normed = model.trunk.norm(model.trunk(x[:, :S], model.trunk.rope(S)))
+        top_logits = model.objective.top_head(normed).double()
+    total = 0.0
+    for b in range(2):
+        for i in range(S):
+            target = torch.tensor(brute_force_top_target(x[b].tolist(), i, 3, 300), dtype=torch.double)
+            p = torch.softmax(target, dim=-1)  # ListNet's top-one probabilities of the target
+            total -= float((p * torch.log_softmax(top_logits[b, i], dim=-1)).sum())
+    assert out.losses["top"].item() == pytest.approx(total / (2 * S), abs=1e-5)
+    assert out.loss.item() == pytest.approx(out.losses["depth_1"].item() + out.losses["top"].item(), abs=1e-6)
+    # The trunk draws what STP's does for the same seed, so the next-token loss is STP's.
+    assert torch.equal(out.losses["depth_1"], stp(x[:, : S + 1]).losses["depth_1"])
+    assert out.n_targets == {"depth_1": 2 * S, "top": 2 * S}

@@ -135,5 +135,20 @@ def objective_config(data: dict) -> ObjectiveConfig:
         raise HarnessError(f"objective {kind!r}: {one_line(exc)}") from None
 
 
+def described(data: dict) -> ObjectiveConfig | None:
+    """A recorded `objective:` mapping (a finished run's) as its config, or None when its kind
+    is not installed here or its fields no longer validate: reports then show the raw kind."""
+    try:
+        return objective_config(data)
+    except HarnessError:
+        return None
+
+
+def method_name(kind: str) -> str:
+    """The method's name in tables and plots ("Meta", "DeepSeek"); the kind when unknown."""
+    cls = registered().get(kind)
+    return cls.method if cls is not None and cls.method else kind
+
+
 def default_objective() -> ObjectiveConfig:
     return registered()[DEFAULT_KIND]()

@@ -15,7 +15,7 @@ from harness import __version__
 from harness.errors import HarnessError
 from harness.report import html_report, plots, tables
 from harness.report.collect import RunRecord, load_run, runs_of_experiment, runs_of_study
-from harness.report.comparison import build_rows, check_comparable, group_by_arm
+from harness.report.arm_rows import build_rows, check_comparable, group_by_arm
 from harness.report.published import all_reported
 from harness.report.verdicts import long_sequence, meta_vs_deepseek
 

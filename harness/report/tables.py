@@ -8,7 +8,7 @@ import io
 import json
 
 from harness.eval.benchmarks import TASK_NAMES
-from harness.report.comparison import ArmRow
+from harness.report.arm_rows import ArmRow
 from harness.report.published import Reported
 
 

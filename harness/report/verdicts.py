@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from harness.report.collect import RunRecord
-from harness.report.comparison import outcome_matrix, rows_matrix
+from harness.report.arm_rows import outcome_matrix, rows_matrix
 from harness.report.stats import paired_gain, position_ratio
 
 SUPPORTED, CONTRADICTED, UNCLEAR, UNTESTABLE = (

@@ -78,3 +78,15 @@ def trained_model(arm: str, steps: int = 60):
             loss.backward()
             opt.step()
     return model.eval()
+
+
+@torch.no_grad()
+def training_path_position_losses(model, rows: torch.Tensor) -> torch.Tensor:
+    """(B, S): -log p(t_{i+1}) at each input position from the *training* path's next-token
+    logits on the objective's own rows (depth 1 of `depth_logits`), by log-softmax and a
+    lookup in float64: an oracle independent of `eval.position_loss`, which decodes plain
+    rows of S+1 tokens through the next-token path."""
+    logits = model.depth_logits(rows)[0].double()  # (B, S, V)
+    S = logits.shape[1]
+    logp = torch.log_softmax(logits, dim=-1)
+    return -logp.gather(-1, rows[:, 1 : S + 1].unsqueeze(-1)).squeeze(-1)

@@ -10,7 +10,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.recipe import load_recipe, recipe_hash, resolved_yaml
-from tests.conftest import TINY
+from tests.conftest import ROOT, TINY
 
 
 def _one_error_line(result) -> str:
@@ -102,6 +102,37 @@ def test_no_traceback_from_the_real_console_script(write):
     proc = subprocess.run([sys.executable, "-m", "harness", "plan", str(path)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+RECIPE_LAYER = """\
+import sys
+from harness.cli import main
+for args in (["resolve", "recipes/deepseek_n2.yaml"], ["plan", "recipes/studies/laptop.yaml"],
+             ["launch", "slurm", "recipes/studies/cluster_7b.yaml", "--nodes", "2", "--gpus-per-node", "8",
+              "--dry-run", "--out", sys.argv[1]], ["--help"]):
+    try:
+        main(args, standalone_mode=False)
+    except SystemExit as exc:
+        assert not exc.code, (args, exc.code)
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "deepspeed", "transformers", "mlflow", "lm_eval"})
+assert not heavy, heavy
+"""
+
+
+def test_the_recipe_layer_does_not_import_torch(tmp_path):
+    """`harness resolve`, `plan`, `launch --dry-run` and `--help` read recipes, objectives'
+    configs and FLOPs without torch (or any other heavy library): that is what keeps them
+    well under a second (harness/model/objectives/__init__.py says how)."""
+    proc = subprocess.run([sys.executable, "-c", RECIPE_LAYER, str(tmp_path / "jobs")], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "matched on flops" in proc.stdout and "resolved recipe, sha256" in proc.stdout
+
+
+def test_an_unknown_objective_kind_names_the_registered_ones(write):
+    path = write("r.yaml", TINY + "objective: {kind: mta, n: 2}\n")
+    with pytest.raises(HarnessError, match="kind must be one of 'stp', 'deepseek', 'meta', 'top'.*did you mean 'meta'"):
+        load_recipe(path)
 
 
 def test_extends_merges_mappings_deeply_and_replaces_lists(write):

@@ -28,7 +28,7 @@ writing each file so that importing it is cheap:
     blocks, `sequential_heads.py`'s one-head-at-a-time backward, `decoding.py`'s paths).
 The alternatives were worse to read: a torch module class defined inside a function, a
 second file per objective, or discovery that parses source instead of importing it.
-`tests/test_recipe_layer.py` holds the line: importing the recipe layer, and running
+`tests/test_recipe.py` holds the line: importing the recipe layer, and running
 `harness resolve` and `harness plan`, leave torch out of `sys.modules`.
 
 Parameter names are kept from the first layout (Meta's `heads.<k>`, DeepSeek's

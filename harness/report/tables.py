@@ -152,3 +152,12 @@ def print_rich(title: str, rows: list[ArmRow], reported, verdicts, problems: lis
     cited = [[f"{c[0].split(',')[0]}, {c[1]}", *c[3:7], *c[8:]] for c in reported_cells(reported)]
     console.print(table("reported (published) gains, pass@1 percentage points",
                         ["source", "model", "data", "n", "benchmark", "baseline", "MTP", "gain", "flag"], cited))
+    for line in not_entered_lines():
+        console.print(line)
+
+
+def not_entered_lines() -> list[str]:
+    """One line per paper whose objective is here but whose numbers are not in the rows."""
+    from harness.report.published import NOT_ENTERED
+
+    return [f"{n.source} ({n.method}): {n.why}" for n in NOT_ENTERED]

@@ -5,11 +5,11 @@ everything the harness knows about it, in one class, its config (`base.Objective
 the recipe fields; the row it trains on; its parameters and training FLOPs per token,
 beside the modules they count; how tables label it and which claims of the comparison it
 joins; and the model side: its own parameters, its losses, its per-depth logits, how it
-drafts for self-speculative decoding and how its tensors are exported. Nothing else in the
-harness names a kind. The kind is the file's name, so a copy of `stp.py` under a new name
-is a new objective (`tests/model/test_objective_plugin.py` trains, exports, evaluates and
-compares one), and another package adds its own through the `mtp_harness.objectives`
-entry-point group.
+drafts for self-speculative decoding and how its tensors are exported. No other module
+branches on a kind. The kind is the file's name, so a copy of `stp.py` under a new name is
+a new objective (`tests/model/test_model_objectives_registry.py` plans, trains, exports,
+evaluates and compares one), and another package adds its own through the
+`mtp_harness.objectives` entry-point group.
 
 Why the file's top level does not import torch. Two wishes meet here: an objective should be
 one readable file, and the recipe layer (`harness resolve`, `plan`, `launch --dry-run`,

@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3, help="speculative-vs-greedy comparisons per run")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest at batch 1; ENV-NOTES)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest at batch 1; docs/MEASURED.md)")
     args = parser.parse_args()
     print("Published (their figures, not ours): Meta 7B, 4 heads, Table S2: 3.05x on code; "
           "DeepSeek-V3 Sec. 5.4.3: 85-90% second-token acceptance, 1.8x tokens/s")

@@ -24,7 +24,7 @@ train: {steps: 3, global_batch_size: 2, micro_batch_size: 1}
 
 @pytest.fixture
 def one_thread():
-    """Bit-for-bit comparisons need a fixed thread count (ENV-NOTES)."""
+    """Bit-for-bit comparisons need a fixed thread count (docs/MEASURED.md)."""
     with torch_threads(1):
         yield
 

@@ -62,7 +62,7 @@ def init_distributed() -> Dist:
     deepspeed.utils.logger.setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.distributed")
     # DeepSpeed JIT-compiles its shared-memory comm op for CPU at init (~1 min on a fresh
-    # machine, ENV-NOTES); gloo does the same job for us, so mark the op unusable.
+    # machine, docs/MEASURED.md); gloo does the same job for us, so mark the op unusable.
     deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
     if not torch.distributed.is_initialized():
         deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo",

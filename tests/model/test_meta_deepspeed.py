@@ -17,7 +17,7 @@ from tests.model.conftest import make, objective, rows, tiny_trunk
 
 @pytest.fixture(scope="module")
 def deepspeed():
-    """One-process DeepSpeed as ENV-NOTES describes: env for a single rank, no shm op build."""
+    """One-process DeepSpeed as docs/MEASURED.md describes: env for a single rank, no shm op build."""
     with pytest.MonkeyPatch.context() as mp:
         for key, value in dict(
             RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",

@@ -31,7 +31,8 @@ def fmt_gain(g: dict | None) -> str:
 
 
 def _acceptance(row: ArmRow) -> str:
-    parts = [f"d{d} {a['agree_greedy']:.2f}/{a['correct']:.2f}" for d, a in row.acceptance.items()
+    parts = [f"{row.depth_names.get(d, 'd' + d)} {a['agree_greedy']:.2f}/{a['correct']:.2f}"
+             for d, a in row.acceptance.items()
              if a.get("agree_greedy") is not None and a.get("correct") is not None]
     if row.speculative.get("speedup") is not None:
         parts.append(f"spec {row.speculative['speedup']:.2f}x")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import urllib.request
 
 import pytest

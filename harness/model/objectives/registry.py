@@ -2,7 +2,8 @@
 `mtp_harness.objectives` group, so that another package adds one without touching this repo.
 
 A module's kind is its file name (an entry point's, its name); the module defines one
-`ObjectiveConfig` subclass with that `kind`. The recipe schema's `objective:` union is built
+`ObjectiveConfig` subclass with that `kind`. Every module of the folder is an objective except
+`base`, `registry` and names starting with an underscore (for helpers). The recipe schema's `objective:` union is built
 from what is found, so an unknown kind fails when the recipe is read (`harness plan`,
 before anything runs), naming the registered kinds and the close ones. Discovery imports
 only the objectives' torch-free top level (see this package's docstring).

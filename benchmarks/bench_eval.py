@@ -76,7 +76,7 @@ def bench_generation(limit: int | None, threads: int, trained: Path | None) -> N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, help="HumanEval problems in the generation run (default: all 164)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for this size; ENV-NOTES)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for this size; docs/MEASURED.md)")
     parser.add_argument("--workers", type=int, help="sandbox workers (default: one per CPU)")
     parser.add_argument("--skip-sandbox", action="store_true")
     parser.add_argument("--skip-generation", action="store_true")

@@ -43,8 +43,8 @@ def bench_run(run_dir: Path, args) -> None:
     prepared = prepare_data(recipe.data, vocab_size=recipe.model.vocab_size, seq_len=recipe.seq_len,
                             base_dir=recipe_dir_of(run_dir))  # fmt: skip
     model = load_exported(run_dir / "export")
-    kind, n = recipe.objective.kind, recipe.objective.n_predict
-    print(f"\n{run_dir.name}: {kind}, {n} tokens per position, {sum(p.numel() for p in model.parameters()):,} "
+    label, n = recipe.objective.label(), recipe.objective.n_predict
+    print(f"\n{run_dir.name}: {label}, {n} tokens per position, {sum(p.numel() for p in model.parameters()):,} "
           f"parameters, S={recipe.seq_len}; {load()}")  # fmt: skip
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -63,7 +63,7 @@ def bench_run(run_dir: Path, args) -> None:
               f"correct {summary[f'acceptance/depth_{k}/correct']:.1%} (teacher-forced)")  # fmt: skip
 
     if n == 1:
-        print("  no extra depths: nothing drafts, so no speculative decoding (the analyses above are STP's reference)")
+        print("  no extra depths: nothing drafts, so no speculative decoding (the analyses above are a reference)")
         return
     torch.set_num_threads(args.threads)
     rows = held_out_rows(prepared, e, recipe.seq_len, recipe.seq_len + n, recipe.data.lookahead_reserve)
@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3, help="speculative-vs-greedy comparisons per run")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest at batch 1; ENV-NOTES)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest at batch 1; docs/MEASURED.md)")
     args = parser.parse_args()
     print("Published (their figures, not ours): Meta 7B, 4 heads, Table S2: 3.05x on code; "
           "DeepSeek-V3 Sec. 5.4.3: 85-90% second-token acceptance, 1.8x tokens/s")

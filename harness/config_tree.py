@@ -7,6 +7,7 @@ file (or override) that set it, so a validation error can point at the right fil
 
 from __future__ import annotations
 
+import difflib
 import re
 import types
 import typing
@@ -108,6 +109,7 @@ def kind_union(*members: type[BaseModel]) -> Any:
             kind,
             custom_error_type="invalid_kind",
             custom_error_message=f"kind must be one of {', '.join(map(repr, kinds))}",
+            custom_error_context={"kinds": ",".join(kinds)},
         ),
     ]
 
@@ -269,7 +271,10 @@ def format_validation_error(exc: ValidationError, schema, data: dict, origins: d
             text = "required, but missing"
         elif kind == "invalid_kind":
             path = f"{path}.kind" if path else "kind"
-            text = f"{msg} (got {err['input'].get('kind')!r})"
+            got = err["input"].get("kind")
+            close = difflib.get_close_matches(str(got), (err.get("ctx") or {}).get("kinds", "").split(","), n=2)
+            hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+            text = f"{msg} (got {got!r}){hint}"
         elif kind in ("value_error", "assertion_error"):
             text = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
         else:

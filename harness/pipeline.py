@@ -220,7 +220,7 @@ class Pipeline:
         inputs = sha256_parts(sha256_file(ckpt / "CHECKSUMS.json"), self.training_hash)
 
         def make():
-            from harness.model import build_model
+            from harness.model.mtp_model import build_model
             from harness.model.export import export_hf
             from harness.train.weights import fp32_state_dict
 

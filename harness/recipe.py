@@ -19,13 +19,14 @@ from harness.data.config import DataConfig
 from harness.errors import HarnessError
 from harness.hashing import sha256_json
 from harness.eval.config import EvalConfig
-from harness.model.objectives import ObjectiveConfig
-from harness.model.objectives.stp import StpConfig
-from harness.model.trunk import TrunkConfig
+from harness.model.config import TrunkConfig
+from harness.model.objectives.registry import default_objective, objective_union
 from harness.track import TrackConfig
 from harness.train.config import TrainConfig
 
 RECIPE_VERSION = 1
+# One of the registered objectives' configs, picked by `kind` (objectives/registry.py).
+ObjectiveSection = objective_union()
 # Sections whose values decide what is trained; the run directory is keyed by their hash
 # so that changing how a run is evaluated or tracked does not retrain it.
 TRAINING_SECTIONS = ("model", "objective", "data", "train")
@@ -39,7 +40,7 @@ class Recipe(BaseModel):
     recipe_version: int = Field(description=f"schema version; this harness reads {RECIPE_VERSION}")
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="names the run directory")
     model: TrunkConfig
-    objective: ObjectiveConfig = Field(default_factory=StpConfig)
+    objective: ObjectiveSection = Field(default_factory=default_objective)
     data: DataConfig = DataConfig()
     train: TrainConfig
     eval: EvalConfig = EvalConfig()
@@ -57,15 +58,12 @@ class Recipe(BaseModel):
                 f"data.seq_len {self.data.seq_len} is above model.seq_len {self.model.seq_len}; "
                 "lower data.seq_len or raise model.seq_len"
             )
-        if self.objective.kind == "meta" and self.objective.n > self.model.n_layers:
+        if problem := self.objective.model_problem(self.model):
+            raise ValueError(problem)
+        if self.objective.lookahead > self.data.lookahead_reserve:
             raise ValueError(
-                f"objective.n {self.objective.n} heads need at least as many layers, but model.n_layers "
-                f"is {self.model.n_layers} (the trunk keeps L-n layers)"
-            )
-        if self.objective.n_predict > self.data.lookahead_reserve:
-            raise ValueError(
-                f"the objective predicts {self.objective.n_predict} tokens but data.lookahead_reserve is "
-                f"{self.data.lookahead_reserve}; raise data.lookahead_reserve"
+                f"the objective's targets reach {self.objective.lookahead} tokens ahead but "
+                f"data.lookahead_reserve is {self.data.lookahead_reserve}; raise data.lookahead_reserve"
             )
         return self
 

@@ -10,7 +10,7 @@ from tests.conftest import RECIPES, ROOT
 def test_laptop_study_is_flops_matched_and_budgets_are_written_into_recipes():
     study = load_study(RECIPES / "studies" / "laptop.yaml")
     assert study.match.matched and study.match.rule == "flops"
-    assert set(study.recipes) == {"stp", "meta_n2", "meta_n4", "deepseek_n2"}
+    assert set(study.recipes) == {"stp", "meta_n2", "meta_n4", "deepseek_n2", "top"}
     for name, recipe in study.recipes.items():
         assert recipe.steps == study.match.arms[name].steps
     assert study.recipes["stp"].steps == load_recipe(RECIPES / "stp.yaml").steps
@@ -20,7 +20,7 @@ def test_laptop_study_is_flops_matched_and_budgets_are_written_into_recipes():
 def test_runs_are_arm_times_seed_baseline_first(write):
     study = load_study(RECIPES / "studies" / "laptop.yaml")
     runs = list(study.runs())
-    assert runs[0][0] == "stp" and len(runs) == 4 * len(study.config.seeds)
+    assert runs[0][0] == "stp" and len(runs) == 5 * len(study.config.seeds)
     assert all(recipe.train.seed == seed for _, seed, recipe in runs)
 
 

@@ -17,12 +17,12 @@ def data() -> None:
 @overrides_argument
 def prepare(path: str, overrides: tuple[str, ...]) -> None:
     """Prepare (or find in the cache) the recipe's data and print its manifest summary."""
-    from harness.cli import console_
+    from harness.console import stdout_console
     from harness.data.inspector import prepare_recipe, print_summary
     from harness.recipe import load_recipe
 
     recipe = load_recipe(path, overrides)
-    console = console_()
+    console = stdout_console()
     print_summary(recipe, prepare_recipe(recipe, path), console)
 
 
@@ -37,9 +37,9 @@ def inspect(
     path: str, overrides: tuple[str, ...], step: int, rank: int, world_size: int, max_chars: int | None
 ) -> None:
     """Print the decoded rows that a rank trains on at a step."""
-    from harness.cli import console_
+    from harness.console import stdout_console
     from harness.data.inspector import prepare_recipe, print_step
     from harness.recipe import load_recipe
 
     recipe = load_recipe(path, overrides)
-    print_step(recipe, prepare_recipe(recipe, path), step, rank, world_size, console_(), max_chars)
+    print_step(recipe, prepare_recipe(recipe, path), step, rank, world_size, stdout_console(), max_chars)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
+from harness.atomic import publish_dir
 from harness.data.config import DataConfig
 from harness.data.sources import open_source
 from harness.data.shards import token_dtype
@@ -165,7 +166,7 @@ def _build_atomically(final: Path, cfg, source, source_manifest, key_inputs, voc
         _write_json(tmp / "provenance.json", _provenance(key_inputs, extras, time.time() - started))
         _write_json(tmp / "manifest.json", manifest)  # last: its presence marks a finished build
         try:
-            os.rename(tmp, final)
+            publish_dir(tmp, final)
         except OSError:
             if not (final / "manifest.json").is_file():  # not a concurrent build that finished first
                 raise HarnessError(

@@ -8,7 +8,7 @@ go to the evaluation directory (formats in `position_loss` and here), and the re
 summary holds metrics under `position/`, `acceptance/` and `speculative/` (keys with a `/`
 are numbers, logged to MLflow) plus facts without a `/`. Torch runs `eval.num_threads`
 threads, 1 when unset: batch-1 decoding of a small model gains nothing from more, and on a
-busy CPU extra threads only wait for cores (ENV-NOTES: ~20x slower generation).
+busy CPU extra threads only wait for cores (docs/MEASURED.md: ~20x slower generation).
 
 acceptance.json (objectives with extra depths only, never STP):
   {"depths": {"2": {"agree_greedy", "correct", "n"}, ...},      definitions: `acceptance`
@@ -31,7 +31,7 @@ from harness.eval.acceptance import depth_agreement
 from harness.eval.config import EvalConfig
 from harness.eval.position_loss import position_losses, write_position_files
 from harness.eval.speculative import compare_decoders
-from harness.model.model import MTPModel
+from harness.model.mtp_model import MTPModel
 
 
 @contextmanager

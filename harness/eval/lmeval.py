@@ -59,7 +59,7 @@ def pass_at_k_metric(predictions: list[list[dict]], ks) -> dict[str, float]:
 
 def load_model(model_dir: Path, *, batch_size: int, device: str, max_length: int):
     """HFLM on a local directory; float32 so that CPU results do not depend on autocast."""
-    import lm_eval.models  # noqa: F401  (registers the built-in backends first; ENV-NOTES)
+    import lm_eval.models  # noqa: F401  (registers the built-in backends first; docs/MEASURED.md)
     from lm_eval.models.huggingface import HFLM
 
     try:

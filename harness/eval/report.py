@@ -8,9 +8,9 @@ from rich.table import Table
 
 
 def _console():
-    from harness.cli import console_
+    from harness.console import stdout_console
 
-    return console_()
+    return stdout_console()
 
 
 def _pct(value: float) -> str:

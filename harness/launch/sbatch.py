@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from harness.containers import IMAGE_ENV
 from harness.launch.preemption import PREEMPT_FILE_ENV, PREEMPTED_EXIT
 from harness.launch.slurm_env import PORT_BASE, PORT_SPAN
 
@@ -126,7 +127,7 @@ def _body(job: Job, o: SlurmOptions, workdir: Path) -> list[str]:
     if o.container is not None:
         lines += [f"IMAGE={shlex.quote(o.container)}", f"MOUNTS={shlex.quote(mounts)}",
                   "# Recorded in the run's tags, as `harness container run` does.",
-                  'export MTP_HARNESS_CONTAINER_IMAGE="$IMAGE"']
+                  f'export {IMAGE_ENV}="$IMAGE"']
     if o.launcher == "torchrun":
         lines += ['MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
                   f"MASTER_PORT=$(({PORT_BASE} + SLURM_JOB_ID % {PORT_SPAN}))"]

@@ -18,9 +18,10 @@ import numpy as np
 import yaml
 
 from harness.errors import HarnessError
+from harness.eval.benchmarks import TASK_NAMES
 from harness.eval.passk import pass_at_k
 
-TASKS = ("humaneval", "mbpp")
+TASKS = tuple(TASK_NAMES)
 
 
 def _json(path: Path) -> dict | None:
@@ -48,6 +49,17 @@ class RunRecord:
     @property
     def kind(self) -> str:
         return self.objective.get("kind", "stp")
+
+    @cached_property
+    def objective_cfg(self):
+        """The run's objective as its config class (`None` when its kind is not installed)."""
+        from harness.model.objectives.registry import described
+
+        return described(self.objective)
+
+    def claims(self) -> tuple[str, ...]:
+        """The comparison claims this run's objective joins (`objectives/base.py: CLAIMS`)."""
+        return self.objective_cfg.claims if self.objective_cfg is not None else ()
 
     @property
     def manifest_hash(self) -> str:

@@ -15,8 +15,8 @@ from harness import __version__
 from harness.errors import HarnessError
 from harness.report import html_report, plots, tables
 from harness.report.collect import RunRecord, load_run, runs_of_experiment, runs_of_study
-from harness.report.comparison import build_rows, check_comparable, group_by_arm
-from harness.report.published import all_reported
+from harness.report.arm_rows import build_rows, check_comparable, group_by_arm
+from harness.report.published import NOT_ENTERED, all_reported
 from harness.report.verdicts import long_sequence, meta_vs_deepseek
 
 METHODS = {
@@ -75,10 +75,10 @@ def _common_tag(records: list[RunRecord]) -> str | None:
 def pick_baseline(records: list[RunRecord], given: str | None) -> str:
     if given:
         return given
-    stp = sorted({r.arm for r in records if r.kind == "stp"})
-    if len(stp) == 1:
-        return stp[0]
-    raise HarnessError(f"cannot tell the baseline: {len(stp)} single-token arms ({', '.join(stp) or 'none'})",
+    single = sorted({r.arm for r in records if "baseline" in r.claims()})
+    if len(single) == 1:
+        return single[0]
+    raise HarnessError(f"cannot tell the baseline: {len(single)} single-token arms ({', '.join(single) or 'none'})",
                        fix="pass --baseline ARM")
 
 
@@ -134,6 +134,7 @@ def _document(found: Found, baseline: str, rows, verdicts, reported, problems) -
         "arms": [row.as_dict() for row in rows],
         "verdicts": [v.as_dict() for v in verdicts],
         "reported": [asdict(r) for r in reported],
+        "not_entered": [asdict(n) for n in NOT_ENTERED],
     }
 
 
@@ -152,7 +153,8 @@ def _write_texts(out_dir: Path, document: dict, rows, reported, verdicts) -> lis
     md += ["## Reproduced", "", tables.markdown_table(*tables.arm_columns(rows)), "", document["methods"]["gains"], "",
            "## Verdicts", "", tables.markdown_table(tables.VERDICT_HEADERS, tables.verdict_cells(verdicts))
            if verdicts else "No verdicts: no MTP arm with the outputs they need.", "", document["methods"]["verdicts"], "",
-           "## Reported (published)", "", tables.markdown_table(tables.REPORTED_HEADERS, tables.reported_cells(reported)), ""]
+           "## Reported (published)", "", tables.markdown_table(tables.REPORTED_HEADERS, tables.reported_cells(reported)), "",
+           *(f"- {line}" for line in tables.not_entered_lines()), ""]
     written = {"comparison.json": tables.to_json(document), "comparison.md": "\n".join(md),
                "comparison.csv": tables.to_csv(rows)}
     for name, text in written.items():

@@ -46,6 +46,7 @@ def render(document: dict, rows, reported, verdicts, figures: list[Path]) -> str
         verdicts_note=document["methods"]["verdicts"],
         figures=[{"svg": _inline_svg(p), "caption": CAPTIONS.get(p.stem, p.stem)} for p in svgs],
         reported_headers=tables.REPORTED_HEADERS, reported_body=tables.reported_cells(reported),
+        not_entered=tables.not_entered_lines(),
         runs=[d for r in rows for d in r.run_dirs],
     )
 

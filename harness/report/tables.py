@@ -7,10 +7,9 @@ import csv
 import io
 import json
 
-from harness.report.comparison import ArmRow
+from harness.eval.benchmarks import TASK_NAMES
+from harness.report.arm_rows import ArmRow
 from harness.report.published import Reported
-
-TASK_NAMES = {"humaneval": "HumanEval", "mbpp": "MBPP"}
 
 
 def _metric_name(metric: str) -> str:
@@ -32,7 +31,8 @@ def fmt_gain(g: dict | None) -> str:
 
 
 def _acceptance(row: ArmRow) -> str:
-    parts = [f"d{d} {a['agree_greedy']:.2f}/{a['correct']:.2f}" for d, a in row.acceptance.items()
+    parts = [f"{row.depth_names.get(d, 'd' + d)} {a['agree_greedy']:.2f}/{a['correct']:.2f}"
+             for d, a in row.acceptance.items()
              if a.get("agree_greedy") is not None and a.get("correct") is not None]
     if row.speculative.get("speedup") is not None:
         parts.append(f"spec {row.speculative['speedup']:.2f}x")
@@ -153,3 +153,12 @@ def print_rich(title: str, rows: list[ArmRow], reported, verdicts, problems: lis
     cited = [[f"{c[0].split(',')[0]}, {c[1]}", *c[3:7], *c[8:]] for c in reported_cells(reported)]
     console.print(table("reported (published) gains, pass@1 percentage points",
                         ["source", "model", "data", "n", "benchmark", "baseline", "MTP", "gain", "flag"], cited))
+    for line in not_entered_lines():
+        console.print(line)
+
+
+def not_entered_lines() -> list[str]:
+    """One line per paper whose objective is here but whose numbers are not in the rows."""
+    from harness.report.published import NOT_ENTERED
+
+    return [f"{n.source} ({n.method}): {n.why}" for n in NOT_ENTERED]

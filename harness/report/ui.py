@@ -2,7 +2,7 @@
 
 For a local store (sqlite, MLflow's default) it starts `mlflow server` bound to loopback
 only, with job execution off and one worker (healthy in seconds instead of ~40 s with a
-dozen processes, ENV-NOTES), and prints where a study's runs are: the UI's root opens a
+dozen processes, docs/MEASURED.md), and prints where a study's runs are: the UI's root opens a
 GenAI view, the runs table is `#/experiments/<id>/runs`, filtered by the study tag. For a
 remote store (an http(s) MLFLOW_TRACKING_URI) there is nothing to start: its URL is printed.
 """

@@ -1,7 +1,10 @@
 """Verdicts on the blog's hypotheses, each with the statistic, its 95% interval and honest words.
 
-1. Long sequences (blog claim 2). For every MTP arm against the STP baseline, on the fixed
-   held-out rows of `eval/per_position.npy` (the same rows for every arm, so paired):
+Which arms take part is the objectives' to say (`ObjectiveConfig.claims`, objectives/base.py).
+
+1. Long sequences (blog claim 2). For every arm whose objective joins "late_positions" (the
+   MTP arms, TOP) against the baseline, on the fixed held-out rows of
+   `eval/per_position.npy` (the same rows for every arm, so paired):
    R_Q = (arm's mean next-token loss over the positions in Q, all rows) / (baseline's),
    for Q = the first quarter and the last quarter of the S positions, and the statistic is
    D = R_late - R_early. The claim predicts D < 0 (MTP's advantage grows along the sequence).
@@ -10,9 +13,10 @@
    per-position ratio against relative position is reported beside it.
    Verdict: "supported at this scale" if the whole interval is below 0, "contradicted at
    this scale" if above, otherwise "not distinguishable at this scale".
-2. Meta vs DeepSeek (blog claim 4). For each Meta arm and DeepSeek arm predicting the same
-   number of tokens (every Meta x DeepSeek pair if no such pair exists): the difference of their gains
-   over the baseline, (Meta - STP) - (DeepSeek - STP) = Meta - DeepSeek per problem, so it is
+2. Meta vs DeepSeek (blog claim 4). For each arm with independent heads ("independent_heads":
+   Meta) and each with chained modules ("chained_modules": DeepSeek) predicting the same
+   number of tokens (every Meta x DeepSeek pair if no such pair exists): the difference of
+   their gains over the baseline, (Meta - STP) - (DeepSeek - STP) = Meta - DeepSeek per problem, so it is
    `stats.paired_gain(deepseek, meta)`: on pass@k per task (percentage points, bootstrap
    over problems) and on held-out next-token loss (nats, bootstrap over rows). An interval
    that excludes zero says which gains more; one that includes zero is "not distinguishable
@@ -26,7 +30,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from harness.report.collect import RunRecord
-from harness.report.comparison import outcome_matrix, rows_matrix
+from harness.report.arm_rows import outcome_matrix, rows_matrix
 from harness.report.stats import paired_gain, position_ratio
 
 SUPPORTED, CONTRADICTED, UNCLEAR, UNTESTABLE = (
@@ -58,13 +62,16 @@ def _ci(low: float, high: float, unit: str) -> str:
 
 
 def long_sequence(groups: dict[str, list[RunRecord]], n_resamples: int = 2000) -> tuple[list[Verdict], dict]:
-    """Verdicts per MTP arm, and the per-position ratio curves (for the plot)."""
+    """Verdicts per arm whose objective joins the claim ("late_positions": the MTP arms and
+    TOP), and the per-position ratio curves (for the plot)."""
     baseline = next(iter(groups))
     base = [r.per_position for r in groups[baseline]]
     claim = "blog claim 2: MTP helps late positions more than early ones"
     stat = "D = R_late - R_early (loss ratio MTP/STP, last vs first quarter of positions)"
     verdicts, curves = [], {}
     for arm, runs in list(groups.items())[1:]:
+        if "late_positions" not in runs[0].claims():
+            continue
         arrays = [r.per_position for r in runs]
         if any(a is None for a in base + arrays) or len({a.shape for a in base + arrays}) > 1:
             verdicts.append(Verdict(claim, f"{arm} vs {baseline}", stat, None, None, None, "ratio", UNTESTABLE,
@@ -82,10 +89,11 @@ def long_sequence(groups: dict[str, list[RunRecord]], n_resamples: int = 2000) -
 
 
 def _pairs(groups: dict[str, list[RunRecord]]) -> list[tuple[str, str]]:
-    arms = list(groups)[1:]
-    n = {a: groups[a][0].objective.get("n") or (groups[a][0].objective.get("depth", 0) + 1) for a in arms}
-    metas = [a for a in arms if groups[a][0].kind == "meta"]
-    deepseeks = [a for a in arms if groups[a][0].kind == "deepseek"]
+    """(independent-heads arm, chained-modules arm) pairs, by the claims their objectives join."""
+    arms = [a for a in list(groups)[1:] if groups[a][0].objective_cfg is not None]
+    n = {a: groups[a][0].objective_cfg.n_predict for a in arms}
+    metas = [a for a in arms if "independent_heads" in groups[a][0].claims()]
+    deepseeks = [a for a in arms if "chained_modules" in groups[a][0].claims()]
     pairs = [(m, d) for m in metas for d in deepseeks]
     same = [(m, d) for m, d in pairs if n[m] == n[d]]
     return same or pairs

@@ -20,7 +20,7 @@ def gradient_accumulation(cfg: TrainConfig, world_size: int) -> int:
 def deepspeed_config(cfg: TrainConfig, world_size: int) -> dict:
     """A complete DeepSpeed config dict; the optimiser and schedule come in as objects."""
     if cfg.precision == "bf16" and cfg.zero_stage == 0:
-        # ENV-NOTES: bf16 at stage 0 accumulates gradients in bf16 and drifts.
+        # Measured (docs/MEASURED.md): bf16 at stage 0 accumulates gradients in bf16 and drifts.
         raise HarnessError("bf16 needs train.zero_stage >= 1 (stage 0 accumulates gradients in bf16)",
                            fix="set train.zero_stage=1")
     return {

@@ -14,7 +14,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.compute import flops_per_token, targets_per_row
 from harness.launch.preemption import Preemption
 from harness.train import checkpoint
 from harness.train.deepspeed_config import build_engine
@@ -57,30 +56,30 @@ def _all_reduce(values: dict[str, float], world_size: int, mean: bool) -> dict[s
     return {k: v / world_size if mean else v for k, v in zip(keys, t.tolist())}
 
 
-def validate(engine, batches, dist, depths: int) -> dict[str, float]:
-    """Per-depth loss over the fixed validation rows, weighted by target counts; the rows
-    are dealt out over ranks and the sums reduced."""
+def validate(engine, batches, dist, parts: list[str]) -> dict[str, float]:
+    """Each loss part (`objective.loss_parts`: per depth, and any other such as TOP's) over
+    the fixed validation rows, weighted by its target counts; the rows are dealt out over
+    ranks and the sums reduced (every rank lists every part, so the reduction lines up)."""
     import torch
 
-    keys = [f"depth_{k}" for k in range(1, depths + 1)]
-    sums = {f"{part}/{k}": 0.0 for k in keys for part in ("s", "c")}
+    sums = {f"{side}/{key}": 0.0 for key in parts for side in ("s", "c")}
     engine.eval()
     with torch.no_grad():
         for i, rows in enumerate(batches):
             if i % dist.world_size == dist.rank:
                 out = engine(rows)
-                for key in keys:
+                for key in parts:
                     sums[f"s/{key}"] += float(out.losses[key]) * out.n_targets[key]
                     sums[f"c/{key}"] += out.n_targets[key]
     engine.train()
     totals = _all_reduce(sums, dist.world_size, mean=False)
-    return {f"val/{k}": totals[f"s/{k}"] / totals[f"c/{k}"] for k in keys if totals[f"c/{k}"]}
+    return {f"val/{k}": totals[f"s/{k}"] / totals[f"c/{k}"] for k in parts if totals[f"c/{k}"]}
 
 
 def train(recipe, run_dir: Path, data, tracker, dist, identity: dict, display_enabled: bool = True) -> TrainResult:
     """Train (or resume) the recipe's model in `run_dir`; returns where it stopped."""
     from harness.data.loader import TokenWindows
-    from harness.model import build_model
+    from harness.model.mtp_model import build_model
 
     cfg, S = recipe.train, recipe.seq_len
     seed_everything(cfg.seed, cfg.deterministic, cfg.num_threads)
@@ -99,8 +98,8 @@ def train(recipe, run_dir: Path, data, tracker, dist, identity: dict, display_en
     loader = TokenWindows(data, split="train", **windows)
     val_rows = TokenWindows(data, split="val", **windows).val_batches(cfg.eval_batches, cfg.micro_batch_size)
     step_tokens = cfg.global_batch_size * S
-    step_targets = cfg.global_batch_size * targets_per_row(recipe.objective, S)
-    fpt = flops_per_token(recipe.model, recipe.objective, S).total
+    step_targets = cfg.global_batch_size * recipe.objective.targets_per_row(S)
+    fpt = recipe.objective.flops(recipe.model, S).total
     peak = peak_flops(cfg.precision)
     meter, last_ckpt, val = Meter(), (ckpt_dir / checkpoint.tag_for(start) if state else None), {}
     if tracker is not None and start:
@@ -138,7 +137,7 @@ def train(recipe, run_dir: Path, data, tracker, dist, identity: dict, display_en
                     metrics["mfu"] = fpt * rate / peak
             done = step + 1
             if done % cfg.eval_every == 0 or done == total:
-                val = validate(engine, val_rows, dist, recipe.objective.n_predict)
+                val = validate(engine, val_rows, dist, recipe.objective.loss_parts)
                 metrics.update(val)
             if tracker is not None and dist.is_main and (done % cfg.log_every == 0 or done == total or val):
                 tracker.log_metrics(metrics, done)
@@ -152,5 +151,5 @@ def train(recipe, run_dir: Path, data, tracker, dist, identity: dict, display_en
                              "run the same command again to resume")
                 return TrainResult("interrupted", done, last_ckpt, val, stop)
     if start >= total and not val:
-        val = validate(engine, val_rows, dist, recipe.objective.n_predict)
+        val = validate(engine, val_rows, dist, recipe.objective.loss_parts)
     return TrainResult("finished", total, last_ckpt, val)

@@ -12,10 +12,10 @@ import torch
 from harness.data.loader import TokenWindows
 from harness.eval.analyze import analyze
 from harness.eval.config import EvalConfig
-from harness.model import build_model
-from harness.model.trunk import TrunkConfig
+from harness.model.config import TrunkConfig
+from harness.model.mtp_model import build_model
 from tests.data.data_helpers import SMALL_VOCAB, prepare_small, shared_cache
-from tests.eval.mtp_models import objective
+from tests.eval.mtp_models import objective, training_path_position_losses
 
 S, RESERVE = 32, 8
 SMALL_EVAL = dict(analysis_batches=3, analysis_batch_size=4, speculative_prompts=2, speculative_prompt_tokens=8,
@@ -24,7 +24,7 @@ ACCEPTANCE_KEYS = {"tokens_per_step", "speedup", "identical", "prompts", "new_to
 RECIPE = """\
 recipe_version: 1
 name: {name}
-model: {{n_layers: 4, d_model: 32, n_heads: 2, n_kv_heads: 1, ffn_hidden: 64, vocab_size: 512, seq_len: 32}}
+model: {{stp_layers: 4, d_model: 32, n_heads: 2, n_kv_heads: 1, ffn_hidden: 64, vocab_size: 512, seq_len: 32}}
 objective: {objective}
 data: {{source: {{kind: stdlib, max_bytes: 150000}}, val_fraction: 0.1}}
 train: {{steps: {steps}, global_batch_size: 4, micro_batch_size: 4, num_threads: 1, eval_every: 2, eval_batches: 1,
@@ -42,7 +42,7 @@ def prepared(tmp_path_factory):
 
 def model_for(objective_cfg):
     torch.manual_seed(0)
-    cfg = TrunkConfig(n_layers=4, d_model=32, n_heads=2, n_kv_heads=1, ffn_hidden=64, vocab_size=SMALL_VOCAB, seq_len=S)
+    cfg = TrunkConfig(stp_layers=4, d_model=32, n_heads=2, n_kv_heads=1, ffn_hidden=64, vocab_size=SMALL_VOCAB, seq_len=S)
     return build_model(cfg, objective_cfg)
 
 
@@ -64,16 +64,15 @@ def test_stp_writes_per_position_only(prepared, tmp_path):
 
 @pytest.mark.parametrize("kind,fields", [("meta", {"n": 4}), ("deepseek", {"depth": 1})])
 def test_every_arm_scores_the_same_rows(prepared, tmp_path, kind, fields):
-    """The file's rows are the loader's fixed validation windows, scored as the model's own
-    per_position_loss scores them on the objective's longer rows (same windows)."""
+    """The file's rows are the loader's fixed validation windows, scored as the training
+    path scores them on the objective's longer rows (same windows)."""
     objective_cfg = objective(kind, **fields)
     model = model_for(objective_cfg)
     summary = run_analyze(model, prepared, tmp_path)
     losses = np.load(tmp_path / "per_position.npy")
     own_rows = TokenWindows(prepared, "val", seq_len=S, row_length=objective_cfg.row_length(S),
                             lookahead_reserve=RESERVE).val_batches(3, 4)  # fmt: skip
-    with torch.no_grad():
-        theirs = torch.cat([model.per_position_loss(rows) for rows in own_rows]).numpy()
+    theirs = torch.cat([training_path_position_losses(model, rows) for rows in own_rows]).numpy()
     np.testing.assert_allclose(losses, theirs, rtol=1e-5, atol=1e-5)
 
     report = json.loads((tmp_path / "acceptance.json").read_text())

@@ -18,6 +18,7 @@ CASES = {
     "meta": ("meta", {"n": 3}, {}),
     "deepseek": ("deepseek", {"depth": 2}, {}),
     "deepseek-truncate-tied": ("deepseek", {"depth": 1, "target_window": "truncate"}, {"tie_embeddings": True}),
+    "top": ("top", {"window": 4}, {}),
 }
 
 

@@ -12,12 +12,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.report.ui import HOST, experiment_id, runs_url, start_server, stop_server, wait_healthy
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+from harness.train.distributed import free_port
 
 
 @pytest.mark.slow
@@ -28,7 +23,7 @@ def test_server_starts_answers_and_stops(tmp_path):
     client = MlflowClient(tracking_uri=uri)
     exp = client.create_experiment("ui-exp", artifact_location=str(tmp_path / "art"))
     client.create_run(exp, tags={"study": "s1"})
-    port = _free_port()
+    port = free_port()
     proc = start_server(uri, port)
     try:
         base = f"http://{HOST}:{port}"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from harness.report.collect import load_run
-from harness.report.comparison import group_by_arm
+from harness.report.arm_rows import group_by_arm
 from harness.report.stats import position_ratio
 from harness.report.verdicts import CONTRADICTED, SUPPORTED, UNCLEAR, UNTESTABLE, long_sequence, meta_vs_deepseek
 from tests.report.report_helpers import make_run, study_runs

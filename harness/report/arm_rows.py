@@ -72,13 +72,10 @@ def check_comparable(records: list[RunRecord], force: bool) -> list[str]:
     return problems
 
 
-def objective_label(objective: dict) -> str:
-    kind = objective.get("kind", "stp")
-    if kind == "meta":
-        return f"meta n={objective.get('n')}"
-    if kind == "deepseek":
-        return f"deepseek D={objective.get('depth')}"
-    return kind
+def objective_label(record: RunRecord) -> str:
+    """The objective's own label ("meta n=2"); the kind when it is not installed here."""
+    cfg = record.objective_cfg
+    return cfg.label() if cfg is not None else record.kind
 
 
 @dataclass
@@ -96,6 +93,7 @@ class ArmRow:
     metrics: dict[str, float] = field(default_factory=dict)  # pass@k in percent, mean over seeds
     gains: dict[str, dict] = field(default_factory=dict)  # metric -> Gain fields (+ unit)
     acceptance: dict[str, dict] = field(default_factory=dict)  # depth -> agree_greedy, correct
+    depth_names: dict[str, str] = field(default_factory=dict)  # depth -> the objective's name for it
     speculative: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -178,13 +176,15 @@ def build_rows(groups: dict[str, list[RunRecord]], n_resamples: int = 10_000) ->
         metrics = {m: _mean([100.0 * r.metrics().get(m) if m in r.metrics() else None for r in runs])
                    for m in sorted({m for r in runs for m in r.metrics()})}
         acceptance, speculative = _acceptance(runs)
+        cfg = runs[0].objective_cfg
+        names = {d: cfg.depth_name(int(d)) if cfg is not None else f"d{d}" for d in acceptance}
         rows.append(ArmRow(
-            arm=arm, objective=objective_label(runs[0].objective), kind=runs[0].kind,
+            arm=arm, objective=objective_label(runs[0]), kind=runs[0].kind,
             seeds=[r.seed for r in runs], run_dirs=[_shown(r.run_dir) for r in runs],
             params=int(plan.get("params_total", 0)), train_flops=float(plan.get("total_flops", 0.0)),
             tokens=int(plan.get("tokens", 0)), targets_per_step=int(plan.get("targets_per_step", 0)),
             val_loss=_mean([r.val.get("val/depth_1") for r in runs]), metrics=metrics,
             gains={} if arm == baseline else gains_over(groups[baseline], runs, n_resamples),
-            acceptance=acceptance, speculative=speculative,
+            acceptance=acceptance, depth_names=names, speculative=speculative,
         ))
     return rows

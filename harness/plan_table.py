@@ -1,4 +1,5 @@
-"""`harness plan`: what each arm costs, and whether a study compares them at matched compute."""
+"""The table `harness plan` prints: what each arm costs, and whether a study compares them at
+matched compute (the figures come from `compute.plan_arm` and `compute.match_arms`)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def arm_table(arms: dict[str, ArmPlan], title: str, match: MatchResult | None = 
     for name, arm in arms.items():
         row = [
             name + (" (baseline)" if match and name == match.baseline else ""),
-            f"{arm.objective} n={arm.n_predict}",
+            arm.label,
             _si(arm.params.total), _si(arm.params.trunk), _si(arm.params.heads),
             _si(arm.flops_per_token.total), _si(arm.tokens), str(arm.steps),
             _si(arm.total_flops), _si(arm.targets_per_step),

@@ -60,3 +60,16 @@ def test_blog_rows_and_flags():
     flagged = [r for r in BLOG_ROWS + REPORTED if r.flag]
     assert any("+0.6" in r.flag and "-0.1" in r.flag for r in flagged)
     assert all(r.gain == round(r.mtp - r.baseline, 1) for r in REPORTED)
+
+
+def test_every_objective_but_the_baseline_has_reported_rows_or_says_why_not():
+    """A method the harness trains either has published rows (checked above against
+    FACTS.md) or an entry saying why none are entered, which `compare` prints."""
+    from harness.model.objectives.registry import registered
+    from harness.report.published import NOT_ENTERED, all_reported
+
+    covered = {r.method for r in all_reported()} | {n.method for n in NOT_ENTERED}
+    methods = {kind for kind, cls in registered().items() if "baseline" not in cls.claims}
+    assert methods <= covered, methods - covered
+    for n in NOT_ENTERED:
+        assert n.source.split(",")[0] in FACTS and n.why

@@ -31,7 +31,7 @@ def kept_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
 
 def trajectory(run_dir: Path, recipe, rows, losses_of) -> dict:
     """Score `rows` with each kept checkpoint's weights; `losses_of(model, rows)` -> [rows, S]."""
-    from harness.model import build_model
+    from harness.model.mtp_model import build_model
     from harness.train.weights import fp32_state_dict
 
     steps, losses = [], []

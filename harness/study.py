@@ -144,8 +144,9 @@ class Study:
         self._need_rates(lrs)
         for arm in self.arm_order():
             lr = lrs[self.lr_arm(arm)] if lrs else None
+            control = {"control_of": self.config.arms[arm].control_of} if self.is_control(arm) else {}
             for seed in self.seeds(arm):
-                yield arm, seed, self._tagged(arm, seed, self.recipes[arm], lr)
+                yield arm, seed, self._tagged(arm, seed, self.recipes[arm], lr, **control)
 
     def sweep_runs(self) -> Iterator[tuple[str, float, Recipe]]:
         """(arm, lr, recipe) of every sweep point: every non-control arm at every rate of the

@@ -27,8 +27,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from harness.eval.prompts import benchmark_prompts
 
@@ -49,10 +47,11 @@ def _fit(prompt: list[int], target: list[int], context: int) -> list[int] | None
     return (prompt + target)[-(context + 1):]
 
 
-@torch.no_grad()
 def solution_nll(model, tokenizer, pairs: list[tuple[object, str, str]], context: int, batch_size: int = 8) -> list[dict]:
     """One row per problem that fits (see the module docstring); sorted by length in batches
     (right padding cannot change earlier positions under a causal mask)."""
+    import torch
+
     model.eval()
     items = []
     for task_id, prompt, solution in pairs:
@@ -68,7 +67,8 @@ def solution_nll(model, tokenizer, pairs: list[tuple[object, str, str]], context
         ids = torch.zeros((len(chunk), width), dtype=torch.long)
         for j, (_, window, _) in enumerate(chunk):
             ids[j, : len(window) - 1] = torch.tensor(window[:-1])
-        logp = F.log_softmax(model.next_token_logits(ids).float(), dim=-1)  # (B, T, V)
+        with torch.no_grad():
+            logp = torch.log_softmax(model.next_token_logits(ids).float(), dim=-1)  # (B, T, V)
         for j, (row, window, n_target) in enumerate(chunk):
             end = len(window) - 1
             targets = torch.tensor(window[-n_target:])

@@ -41,10 +41,18 @@ class ProgramRaised(Exception):
 
 
 def _builtin_exception(name, message):
+    """The program's exception, for tests that expect one: the builtin type of that name
+    (so `except ValueError` works), else ProgramRaised."""
     kind = getattr(builtins, name, None)
     if isinstance(kind, type) and issubclass(kind, Exception) and not issubclass(kind, (Stop, StopIteration)):
-        return kind(message)
-    return ProgramRaised(f"{name}: {message}")
+        try:
+            error = kind(message)
+        except Exception:  # a constructor that wants other arguments (UnicodeDecodeError...)
+            error = ProgramRaised(f"{name}: {message}")
+    else:
+        error = ProgramRaised(f"{name}: {message}")
+    error.from_program = True
+    return error
 
 
 class Remote:
@@ -183,7 +191,8 @@ def _test_failure(exc, tests):
         return f"AssertionError{where}: {line[:160]}" if line else f"AssertionError{where}"
     if isinstance(exc, ProgramRaised):
         return f"{exc} (raised by the program){where}"
-    return f"{type(exc).__name__}: {str(exc)[:160]}{where}"
+    origin = " (raised by the program)" if getattr(exc, "from_program", False) else ""
+    return f"{type(exc).__name__}: {str(exc)[:160]}{origin}{where}"
 
 
 def _run_tests(spec, namespace):

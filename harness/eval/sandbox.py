@@ -22,6 +22,7 @@ import json
 import math
 import os
 import queue
+import secrets
 import shutil
 import socket
 import subprocess
@@ -41,7 +42,7 @@ from harness.errors import HarnessError, one_line
 from harness.eval import cgroups, guarantees, seccomp
 from harness.eval.checker_server import CheckerServer, kill_checker
 from harness.eval.isolation import NO_BWRAP_FIX, SANDBOX_WORKDIR, Launch, available_kinds, launch_for
-from harness.eval.streams import Pump, has_exited, kill_tree, reap, scrubbed_env, wait_for_exit
+from harness.eval.streams import Pump, has_exited, kill_tree, scrubbed_env, wait_for_exit
 from harness.eval.verdicts import classify
 
 STATUSES = ("passed", "failed", "timeout", "error")
@@ -126,6 +127,8 @@ class Sandbox:
         self.hierarchy, self.cgroup_note = hierarchy, cgroup_note
         self.workers = config.workers or os.cpu_count() or 1
         self.seccomp = seccomp.build(processes=hierarchy is not None)
+        # The programs' argv[1]: finds this sandbox's processes in `ps` (and the tests' checks).
+        self.tag = f"mtp-harness-sandbox-{secrets.token_hex(6)}"
         self._slots: queue.Queue[int] = queue.Queue()
         for slot in range(self.workers):
             self._slots.put(slot)
@@ -204,7 +207,8 @@ class Sandbox:
         pump.feed(program.stdin, self._header(uid, program.channel) + job.program.encode("utf-8", "replace"))
         pump.collect(program.stderr, c.output_kb << 10)
         pump.collect(checker.stream, 1 << 16)
-        deadline = time.monotonic() + c.timeout_s
+        started = time.monotonic()
+        deadline = started + c.timeout_s
         finished = pump.run_until_closed([checker.stream], deadline)
         verdict = checker.verdict(pump.tail(checker.stream)) if finished else None
         if not finished:
@@ -216,15 +220,15 @@ class Sandbox:
         if box is not None:
             box.kill()
         pump.run_until_closed([program.stderr], time.monotonic() + GRACE_S)
-        cpu = reap(program)
-        facts = dict(timed_out=not finished, returncode=program.returncode if ended_itself else None, cpu=cpu,
-                     oom_kills=box.oom_kills() if box else 0, stderr=pump.tail(program.stderr),
-                     checker_stderr=b"")  # fmt: skip
+        program.wait()
+        facts = dict(timed_out=not finished, returncode=program.returncode if ended_itself else None,
+                     seconds=time.monotonic() - started, oom_kills=box.oom_kills() if box else 0,
+                     stderr=pump.tail(program.stderr))  # fmt: skip
         pump.close()
         return classify(verdict, facts, self)
 
     def _spawn_program(self, uid, box, workdir, channel: int) -> subprocess.Popen:
-        argv, fds = [*self.launch.prefix, self.python, "-c", ENTRY_SOURCE], [channel]
+        argv, fds = [*self.launch.prefix, self.python, "-c", ENTRY_SOURCE, self.tag], [channel]
         filter_fd = None
         if self.kind == "bwrap" and self.seccomp:  # bwrap installs it, before our entry runs
             filter_fd, write_end = os.pipe()

@@ -73,6 +73,20 @@ def _reap_as_init():
             os._exit(code if code >= 0 else 128 - code)
 
 
+CPU_MARKER = b"\n\x1emtp-harness: CPU limit\n"
+
+
+def _on_cpu_limit(signum, frame):
+    """Say why on stderr (a program that sets its own handler only loses this label), then
+    die of the signal, as without a handler."""
+    import os
+    import signal
+
+    os.write(2, CPU_MARKER)
+    signal.signal(signal.SIGXCPU, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGXCPU)
+
+
 def _set_up(spec):
     import os
     import resource
@@ -81,6 +95,7 @@ def _set_up(spec):
         _reap_as_init()
     if spec.get("private_mounts"):
         _mount_private(*spec["private_mounts"])
+        os.chdir("/tmp")
     os.dup2(spec["channel"], 3)
     if spec["channel"] != 3:
         os.close(spec["channel"])
@@ -90,19 +105,22 @@ def _set_up(spec):
         os.setuid(spec["uid"])
     for name, (soft, hard) in spec["limits"].items():
         resource.setrlimit(getattr(resource, name), (soft, hard))
+    import signal
+
+    signal.signal(signal.SIGXCPU, _on_cpu_limit)
     if spec["seccomp"]:
         _seccomp(spec["seccomp"])
 
 
 def _describe(exc):
-    """`Type: message` of an exception, without running the program's code to get it."""
+    """`(type, message)` of an exception, without running the program's own `__str__`."""
     kind = type(exc)
-    name = kind.__name__ if getattr(__builtins__, kind.__name__, None) is kind else kind.__qualname__
+    builtin = getattr(__builtins__, kind.__name__, None) is kind
     try:
-        message = str(BaseException.__str__(exc))[:300]
+        message = str(exc) if builtin else BaseException.__str__(exc)
     except Exception:
         message = ""
-    return name, message
+    return (kind.__name__ if builtin else kind.__qualname__), str(message)[:300]
 
 
 def _load(source, main):

@@ -102,22 +102,8 @@ def kill_tree(proc: subprocess.Popen) -> None:
             pass
 
 
-def reap(proc: subprocess.Popen) -> float:
-    """Wait for the process and return the CPU seconds it and its reaped descendants used
-    (the sandbox's init reaps the program, so this includes the program's time)."""
-    if proc.returncode is not None:
-        return 0.0
-    try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    except ChildProcessError:
-        proc.wait()
-        return 0.0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return usage.ru_utime + usage.ru_stime
-
-
 def has_exited(proc: subprocess.Popen) -> bool:
-    """Exited on its own (not reaped, so `reap` still gets its status and CPU time)."""
+    """Exited on its own (checked without reaping it: `wait` still gets its status)."""
     try:
         return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
     except ChildProcessError:

@@ -23,15 +23,15 @@ def clean(text: str) -> str:
 
 
 def classify(verdict: dict | None, facts: dict, sandbox) -> tuple[str, str]:
-    """facts: timed_out, returncode (None unless the program exited on its own), cpu (s),
-    oom_kills, stderr (tail), checker_stderr (tail)."""
+    """facts: timed_out, returncode (None unless the program exited on its own), seconds
+    (wall time), oom_kills, stderr (its tail)."""
     config = sandbox.config
     if verdict is not None and verdict["status"] == "passed":
         return "passed", ""
     if facts["timed_out"]:
         return "timeout", f"wall-clock limit of {config.timeout_s:g} s"
     if verdict is None:
-        return "error", "checker failed: " + (_last_line(facts["checker_stderr"]) or "no verdict")
+        return "error", "the checker ended without a verdict"
     if verdict.get("stage") == "start":
         code = facts["returncode"]
         why = _last_line(facts["stderr"]) or (f"exit status {code}" if code is not None else "no report")
@@ -44,21 +44,25 @@ def classify(verdict: dict | None, facts: dict, sandbox) -> tuple[str, str]:
     return verdict["status"], clean(str(verdict.get("reason", ""))) or verdict["status"]
 
 
+CPU_MARKER = b"\x1emtp-harness: CPU limit"  # written by the entry's SIGXCPU handler
+
+
 def _limit_reason(facts: dict, sandbox) -> tuple[str, str] | None:
     """A program that died of a signal: which limit it hit, if one, else the signal."""
     sig = _signal_of(facts["returncode"], sandbox.kind)
     if sig is None:
         return None
     cpu_limit = sandbox.cpu_limit
-    # The CPU time tells SIGXCPU (or the SIGKILL at the hard limit) from a program that
-    # merely exited with 128+24: bwrap reports a child killed by signal N as 128+N.
-    if (sig == signal.SIGXCPU and facts["cpu"] >= cpu_limit - 0.5) or (
-        sig == signal.SIGKILL and facts["cpu"] >= cpu_limit + 0.5
-    ):
+    # bwrap reports a child killed by signal N as 128+N, which a program can also exit
+    # with: the entry's marker tells SIGXCPU apart, and the SIGKILL at the hard CPU limit
+    # (code stuck in C when SIGXCPU came) needs at least the limit's time.
+    if sig == signal.SIGXCPU and CPU_MARKER in facts["stderr"]:
         return "timeout", f"CPU limit of {cpu_limit} s"
+    if sig == signal.SIGKILL and facts["seconds"] >= cpu_limit + 1:
+        return "timeout", f"CPU limit of {cpu_limit} s (killed at the hard limit)"
     if sig == signal.SIGXFSZ:
         return "failed", f"file size limit of {sandbox.config.max_file_mb} MB exceeded"
-    if sig == signal.SIGXCPU:
+    if facts["returncode"] > 0:
         return "failed", f"exit status {facts['returncode']}"
     return "failed", f"killed by {signal.Signals(sig).name}"
 

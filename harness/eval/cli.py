@@ -154,11 +154,13 @@ def score(samples: Path, task, ks, out, workers, timeout, unsafe):
 
 @eval_group.command("reference")
 @click.option("--tasks", default="humaneval,mbpp", show_default=True, help="humaneval, mbpp, mbpp_sanitized")
+@click.option("--split", type=click.Choice(["test", "all"]), default="test", show_default=True,
+              help="MBPP: the test split (11-510), or every problem")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="write each task's rows here as JSONL")
 @workers_option
 @timeout_option
 @unsafe_option
-def reference(tasks, out, workers, timeout, unsafe):
+def reference(tasks, split, out, workers, timeout, unsafe):
     """Run the canonical solutions through the same sandbox path; exit 1 if any fails."""
     from harness.cli import console_
     from harness.eval.progress import programs_progress
@@ -170,7 +172,7 @@ def reference(tasks, out, workers, timeout, unsafe):
     all_passed = True
     for task in _split(tasks, ("humaneval", "mbpp", "mbpp_sanitized"), "task"):
         with programs_progress(console_(), f"{task} reference ({sandbox.kind})") as progress:
-            summary, rows = run_reference(task, sandbox, progress=progress)
+            summary, rows = run_reference(task, sandbox, progress=progress, split=split)
         if out:
             write_rows(out / f"reference_{task}.jsonl", rows)
         all_passed &= print_reference(task, summary, rows, sandbox.kind)

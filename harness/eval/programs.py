@@ -12,14 +12,14 @@ the untrusted part, in the benchmark's order; the checker gets the trusted test 
   three asserts. lm-eval's stock task drops `test_setup_code`, so its reference solution of
   task 367 fails there; ours keeps it.
 - Sanitized MBPP: its `test_imports` precede the completion and the asserts.
-Every problem of all three benchmarks runs this way (`harness eval reference`: 164, 500
-and 427 canonical solutions pass; every MBPP problem, 974, passes in the tests): none is
-checked inside the program.
+Every problem of all three benchmarks runs this way (`harness eval reference --split all`:
+all 164, 974 and 427 canonical solutions pass): none is checked inside the program.
 """
 
 from __future__ import annotations
 
 import ast
+import warnings
 from functools import lru_cache
 
 from harness.errors import HarnessError
@@ -41,10 +41,12 @@ def problems(task: str) -> dict:
     raise HarnessError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
 
 
-def reference_problems(task: str) -> list[dict]:
-    """The problems a benchmark is scored on: all of HumanEval, MBPP's test split (11-510)."""
-    if task == "humaneval":
-        return list(benchmarks.humaneval())
+def reference_problems(task: str, split: str = "test") -> list[dict]:
+    """The problems a benchmark is scored on: all of HumanEval, MBPP's test split (11-510:
+    500 problems, 257 of them in sanitized MBPP); `split="all"`: every problem (MBPP 974,
+    sanitized 427)."""
+    if task == "humaneval" or split == "all":
+        return list(problems(task).values())
     lo, hi = benchmarks.MBPP_SPLITS["test"]
     return [p for p in problems(task).values() if lo <= p["task_id"] <= hi]
 
@@ -88,7 +90,9 @@ def defined_names(reference_code: str) -> tuple[str, ...]:
     tests may call even where they shadow a builtin (MBPP 126 defines `sum`). Taken from the
     trusted solution, never from the program scored."""
     try:
-        tree = ast.parse(reference_code)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MBPP's solutions have invalid escapes ("\\d")
+            tree = ast.parse(reference_code)
     except SyntaxError:
         return ()
     names = []

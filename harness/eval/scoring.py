@@ -236,9 +236,9 @@ def score_file(path: Path, task: str, sandbox: Sandbox, out: Path, ks: Sequence[
     return summary
 
 
-def reference(task: str, sandbox: Sandbox, progress: Progress | None = None) -> tuple[dict, list[dict]]:
+def reference(task: str, sandbox: Sandbox, progress: Progress | None = None, split: str = "test") -> tuple[dict, list[dict]]:
     """Canonical solutions through the same path; (summary, rows)."""
-    problems = programs.reference_problems(task)
+    problems = programs.reference_problems(task, split)
     samples = [(p["task_id"], 0, programs.reference_completion(task, p)) for p in problems]
     rows = []
     for row in execute_iter(task, samples, sandbox):

@@ -196,7 +196,7 @@ def read_frame(fd: int, limit: int) -> bytes | None:
         return None
     (size,) = HEADER.unpack(header)
     if size > limit:
-        raise NotPlain(f"a value of {size} bytes is over the {limit >> 10} KB limit")
+        raise NotPlain(f"a value of {size} bytes is over the limit of {limit} bytes")
     payload = _read_exactly(fd, size)
     if payload is None:
         return None

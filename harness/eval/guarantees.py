@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# `harness eval reference --split all` (a slow test) passes every problem this way.
+VERDICTS = ("decided by a checker outside the sandbox; problems checked inside the program: "
+            "HumanEval 0 of 164, MBPP 0 of 974, sanitized MBPP 0 of 427")  # fmt: skip
 VISIBILITY = {
     "bwrap": "only system directories and the interpreter, read-only; private /tmp and /dev/shm",
     "unshare": "the host's files, read-only, where their permissions let the program's uid read; "
@@ -45,7 +48,7 @@ def of(sandbox) -> dict[str, str]:
     else:
         identity = "own user namespace per program" if sandbox.kind == "bwrap" else "the harness user's"
     return {
-        "verdicts": "decided by a checker outside the sandbox; 0 problems checked inside the program",
+        "verdicts": VERDICTS,
         "isolation": VISIBILITY[sandbox.kind],
         "identity": identity,
         "cgroup": cgroup,

@@ -75,7 +75,8 @@ class SandboxConfig(BaseModel):
     cpu_s: int | None = Field(default=None, ge=1, description="RLIMIT_CPU per process; None: timeout_s rounded up")
     memory_mb: int = Field(
         default=2048, ge=64,
-        description="memory of the whole sandbox (its cgroup: processes, tmpfs, shm, kernel memory); also RLIMIT_AS per process",
+        description="MB for the whole sandbox (its cgroup: processes, tmpfs, shm, kernel memory); "
+        "also RLIMIT_AS per process",
     )  # fmt: skip
     max_processes: int = Field(default=64, ge=1, description="tasks (threads count too): cgroup pids.max and RLIMIT_NPROC")
     max_file_mb: int = Field(default=16, ge=1, description="RLIMIT_FSIZE, largest file a program may write")
@@ -157,12 +158,16 @@ class Sandbox:
         window = 2 * self.workers
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             pending: collections.deque = collections.deque()
-            for job in jobs:
-                pending.append(pool.submit(self.run, job))
-                if len(pending) >= window:
+            try:
+                for job in jobs:
+                    pending.append(pool.submit(self.run, job))
+                    if len(pending) >= window:
+                        yield pending.popleft().result()
+                while pending:
                     yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
+            finally:  # a consumer that stops (Ctrl-C, an error) waits only for what is running
+                for future in pending:
+                    future.cancel()
 
     def run(self, job: Job) -> Outcome:
         slot = self._slots.get()

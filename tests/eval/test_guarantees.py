@@ -10,7 +10,7 @@ def test_every_guarantee_is_stated(isolated):
     stated = isolated.describe()
     assert set(guarantees.KEYS) <= set(stated)
     assert all(isinstance(stated[key], str) and stated[key] for key in guarantees.KEYS)
-    assert "0 problems checked inside the program" in stated["verdicts"]
+    assert stated["verdicts"].endswith("HumanEval 0 of 164, MBPP 0 of 974, sanitized MBPP 0 of 427")
 
 
 def test_memory_and_processes_say_what_bounds_them(isolated):

@@ -6,7 +6,8 @@ check has a fresh process without paying an interpreter's start. A check reads a
 runs the trusted prelude (HumanEval: the prompt, whose helpers such as `poly` or
 `encode_cyclic` the tests call; sanitized MBPP: `test_imports`), binds every other global
 name the tests use to a `Remote` that calls into the sandboxed program over the channel,
-runs the tests, and prints one JSON verdict line. A `Remote` sends its arguments as plain
+runs the tests, and writes one JSON verdict line on its job socket (after its pid, which the
+harness needs to kill it at the deadline). A `Remote` sends its arguments as plain
 values and gets a plain value back (`wire.py`); it cannot receive an object, so an
 always-equal object, a patched `check` or a rewritten `assert` has nothing to act on. The
 program can answer each call with any value it likes, which is what solving the problem

@@ -85,7 +85,9 @@ class SandboxConfig(BaseModel):
     output_kb: int = Field(default=64, ge=1, description="stderr kept per program (the tail), for error reasons")
     value_kb: int = Field(default=4096, ge=1, description="largest value one call may return to the checker")
     workers: int | None = Field(default=None, ge=1, description="programs run in parallel; None: one per CPU")
-    python: str | None = Field(default=None, description="interpreter for programs; None: the one running the harness")
+    python: str | None = Field(
+        default=None, description="interpreter for programs (Python >= 3.9); None: the one running the harness"
+    )
     uid_base: int = Field(
         default=1_900_000_000, ge=1,
         description="as root, program i of `workers` running at once runs as uid_base + i: uids no one else may use",
@@ -289,8 +291,11 @@ class _JobStream:
     """The harness's end of one checker job: the spec goes in, `pid\\n` and the verdict come out."""
 
     def __init__(self, sock: socket.socket, spec: bytes):
-        sock.sendall(spec)  # the checker reads it at once; specs are kilobytes
-        sock.shutdown(socket.SHUT_WR)
+        try:
+            sock.sendall(spec)  # the checker reads it at once; specs are kilobytes
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the server died with the job: no verdict will come, an `error` outcome
         self.stream = os.fdopen(sock.detach(), "rb", buffering=0)
 
     @staticmethod

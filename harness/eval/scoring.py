@@ -10,7 +10,9 @@ A samples file is read twice and never held in memory: a first pass checks every
 error naming file:line, before any program runs) and counts; the second builds programs as
 workers free up. Rows are appended in sample order as verdicts arrive, so a scoring that was
 killed resumes where it stopped (the rows file is the record; a row of other samples is
-refused). Memory stays bounded by the number of problems, not of samples.
+refused). Memory grows with the number of problems, and on a resume with a 16-byte digest
+per row already written; never with the completions (`benchmarks/bench_eval.py`: about
+100 MB for a 100k-line file).
 """
 
 from __future__ import annotations
@@ -154,13 +156,6 @@ def iter_samples(path: Path, task: str) -> Iterator[tuple]:
         tid, completion = _sample(path, number, line, task)
         yield tid, seen[tid], completion
         seen[tid] += 1
-
-
-def read_samples(path: Path, task: str) -> list[tuple]:
-    samples = list(iter_samples(path, task))
-    if not samples:
-        raise HarnessError(f"samples file {path} has no samples")
-    return samples
 
 
 def _digest(completion: str) -> bytes:

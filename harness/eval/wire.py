@@ -14,7 +14,8 @@ instance, a function, a module) is refused. Pickle and marshal are never used: b
 build arbitrary objects from bytes.
 
 This file is stdlib-only and free of harness imports: its source text is also shipped into
-the sandbox and into the checker process (`sandbox_entry.py`, `checker.py`).
+the sandbox and into the checker process (`sandbox_entry.py`, `checker.py`), and the
+sandbox's interpreter may be any Python from 3.9 (no `X | None` annotations here).
 """
 
 import collections
@@ -189,7 +190,7 @@ def write_frame(fd: int, payload: bytes) -> None:
         data = data[os.write(fd, data) :]
 
 
-def read_frame(fd: int, limit: int) -> bytes | None:
+def read_frame(fd: int, limit: int):
     """One frame's payload; None at end of stream; NotPlain when it announces more than limit."""
     header = _read_exactly(fd, HEADER.size)
     if header is None:
@@ -203,7 +204,7 @@ def read_frame(fd: int, limit: int) -> bytes | None:
     return payload
 
 
-def _read_exactly(fd: int, size: int) -> bytes | None:
+def _read_exactly(fd: int, size: int):
     import os
 
     chunks, missing = [], size

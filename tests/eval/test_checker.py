@@ -6,9 +6,12 @@ passes: test_eval_scoring.py) while the program never reaches the verdict.
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 
-from harness.eval.sandbox import Job
+from harness.eval.sandbox import Job, open_sandbox
 
 
 def verdict(box, program: str, tests: str, **job) -> str:
@@ -79,3 +82,27 @@ def test_prelude_and_entry_point_as_humaneval_uses_them(any_sandbox):
     tests = "def check(candidate):\n    assert candidate(3) == helper(3)\n"
     assert verdict(any_sandbox, prompt + "    return helper(x)\n", tests, **job) == "passed"
     assert verdict(any_sandbox, prompt + "    return x\n", tests, **job).startswith("failed: AssertionError")
+
+
+def server_children(box) -> list[str]:
+    pid = box.checkers._proc.pid
+    return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+
+
+def test_a_checker_left_waiting_is_killed_at_the_deadline(any_sandbox):
+    box = open_sandbox(any_sandbox.config.model_copy(update={"timeout_s": 2, "workers": 1}))
+    try:
+        outcome = box.run(Job(program="import time\ndef f():\n    time.sleep(60)\n", tests="assert f() == 1\n"))
+        assert outcome.status == "timeout"
+        time.sleep(0.5)
+        assert server_children(box) == []
+    finally:
+        box.close()
+
+
+def test_a_dead_checker_server_is_started_again(any_sandbox):
+    job = Job(program="def f():\n    return 1\n", tests="assert f() == 1\n")
+    assert any_sandbox.run(job).passed
+    any_sandbox.checkers._proc.kill()
+    any_sandbox.checkers._proc.wait()
+    assert any_sandbox.run(job).passed

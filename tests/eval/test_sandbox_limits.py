@@ -8,8 +8,11 @@ right), and at a size over the limit, where it must not.
 
 from __future__ import annotations
 
+import platform
+
 import pytest
 
+from harness.eval import seccomp
 from harness.eval.sandbox import Job
 from tests.eval.conftest import sandbox_for
 from tests.eval.test_sandbox_neighbours import isolated_name
@@ -134,4 +137,27 @@ def test_setsid_and_namespaces_are_denied(isolated):
         "    return out\n"
     )
     outcome = isolated.run(Job(program=program, tests="assert tries() == {'setsid': 1, 'user': 1, 'mount': 1, 'net': 1}\n"))
+    assert outcome.status == "passed", outcome.reason
+
+
+def test_kernel_surfaces_are_denied(isolated):
+    """The rest of the filter's list, called by number from inside: each answers EPERM."""
+    machine = platform.machine()
+    if machine not in seccomp.ARCHES:
+        pytest.skip(f"no seccomp filter on {machine}")
+    numbers = seccomp.ARCHES[machine][1]
+    names = ["mount", "umount2", "pivot_root", "ptrace", "keyctl", "bpf", "perf_event_open", "userfaultfd",
+             "io_uring_setup", "init_module", "kexec_load", "setns"]  # fmt: skip
+    wanted = {name: numbers[name] for name in names}
+    program = (
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        f"NUMBERS = {wanted!r}\n"
+        "def errnos():\n"
+        "    out = {}\n"
+        "    for name, nr in NUMBERS.items():\n"
+        "        ctypes.set_errno(0)\n"
+        "        out[name] = ctypes.get_errno() if libc.syscall(nr, 0, 0, 0, 0, 0) == -1 else 'allowed'\n"
+        "    return out\n"
+    )
+    outcome = isolated.run(Job(program=program, tests=f"assert errnos() == {dict.fromkeys(names, 1)!r}\n"))
     assert outcome.status == "passed", outcome.reason

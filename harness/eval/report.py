@@ -37,6 +37,10 @@ def print_summary(summary: dict, out: Path) -> None:
 
     console = _console()
     console.print(_metric_table(title, summary, shown))
+    from harness.eval.guarantees import as_lines
+
+    for line in as_lines(summary):
+        console.print(line, highlight=False)
     console.print(f"pass@k in percent; per-sample rows and summary.json in {out}")
 
 
@@ -58,6 +62,7 @@ def print_score(task: str, summary: dict, out: Path) -> None:
         f"{task}: {scores or 'no k fits every problem'} over {summary['problems']} of "
         f"{summary['benchmark_problems']} problems, {summary['samples']} samples "
         f"(passed {summary['passed']}, failed {summary['failed']}, timeout {summary['timeout']}, error {summary['error']})"
+        + (f"; {summary['resumed']} rows were already in the rows file" if summary.get("resumed") else "")
     )
     console.print(f"rows: {out}")
 

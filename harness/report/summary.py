@@ -22,6 +22,8 @@ def print_run_summary(outcome, console: Console) -> None:
         # metrics have a '/' in their name (`humaneval/pass_at_1`); the rest are run facts
         if "/" in key and isinstance(value, (int, float)) and not isinstance(value, bool):
             table.add_row(key, str(int(value)) if float(value).is_integer() and "pass" not in key else f"{value:.4f}")
+    for line in _sandbox_lines(evaluate):  # which guarantees held while model code ran
+        table.add_row("sandbox", line)
     if "export" in out:
         table.add_row("export (Hugging Face)", str(outcome.run_dir / "export"))
     track = out.get("track", {})
@@ -32,6 +34,12 @@ def print_run_summary(outcome, console: Console) -> None:
     elif track:
         table.add_row("MLflow", "tracking disabled (track.enabled: false)")
     console.print(table)
+
+
+def _sandbox_lines(evaluate: dict) -> list[str]:
+    from harness.eval.guarantees import as_lines
+
+    return [line.split(": ", 1)[1] for line in as_lines(evaluate)] if "sandbox_kind" in evaluate else []
 
 
 def print_study_summary(study, done, path, overrides, runs_root, console: Console) -> None:

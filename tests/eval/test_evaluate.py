@@ -109,6 +109,9 @@ def test_cli_scores_a_run_directory_offline(cli, tmp_path, tiny_model, default_s
     assert summary["protocol"] == "deepseek" and summary["batch_size"] == 2 and summary["limit"] == 2
     assert summary["humaneval/problems"] == 2 and summary["mbpp/problems"] == 2
     assert 0.0 <= summary["mbpp/pass_at_1"] <= 1.0 and summary["lm_eval_version"]
+    # what held while model code ran, in words (issue 12): the summary and the printed table
+    assert summary["sandbox_verdicts"].startswith("decided by a checker outside the sandbox")
+    assert summary["sandbox_memory"] in result.output and summary["sandbox_cgroup"] in result.output
     for task in ("humaneval", "mbpp"):
         rows = [json.loads(line) for line in (run / "eval" / f"{task}_greedy.jsonl").read_text().splitlines()]
         assert len(rows) == 2 and all(r["status"] in STATUSES for r in rows)

@@ -240,8 +240,9 @@ class Pipeline:
     def _stage_evaluate(self, outputs) -> dict:
         """Validation loss per depth (from the end of training), then HumanEval/MBPP on the
         export through lm-eval and the sandbox (`eval.enabled`), then the analyses of the
-        export on held-out data (`eval.per_position`, `eval.acceptance`; independent of
-        `eval.enabled`)."""
+        export (and of the kept checkpoints) on held-out data (`eval.analyze`: reference
+        losses always; per-position loss, its trajectory, canonical-solution NLL and
+        acceptance as `eval` asks), then the collapse check (`eval/collapse.py`)."""
         inputs = sha256_parts(outputs["export"]["weights_sha256"], self.recipe.eval.model_dump(mode="json"))
         export_dir = self.in_run(outputs["export"]["dir"])
 
@@ -257,11 +258,16 @@ class Pipeline:
 
                     self.log(f"evaluate: {', '.join(self.recipe.eval.tasks)} ({self.recipe.eval.protocol} protocol)")
                     summary.update(evaluate_model(export_dir, self.recipe.eval, staging))
-                if self.recipe.eval.per_position or self.recipe.eval.acceptance:
-                    from harness.eval.analyze import analyze_export
+                from harness.eval.analyze import analyze_export
+                from harness.eval.collapse import collapse_reasons
 
-                    self.log("evaluate: per-position loss, head acceptance, speculative decoding")
-                    summary.update(analyze_export(export_dir, self.recipe, self.data, staging))
+                self.log("evaluate: reference losses, per-position loss, canonical-solution NLL, acceptance")
+                summary.update(analyze_export(export_dir, self.recipe, self.data, staging, self.run_dir))
+                summary["collapse"] = collapse_reasons(summary["val"], summary.get("position/loss_mean"),
+                                                       summary.get("reference/unigram"))
+                summary["collapse/flagged"] = float(bool(summary["collapse"]))
+                for reason in summary["collapse"]:
+                    self.log(f"[bold red]collapsed:[/] {reason}; its gains are not interpretable")
                 (staging / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
                 if out_dir.exists():
                     shutil.rmtree(out_dir)

@@ -71,11 +71,13 @@ def analyze(model: MTPModel, prepared, cfg: EvalConfig, out_dir: Path, *, seq_le
     with _threads(cfg.num_threads or 1):
         rows = held_out_rows(prepared, cfg, seq_len + 1)
         summary.update({f"reference/{k}": v for k, v in cached_references(prepared, torch.cat(rows).numpy()).items()})
+        final = None
         if cfg.per_position:
-            summary.update(write_position_files(position_losses(model, rows), out_dir, title))
-            summary["position/documents"] = int(sum(len(r) for r in rows))
+            final = position_losses(model, rows)
+            summary.update(write_position_files(final, out_dir, title))
+            summary["position/documents"] = int(len(final))
         if cfg.trajectory and run_dir is not None:
-            summary.update(write_trajectory(trajectory(run_dir, recipe, rows, position_losses), out_dir))
+            summary.update(write_trajectory(trajectory(run_dir, recipe, rows, position_losses, final), out_dir))
         if cfg.canonical_nll and export_dir is not None:
             summary.update(write_nll(model, Path(export_dir) / "tokenizer.json", list(cfg.tasks), seq_len, out_dir))
         n = model.objective_cfg.n_predict

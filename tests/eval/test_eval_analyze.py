@@ -154,3 +154,34 @@ def test_pipeline_runs_the_analyses_without_the_code_benchmarks(prepared, write,
         assert "humaneval/pass_at_1" not in summary
         assert (run / "eval" / "acceptance.json").exists() == (name == "meta")
         assert ("speculative/speedup" in summary) == (name == "meta")
+
+
+def test_trajectory_scores_every_kept_checkpoint_and_ends_with_the_export(prepared, write, tmp_path, cli, monkeypatch,
+                                                                          tmp_path_factory):
+    monkeypatch.setenv("MTP_HARNESS_CACHE", str(shared_cache(tmp_path_factory)))
+    recipe = write("stp.yaml", RECIPE.format(name="traj", objective="{kind: stp}", steps=3))
+    result = cli("run", recipe, "--runs", tmp_path / "runs", "train.checkpoint_every=1", "train.keep_checkpoints=3",
+                 "eval.trajectory=true", "eval.canonical_nll=false")
+    assert result.exit_code == 0, result.output + result.stderr
+    (run,) = (tmp_path / "runs").glob("traj-*")
+    with np.load(run / "eval" / "per_position_trajectory.npz") as found:
+        steps, losses = found["steps"], found["losses"]
+    final = np.load(run / "eval" / "per_position.npy")
+    assert steps.tolist() == [1, 2, 3] and losses.shape == (3, *final.shape)
+    np.testing.assert_array_equal(losses[-1], final)
+    # Checkpoint 2 scored on its own: the same numbers the analysis gives that checkpoint's weights.
+    from harness.eval.position_loss import position_losses
+    from harness.eval.trajectory import kept_checkpoints
+    from harness.recipe import load_recipe
+    from harness.train.weights import fp32_state_dict
+
+    resolved = load_recipe(run / "recipe.yaml")
+    model = build_model(resolved.model, resolved.objective)
+    model.load_state_dict(fp32_state_dict(kept_checkpoints(run)[1][1], 0))
+    rows = torch.from_numpy(documents(prepared, S + 1)).split(4)
+    np.testing.assert_allclose(losses[1], position_losses(model, rows), rtol=1e-5)
+    assert not np.allclose(losses[0], losses[-1])
+    summary = json.loads((run / "eval" / "summary.json").read_text())
+    assert summary["position/trajectory_checkpoints"] == 3
+    # Three steps leave the model at the unigram distribution: the collapse check says so.
+    assert summary["collapse/flagged"] == 1.0 and "unigram" in summary["collapse"][0]

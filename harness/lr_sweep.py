@@ -75,7 +75,7 @@ def choose(study, runs_root: Path) -> SweepResult | None:
                            fix=f"run `harness study {study.path}` (with the same overrides and --runs)")
     grid = study.config.lr_sweep.grid
     chosen, edge = {}, {}
-    for arm in {p.arm for p in points}:
+    for arm in dict.fromkeys(p.arm for p in points):  # the study's arm order
         mine = [p for p in points if p.arm == arm and p.val_loss is not None]
         healthy = [p for p in mine if not p.collapsed] or mine
         best = min(healthy, key=lambda p: (p.val_loss, p.lr))

@@ -243,11 +243,12 @@ def _arm_data(study_path: Path, name: str, spec: ArmSpec, cli_overrides) -> tupl
 def check_matched(study: Study) -> None:
     """Refuse a study whose arms are not compared at matched compute (its primary rule; the
     `flops` view re-budgets arms and is checked the same way; the `params` view only selects)."""
-    problems = list(study.match.problems) + (list(study.views["flops"].problems) if "flops" in study.views else [])
+    problems = [f"on {study.config.matching.rule}: {p}" for p in study.match.problems]
+    if "flops" in study.views:
+        problems += [f"in its flops view: {p}" for p in study.views["flops"].problems]
     if not problems:
         return
-    rule = study.config.matching.rule
     raise HarnessError(
-        f"{study.path}: study {study.config.name!r} is not matched on {rule}: " + "; ".join(problems),
+        f"{study.path}: study {study.config.name!r} is not matched " + "; ".join(problems),
         fix="change the arms (layers, heads, vocab) or the matching rule, or raise matching.tolerance knowingly",
     )

@@ -93,15 +93,18 @@ def run(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[str,
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
-@click.option("--force", is_flag=True, help="upload again even if already synced")
+@click.option("--force", is_flag=True, help="upload the artifacts again even if already synced")
 def sync(run_dir: str, force: bool) -> None:
-    """Upload a run directory's record to MLflow (after the tracking store was unreachable)."""
+    """Make MLflow hold exactly a run directory's record (uploads what is missing; idempotent)."""
     from pathlib import Path
 
-    from harness.track import sync_run_dir, tracking_uri
+    from harness.sync import sync_run_dir
+    from harness.track import run_tracking_uri
+    from harness.run_record import TrackRecord
 
     run_id = sync_run_dir(Path(run_dir), force=force)
-    click.echo(f"{run_dir}: synced to {tracking_uri()} as MLflow run {run_id}")
+    uri, _ = run_tracking_uri(TrackRecord(Path(run_dir)).state())
+    click.echo(f"{run_dir}: synced to {uri} as MLflow run {run_id}")
 
 
 # Command groups owned by their components, one line each.

@@ -39,3 +39,20 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+# torch.save reports a full disk as a RuntimeError from its zip writer, not as ENOSPC.
+_FULL_DISK_TEXT = ("No space left on device", "unexpected pos", "file write failed", "Disk quota exceeded")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) is a write that found no space (or quota) left."""
+    import errno
+
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(exc, RuntimeError) and any(text in str(exc) for text in _FULL_DISK_TEXT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

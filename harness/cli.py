@@ -77,15 +77,21 @@ def resolve(path: str, overrides: tuple[str, ...]) -> None:
               help="where run directories live")
 @click.option("--force", multiple=True, metavar="STAGE",
               help="redo a stage even if its inputs are unchanged (plan, data, train, export, evaluate, track)")
+@click.option("--verify", is_flag=True,
+              help="re-hash corpus files and checkpoints instead of trusting their recorded sizes and times")
+@click.option("--relative-to", type=click.Path(file_okay=False), default=None,
+              help="where relative paths in the recipe start (default: the recipe's directory)")
 @click.option("--local_rank", type=int, default=None, hidden=True, help="set by the deepspeed launcher")
-def run(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[str, ...], local_rank) -> None:
+def run(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[str, ...], verify: bool,
+        relative_to: str | None, local_rank) -> None:
     """Train, export, evaluate and track one recipe (resumes where it stopped)."""
     from pathlib import Path
 
     from harness.pipeline import Pipeline
     from harness.report.summary import print_run_summary
 
-    pipeline = Pipeline(Path(path), overrides, Path(runs_root), force)
+    pipeline = Pipeline(Path(path), overrides, Path(runs_root), force, verify=verify,
+                        relative_to=Path(relative_to) if relative_to else None)
     outcome = pipeline.run()
     if pipeline.dist.is_main:
         print_run_summary(outcome, console_())

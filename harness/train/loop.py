@@ -13,13 +13,13 @@ import os
 import random
 import sys
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.compute import flops_per_token, mfu, targets_per_row
 from harness.errors import HarnessError
 from harness.launch.preemption import Preemption
+from harness.threads import torch_threads
 from harness.train import checkpoint
 from harness.train.deepspeed_config import build_engine
 from harness.train.progress import StepDisplay
@@ -78,21 +78,6 @@ def validate(engine, batches, dist, depths: int) -> dict[str, float]:
     engine.train()
     totals = _all_reduce(sums, dist.world_size, mean=False)
     return {f"val/{k}": totals[f"s/{k}"] / totals[f"c/{k}"] for k in keys if totals[f"c/{k}"]}
-
-
-@contextmanager
-def torch_threads(n: int | None):
-    """torch's thread count for the duration (a study's next arm, or evaluation, must not
-    inherit this one's); None leaves it alone."""
-    import torch
-
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _start_engine(recipe, ckpt_dir: Path, dist, identity: dict, verify: bool, log):

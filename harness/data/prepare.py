@@ -10,7 +10,7 @@ and two processes preparing at once both finish with the same result. A temporar
 left by a killed process (its pid gone on this host) is removed by the next preparation.
 
 Finding the cache entry needs the corpus files' sha256. Each file's hash is recorded in
-`CACHE/data/file-hashes.json` with its size and modification time, and trusted while both
+`CACHE/file-hashes.json` with its size and modification time, and trusted while both
 still match (`verify=True`, `--verify` on the command line, hashes every file again): a
 requeued cluster job does not read a terabyte corpus to find data it prepared before. Under
 several processes only rank 0 prepares and hashes; the others read its manifest
@@ -119,7 +119,7 @@ def prepare_data(
         check_bpe_vocab(cfg.tokenizer, vocab_size)
     source = open_source(cfg, Path(base_dir))
     root = Path(cache_root) if cache_root is not None else default_cache_root()
-    hashes = FileHashes(root / "data" / "file-hashes.json", verify=verify)
+    hashes = FileHashes(root / "file-hashes.json", verify=verify)
     source_manifest = source.identity(digest=hashes.sha256)
     hashes.save()
     key_inputs = _key_inputs(cfg, source_manifest, vocab_size, Path(base_dir))

@@ -194,7 +194,10 @@ class Pipeline:
         if not self.dist.is_main:
             return
         if getattr(self, "tracker", None) is not None:
-            self.tracker.finish("FAILED")
+            try:
+                self.tracker.finish("FAILED")
+            except OSError as closing:  # a full disk may refuse the record's last write too
+                self.console.print(f"(the tracking record could not be closed: {closing}; `harness sync` closes it)")
         if created and self.stage in ("plan", "data"):
             shutil.rmtree(self.run_dir, ignore_errors=True)
             self.console.print(f"the {self.stage} stage failed; removed the run directory it had started, {self.run_dir}")

@@ -112,7 +112,12 @@ class Comparison:
     conflicts: int  # keys MLflow holds twice, holds with another value, or holds and we do not
 
 
-def compare(local: dict[tuple[str, int], tuple[float, int]], remote: dict[tuple[str, int], list[float]]) -> Comparison:
+def compare(local: dict[tuple[str, int], tuple[float, int]], remote: dict[tuple[str, int], list[float]],
+            upto: int | None = None) -> Comparison:
+    """What to upload and how many keys disagree; with `upto`, only steps up to it count."""
+    if upto is not None:
+        local = {key: value for key, value in local.items() if key[1] <= upto}
+        remote = {key: values for key, values in remote.items() if key[1] <= upto}
     missing = [(k, value, stamp, step) for (k, step), (value, stamp) in local.items() if (k, step) not in remote]
     conflicts = sum(1 for key, values in remote.items()
                     if len(values) != 1 or key not in local or not _same(values[0], local[key][0]))
@@ -131,12 +136,23 @@ def upload_metrics(client, run_id: str, rows: list[tuple[str, float, int, int]])
         client.log_batch(run_id, metrics=[Metric(k, v, t, s) for k, v, t, s in rows])
 
 
-def mirror_metrics(client, run_id: str, record: TrackRecord) -> int:
-    """Upload what the MLflow run lacks; returns how many keys conflict (0: exact now)."""
+def mirror_metrics(client, run_id: str, record: TrackRecord, upto: int | None = None) -> int:
+    """Upload what the MLflow run lacks (of steps up to `upto`); returns how many keys
+    conflict (0: exact now)."""
     local = record.keyed()
-    result = compare(local, remote_metrics(client, run_id, {name for name, _ in local}))
+    result = compare(local, remote_metrics(client, run_id, {name for name, _ in local}), upto)
     upload_metrics(client, run_id, result.missing)
     return result.conflicts
+
+
+def replace_run(client, old: str, record: TrackRecord, experiment: str, run_name: str | None,
+                params: dict, tags: dict, uri: str) -> str:
+    """A new MLflow run with the whole record; the old one superseded (never reopened)."""
+    new = create_run(client, experiment, run_name, params, tags)
+    mirror_metrics(client, new, record)
+    supersede(client, old, new)
+    record.save_state(runs={**record.state().get("runs", {}), uri: new}, run_id=new)
+    return new
 
 
 def supersede(client, old: str, new: str) -> None:
@@ -145,20 +161,13 @@ def supersede(client, old: str, new: str) -> None:
 
 
 def closing_status(record: TrackRecord) -> tuple[str, int]:
-    """(MLflow status, step reached) of a run that is not running now."""
-    from harness.runlock import holder
-
+    """(MLflow status, step reached) of a run that is not running now (the caller holds its
+    lock): one still RUNNING on record ended without closing itself (a crash, kill -9)."""
     state = record.state()
     steps = [row["step"] for row in record.rows()]
     step = max(steps, default=state.get("step", 0))
     status = state.get("status", "FINISHED")
-    if status not in STATUSES:  # RUNNING (or unknown): did its process die?
-        live = holder(record.run_dir)
-        if live is not None:
-            raise HarnessError(f"{record.run_dir} is still running (pid {live['pid']} on {live['host']})",
-                               fix="sync after it stops; it mirrors itself while the store answers")
-        status = "FAILED"
-    return status, step
+    return (status if status in STATUSES else "FAILED"), step
 
 
 def sync_run_dir(run_dir: Path, *, force: bool = False) -> str:
@@ -169,9 +178,12 @@ def sync_run_dir(run_dir: Path, *, force: bool = False) -> str:
     record = TrackRecord(run_dir)
     if not (record.dir / "params.json").exists():
         raise HarnessError(f"{run_dir}: no tracking record (track/params.json)", fix="pass a harness run directory")
+    from harness.runlock import RunLock
+
     uri, _ = run_tracking_uri(record.state())
     try:
-        return _sync(record, uri, force)
+        with RunLock(run_dir):  # a run in progress mirrors itself; two writers would not be exact
+            return _sync(record, uri, force)
     except ConnectionError as exc:
         raise HarnessError(one_line(exc), fix="start it or set MLFLOW_TRACKING_URI") from None
     except store_errors() as exc:
@@ -202,9 +214,7 @@ def _sync(record: TrackRecord, uri: str, force: bool) -> str:
     else:
         update_params_and_tags(client, run_id, params, tags)
     if mirror_metrics(client, run_id, record):
-        old, run_id, fresh = run_id, create_run(client, experiment, state.get("run_name"), params, tags), True
-        mirror_metrics(client, run_id, record)
-        supersede(client, old, run_id)
+        run_id, fresh = replace_run(client, run_id, record, experiment, state.get("run_name"), params, tags, uri), True
     record.save_state(runs={**state.get("runs", {}), uri: run_id}, run_id=run_id, uri=uri)
     missing = upload_artifacts(client, run_id, record, everything=fresh or force or not state.get("synced"))
     if status != "FINISHED":

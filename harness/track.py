@@ -112,9 +112,14 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
 class Tracker:
     """Writes every record to RUN_DIR/track/ first, and mirrors it to MLflow while the store answers.
 
-    Metrics are buffered for MLflow (`flush_every`); what a crash drops from the buffer is
-    uploaded when the run resumes (the MLflow run is compared with the run directory), and a
-    replayed step that MLflow already holds is skipped, so MLflow never holds a step twice.
+    During training only *final* steps go to MLflow: those at or before the newest
+    checkpoint (`note_checkpoint`), which no crash can make the run compute again. Later
+    rows wait in the buffer; a crash drops them from it, and the resumed run recomputes them
+    (bit-identical losses; new timings) and uploads them then. On resume
+    (`note_resume`) whatever final steps MLflow lacks are uploaded, and a step MLflow holds
+    that is computed again (a fallback to an older checkpoint) is skipped. At the end the
+    MLflow run is compared with the run directory: if it disagrees anywhere, a replacement
+    run gets the whole record and the old one is superseded (harness.sync).
     """
 
     def __init__(self, run_dir: Path, cfg: TrackConfig, *, enabled: bool = True):
@@ -127,9 +132,10 @@ class Tracker:
         self.uri: str | None = None
         self.problem: str | None = None
         self.conflicts = 0
+        self.final = 0  # the newest step no crash can recompute (the newest checkpoint's)
         self._pending: list[tuple[str, float, int, int]] = []
         self._replayed: dict[tuple[str, int], list[float]] = {}
-        self._step = 0
+        self._start_args: tuple = ()
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self, params: dict[str, str], tags: dict[str, str], run_name: str) -> None:
@@ -143,11 +149,12 @@ class Tracker:
         self.uri, source = run_tracking_uri(state)
         self.record.save_state(run_name=run_name, experiment=self.cfg.experiment, status="RUNNING", synced=False,
                                uri=self.uri, uri_source=source, runs=state.get("runs", {}))
+        self._start_args = (params, tags, run_name)
         if self.enabled:
             self._guard(self._open_mlflow, params, tags, run_name)
 
     def _open_mlflow(self, params, tags, run_name) -> None:
-        from harness.sync import connect, create_run, find_run, mirror_metrics, update_params_and_tags
+        from harness.sync import connect, create_run, find_run, update_params_and_tags
 
         client = connect(self.uri)
         runs = self.record.state().get("runs", {})
@@ -159,7 +166,6 @@ class Tracker:
             client.update_run(run_id, status="RUNNING")
         self.record.save_state(runs={**runs, self.uri: run_id}, run_id=run_id)
         self.client, self.run_id = client, run_id
-        self.conflicts = mirror_metrics(client, run_id, self.record)  # what a crash left unsent
 
     def _guard(self, fn, *args) -> None:
         """Run an MLflow call; on failure go offline for the rest of the run, keep going."""
@@ -175,22 +181,29 @@ class Tracker:
 
     def note_resume(self, step: int) -> None:
         """Training restarts after `step` (0: from scratch): the local rows of later steps are
-        set aside (kept in metrics.replaced.jsonl) as they are about to be recomputed, and the
-        ones MLflow already holds will be skipped when they come again."""
+        set aside (kept in metrics.replaced.jsonl) as they are about to be recomputed; the
+        final rows MLflow lacks are uploaded now, and later ones it holds are skipped when
+        they come again."""
         self.record.set_aside(lambda row: row["step"] > step)
+        self.final = step
         if self.client is not None:
-            self._guard(self._note_remote_tail, step)
+            self._guard(self._repair, step)
 
-    def _note_remote_tail(self, step: int) -> None:
-        from harness.sync import remote_metrics
+    def _repair(self, step: int) -> None:
+        from harness.sync import mirror_metrics, remote_metrics
 
+        self.conflicts = mirror_metrics(self.client, self.run_id, self.record, upto=step)
         remote = remote_metrics(self.client, self.run_id, ())
         self._replayed = {key: values for key, values in remote.items() if key[1] > step}
+
+    def note_checkpoint(self, step: int) -> None:
+        """Steps up to `step` can no longer be recomputed: they may go to MLflow."""
+        self.final = max(self.final, step)
+        self.flush()
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         stamp = int(time.time() * 1000)
         self.record.append(step, metrics, stamp)
-        self._step = max(self._step, step)
         if self.client is None:
             return
         for key, value in metrics.items():
@@ -198,17 +211,21 @@ class Tracker:
             if held is None:
                 self._pending.append((key, float(value), stamp, step))
             elif len(held) != 1 or held[0] != float(value):
-                self.conflicts += 1  # not bit-identical: `harness sync` replaces the MLflow run
+                self.conflicts += 1  # not the same bits: the end of the run replaces the MLflow run
         if step % self.cfg.flush_every == 0:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, upto: int | None = None) -> None:
+        """Upload the buffered rows of final steps (or of steps up to `upto`)."""
         if self.client is None or not self._pending:
             return
         from harness.sync import upload_metrics
 
-        pending, self._pending = self._pending, []
-        self._guard(upload_metrics, self.client, self.run_id, pending)
+        upto = self.final if upto is None else upto
+        ready = [row for row in self._pending if row[3] <= upto]
+        self._pending = [row for row in self._pending if row[3] > upto]
+        if ready:
+            self._guard(upload_metrics, self.client, self.run_id, ready)
 
     def log_artifact(self, path: Path, artifact_dir: str | None = None) -> None:
         self.record.add_artifact(path, artifact_dir)
@@ -217,21 +234,28 @@ class Tracker:
 
     def finish(self, status: str = "FINISHED") -> None:
         """Close the run: FINISHED, or KILLED/FAILED with the step reached. `synced` is true
-        only if MLflow now holds exactly the run directory's record."""
-        self.flush()
-        step = max((row["step"] for row in self.record.rows()), default=self._step)
+        only if MLflow now holds exactly the run directory's record. A FAILED run keeps the
+        rows after its newest checkpoint out of MLflow: a resume will compute them again."""
+        upto = self.final if status == "FAILED" else None
+        self.flush(upto if upto is not None else 2**62)
+        rows = self.record.rows()
+        step = max((row["step"] for row in rows), default=0)
         if self.client is not None:
-            self._guard(self._close, status, step)
-        synced = self.client is not None and self.problem is None and self.conflicts == 0
-        if self.client is not None and self.conflicts:
-            print(f"warning: MLflow run {self.run_id} holds values the run directory does not ({self.conflicts}); "
-                  f"`harness sync {self.dir.parent}` replaces it with an exact copy", file=sys.stderr)
-        self.record.save_state(synced=synced, status=status, step=step)
+            self._guard(self._close, status, step, upto)
+        held_back = upto is not None and step > upto
+        synced = self.client is not None and self.problem is None and not held_back
+        self.record.save_state(synced=synced, status=status, step=step, run_id=self.run_id)
 
-    def _close(self, status: str, step: int) -> None:
-        from harness.sync import STEP_TAG, mirror_metrics
+    def _close(self, status: str, step: int, upto: int | None) -> None:
+        from harness.sync import STEP_TAG, mirror_metrics, replace_run
 
-        self.conflicts += mirror_metrics(self.client, self.run_id, self.record)
+        if mirror_metrics(self.client, self.run_id, self.record, upto=upto) or self.conflicts:
+            params, tags, run_name = self._start_args
+            old = self.run_id
+            self.run_id = replace_run(self.client, old, self.record, self.cfg.experiment, run_name, params, tags, self.uri)
+            print(f"note: MLflow run {old} disagreed with {self.dir.parent} (a step computed twice with other bits); "
+                  f"run {self.run_id} replaces it with the exact record", file=sys.stderr)
+            self.conflicts = 0
         if status != "FINISHED":
             self.client.set_tag(self.run_id, STEP_TAG, str(step))
         self.client.set_terminated(self.run_id, status)

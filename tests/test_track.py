@@ -129,9 +129,11 @@ def test_steps_a_crash_left_unflushed_are_uploaded_on_resume(tmp_path, store):
 def test_replayed_steps_are_not_uploaded_twice(tmp_path, store):
     run = tmp_path / "run"
     first = _start(Tracker(run, TrackConfig(experiment="t", flush_every=5)))
-    _log(first, range(1, 14))  # 1-10 flushed, 11-13 in the buffer when the process dies
+    _log(first, range(1, 11))
+    first.note_checkpoint(10)  # 1-10 final and uploaded
+    _log(first, range(11, 14))  # 11-13 in the buffer when the process dies
     second = _start(Tracker(run, TrackConfig(experiment="t", flush_every=5)))
-    second.note_resume(8)  # a fallback to an older checkpoint: 9-13 are computed again
+    second.note_resume(8)  # step 10's checkpoint is corrupt: a fallback to step 8 computes 9-13 again
     _log(second, range(9, 21))
     second.finish()
     assert _steps(store, second.run_id) == list(range(1, 21))
@@ -178,20 +180,22 @@ def test_a_run_resumed_after_sync_continues_the_synced_mlflow_run(tmp_path, stor
     assert _steps(store, synced_id) == list(range(1, 11))
 
 
-def test_sync_replaces_an_mlflow_run_that_disagrees_and_never_reopens_it(tmp_path, store):
+def test_an_mlflow_run_that_disagrees_is_replaced_and_never_reopened(tmp_path, store):
     run = tmp_path / "run"
     live = _start(Tracker(run, TrackConfig(experiment="t", flush_every=1)))
+    first_id = live.run_id
     _log(live, range(1, 4))
-    # Step 3 recomputed with other bits (another machine): the local record changes.
+    live.note_checkpoint(3)
+    # Step 3's checkpoint is lost and step 3 is recomputed with other bits (another machine).
     live.note_resume(2)
     live.log_metrics({"loss/depth_1": 1.0, "lr": 0.001}, 3)
     live.finish()
-    assert _state(run)["synced"] is False
-    new_id = sync_run_dir(run)
-    assert new_id != live.run_id
-    old = _client(store).get_run(live.run_id)
+    new_id = _state(run)["run_id"]
+    assert new_id != first_id and _state(run)["synced"] is True
+    old = _client(store).get_run(first_id)
     assert old.data.tags["harness.superseded_by"] == new_id and old.info.status == "FAILED"
     assert [m.value for m in _client(store).get_metric_history(new_id, "loss/depth_1")] == [_loss(1), _loss(2), 1.0]
+    assert sync_run_dir(run) == new_id
     reopened = _start(Tracker(run, TrackConfig(experiment="t")))
     assert reopened.run_id == new_id
 
@@ -302,3 +306,13 @@ def test_artifacts_are_recorded_relative_to_the_run_directory(tmp_path, store):
     entries = [json.loads(l) for l in (run / "track" / "artifacts.jsonl").read_text().splitlines()]
     assert entries == [{"artifact_dir": None, "path": "plan.json"}]
     assert not os.path.isabs(entries[0]["path"])
+
+
+def test_sync_refuses_a_run_directory_in_use(tmp_path, store):
+    from harness.errors import HarnessError
+    from harness.runlock import RunLock
+
+    run = tmp_path / "run"
+    _record(Tracker(run, TrackConfig(experiment="t"), enabled=False))
+    with RunLock(run), pytest.raises(HarnessError, match="in use by another harness process"):
+        sync_run_dir(run)

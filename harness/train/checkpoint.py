@@ -3,7 +3,7 @@
 Layout under RUN_DIR/checkpoints/:
     step_000100/   DeepSpeed's files for that tag + harness_state.json + CHECKSUMS.json
     latest         the newest complete tag (replaced atomically)
-    .tmp-*/        a save in progress (a crash leaves it; the next save clears it)
+    .tmp-*/        a save in progress (a crash leaves it; the next start removes it)
     *.corrupt/     a checkpoint that failed verification, kept for inspection, never used
     universal/     a checkpoint converted for another world size (harness.train.universal)
 
@@ -192,8 +192,13 @@ def _choose(ckpt_dir: Path, world_size: int, zero_stage: int, full: bool, log) -
 
 
 def _recover_old_copies(ckpt_dir: Path) -> None:
-    """A crash during a re-save of one step can leave its previous copy as `.old-<tag>` only."""
-    for old in ckpt_dir.glob(".old-step_*") if ckpt_dir.is_dir() else []:
+    """What a killed save leaves: its staging folder (removed; the run lock says no save is
+    in progress) and, during a re-save of one step, the previous copy as `.old-<tag>` only."""
+    if not ckpt_dir.is_dir():
+        return
+    for staging in ckpt_dir.glob(".tmp-*"):
+        shutil.rmtree(staging, ignore_errors=True)
+    for old in ckpt_dir.glob(".old-step_*"):
         tag = old.name.removeprefix(".old-")
         if not (ckpt_dir / tag).exists():
             old.rename(ckpt_dir / tag)

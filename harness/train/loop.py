@@ -172,6 +172,8 @@ def _train(recipe, run_dir, data, tracker, dist, identity, display_enabled, veri
             stopping = stop.agreed()
             if done % cfg.checkpoint_every == 0 or done == total or stopping:
                 last_ckpt = save(done)
+                if tracker is not None:
+                    tracker.note_checkpoint(done)  # steps up to here are final: MLflow may have them
             if stopping:
                 why = stop.received.name if stop.received else "another rank's signal"
                 display.note(f"stopped by {why} after step {done}; checkpoint {last_ckpt}; "

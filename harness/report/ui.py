@@ -24,7 +24,10 @@ HOST = "127.0.0.1"
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could listen there now. SO_REUSEADDR as servers set it: connections
+    of a server that just stopped (TIME_WAIT) do not block its successor."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
         except OSError:

@@ -114,35 +114,35 @@ def train(recipe, run_dir: Path, data, tracker, dist, identity: dict, display_en
         return _train(recipe, run_dir, data, tracker, dist, identity, display_enabled, verify)
 
 
-def _train(recipe, run_dir, data, tracker, dist, identity, display_enabled, verify) -> TrainResult:
+def _batches(recipe, data):
+    """The training windows and the fixed validation rows."""
     from harness.data.loader import TokenWindows
 
     cfg, S = recipe.train, recipe.seq_len
+    windows = dict(seq_len=S, row_length=recipe.objective.row_length(S), lookahead_reserve=recipe.data.lookahead_reserve)
+    val = TokenWindows(data, split="val", **windows).val_batches(cfg.eval_batches, cfg.micro_batch_size)
+    return TokenWindows(data, split="train", **windows), val
+
+
+def _train(recipe, run_dir, data, tracker, dist, identity, display_enabled, verify) -> TrainResult:
+    cfg, S, total, ckpt_dir = recipe.train, recipe.seq_len, recipe.steps, Path(run_dir) / "checkpoints"  # S: window
     seed_everything(cfg.seed, cfg.deterministic)
-    total = recipe.steps
-    ckpt_dir = Path(run_dir) / "checkpoints"
     engine, optimizer, state = _start_engine(recipe, ckpt_dir, dist, identity, verify, _log_on(dist))
     start = state["step"] if state else 0
-    counts = {"tokens_seen": state["tokens_seen"] if state else 0, "targets_seen": state["targets_seen"] if state else 0}
-
-    row = recipe.objective.row_length(S)
-    windows = dict(seq_len=S, row_length=row, lookahead_reserve=recipe.data.lookahead_reserve)
-    loader = TokenWindows(data, split="train", **windows)
-    val_rows = TokenWindows(data, split="val", **windows).val_batches(cfg.eval_batches, cfg.micro_batch_size)
-    step_counts = {"tokens_seen": cfg.global_batch_size * S,
-                   "targets_seen": cfg.global_batch_size * targets_per_row(recipe.objective, S)}
-    fpt = flops_per_token(recipe.model, recipe.objective, S).total
-    peak = peak_flops(cfg.precision)
-    meter, last_ckpt, val = Meter(), (ckpt_dir / checkpoint.tag_for(start) if state else None), {}
+    counts = {key: state[key] if state else 0 for key in ("tokens_seen", "targets_seen")}
+    loader, val_rows = _batches(recipe, data)
+    step_counts = {"tokens_seen": S, "targets_seen": targets_per_row(recipe.objective, S)}  # per row
+    speed = _Speed(flops_per_token(recipe.model, recipe.objective, S).total, peak_flops(cfg.precision), dist.world_size)
+    last_ckpt, val = (ckpt_dir / checkpoint.tag_for(start) if state else None), {}
     if tracker is not None:
         tracker.note_resume(start)  # from 0 too: a crash before the first checkpoint logged steps
 
-    def save(step: int) -> Path:
-        snapshot = {**identity, "step": step, **counts, "world_size": dist.world_size, "zero_stage": cfg.zero_stage}
-        return checkpoint.save(engine, ckpt_dir, step, snapshot, is_main=dist.is_main, keep=cfg.keep_checkpoints)
+    def save(step: int) -> Path:  # with what a resume (at any world size) needs to know
+        state = {**identity, "step": step, **counts, "world_size": dist.world_size, "zero_stage": cfg.zero_stage}
+        return checkpoint.save(engine, ckpt_dir, step, state, is_main=dist.is_main, keep=cfg.keep_checkpoints)
 
-    # SIGINT/SIGTERM/SIGUSR1 (Slurm's warning before preemption) are noted by the handler and
-    # acted on between steps, once every rank agrees, so all ranks checkpoint the same step.
+    # SIGINT/SIGTERM/SIGUSR1 are noted by the handler and acted on between steps, once every
+    # rank agrees, so all ranks checkpoint the same step.
     display = StepDisplay(total, start, display_enabled and dist.is_main)
     with Preemption() as stop, display:
         if start:
@@ -153,15 +153,9 @@ def _train(recipe, run_dir, data, tracker, dist, identity, display_enabled, veri
             metrics = _optimizer_step(engine, rows, cfg.micro_batch_size, counts["tokens_seen"], dist.world_size)
             done = step + 1
             _stop_if_not_finite(metrics, done, last_ckpt)
-            for key, per_step in step_counts.items():
-                counts[key] += per_step
-            metrics.update(lr=lr, **counts)
-            rate = meter.mark(counts["tokens_seen"])
-            if rate:
-                metrics["tokens_per_s"] = rate
-                if peak:
-                    # tokens/s counts every rank's tokens: against every rank's device
-                    metrics["mfu"] = mfu(fpt, rate, peak * dist.world_size)
+            for key, per_row in step_counts.items():
+                counts[key] += per_row * cfg.global_batch_size
+            metrics.update(lr=lr, **counts, **speed.mark(counts["tokens_seen"]))
             validated = done % cfg.eval_every == 0 or done == total
             if validated:
                 val = validate(engine, val_rows, dist, recipe.objective.n_predict)
@@ -176,12 +170,28 @@ def _train(recipe, run_dir, data, tracker, dist, identity, display_enabled, veri
                     tracker.note_checkpoint(done)  # steps up to here are final: MLflow may have them
             if stopping:
                 why = stop.received.name if stop.received else "another rank's signal"
-                display.note(f"stopped by {why} after step {done}; checkpoint {last_ckpt}; "
-                             "run the same command again to resume")
+                display.note(f"stopped by {why} after step {done}; checkpoint {last_ckpt}; run the same command again")
                 return TrainResult("interrupted", done, last_ckpt, val, stop)
     if start >= total and not val:
         val = validate(engine, val_rows, dist, recipe.objective.n_predict)
     return TrainResult("finished", total, last_ckpt, val)
+
+
+class _Speed:
+    """tokens/s over a sliding window, and MFU: the rate counts every rank's tokens, so it is
+    set against every rank's device (world size x one device's peak)."""
+
+    def __init__(self, flops_per_token: float, peak_per_device: float | None, world_size: int):
+        self.meter, self.fpt, self.peak, self.world = Meter(), flops_per_token, peak_per_device, world_size
+
+    def mark(self, tokens_seen: int) -> dict[str, float]:
+        rate = self.meter.mark(tokens_seen)
+        if not rate:
+            return {}
+        out = {"tokens_per_s": rate}
+        if self.peak:
+            out["mfu"] = mfu(self.fpt, rate, self.peak * self.world)
+        return out
 
 
 def _log_on(dist):

@@ -17,7 +17,7 @@ from harness.launch.preemption import PREEMPT_FILE_ENV, PREEMPTED_EXIT
 from harness.runlock import RunLock
 from tests.train.test_train_pipeline import TINY_RUN, losses, only_run
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 FAST = ["train.steps=3", "train.checkpoint_every=1"]
 

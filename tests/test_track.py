@@ -57,10 +57,9 @@ def _record(tracker: Tracker) -> None:
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch) -> str:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return uri
+def store() -> str:
+    """The session's store (tests/conftest.py): a new sqlite store costs seconds of migrations."""
+    return os.environ["MLFLOW_TRACKING_URI"]
 
 
 def test_flatten():
@@ -154,7 +153,7 @@ def test_a_metric_logged_again_for_a_step_replaces_the_old_value_locally(tmp_pat
 
 def test_sync_repairs_a_killed_run_in_place_and_marks_it_failed(tmp_path, store):
     run = tmp_path / "run"
-    live = _start(Tracker(run, TrackConfig(experiment="t", flush_every=5)))
+    live = _start(Tracker(run, TrackConfig(experiment="repaired-in-place", flush_every=5)))
     _log(live, range(1, 14))  # kill -9 at step 13: MLflow holds 1-10, still RUNNING
     run_id = sync_run_dir(run)
     assert run_id == live.run_id  # mended, not duplicated

@@ -176,7 +176,8 @@ class Pipeline:
             outputs[stage] = getattr(self, f"_stage_{stage}")(outputs)
             if stage == "train" and not self.dist.is_main:
                 break  # export, evaluation and tracking are rank 0's; the others are done
-            self.alone = stage == "train" and self.dist.world_size > 1
+            if stage == "train" and self.dist.world_size > 1:
+                self.alone = True  # the other ranks have left: no barrier from here on
         return RunOutcome(self.run_dir, "finished", outputs)
 
     def _stopped(self, preemption: Preemption) -> None:

@@ -62,3 +62,20 @@ def publish_dir(tmp: str | Path, final: str | Path) -> None:
     fsync_tree(tmp)
     os.rename(tmp, final)
     fsync_dir(Path(final).parent)
+
+
+# torch.save reports a full disk as a RuntimeError from its zip writer, not as ENOSPC.
+_FULL_DISK_TEXT = ("No space left on device", "unexpected pos", "file write failed", "Disk quota exceeded")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) is a write that found no space (or quota) left."""
+    import errno
+
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(exc, RuntimeError) and any(text in str(exc) for text in _FULL_DISK_TEXT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

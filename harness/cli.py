@@ -81,13 +81,19 @@ def resolve(path: str, overrides: tuple[str, ...]) -> None:
               help="where run directories live")
 @click.option("--force", multiple=True, metavar="STAGE",
               help="redo a stage even if its inputs are unchanged (plan, data, train, export, evaluate, track)")
+@click.option("--verify", is_flag=True,
+              help="re-hash corpus files and checkpoints instead of trusting their recorded sizes and times")
+@click.option("--relative-to", type=click.Path(file_okay=False), default=None,
+              help="where relative paths in the recipe start (default: the recipe's directory)")
 @click.option("--local_rank", type=int, default=None, hidden=True, help="set by the deepspeed launcher")
-def run(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[str, ...], local_rank) -> None:
+def run(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[str, ...], verify: bool,
+        relative_to: str | None, local_rank) -> None:
     """Train, export, evaluate and track one recipe (resumes where it stopped)."""
     from harness.pipeline import Pipeline
     from harness.report.summary import print_run_summary
 
-    pipeline = Pipeline(Path(path), overrides, Path(runs_root), force)
+    pipeline = Pipeline(Path(path), overrides, Path(runs_root), force, verify=verify,
+                        relative_to=Path(relative_to) if relative_to else None)
     outcome = pipeline.run()
     if pipeline.dist.is_main:
         print_run_summary(outcome, stdout_console())
@@ -125,13 +131,16 @@ def study(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[st
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
-@click.option("--force", is_flag=True, help="upload again even if already synced")
+@click.option("--force", is_flag=True, help="upload the artifacts again even if already synced")
 def sync(run_dir: str, force: bool) -> None:
-    """Upload a run directory's record to MLflow (after the tracking store was unreachable)."""
-    from harness.track import sync_run_dir, tracking_uri
+    """Make MLflow hold exactly a run directory's record (uploads what is missing; idempotent)."""
+    from harness.sync import sync_run_dir
+    from harness.track import run_tracking_uri
+    from harness.run_record import TrackRecord
 
     run_id = sync_run_dir(Path(run_dir), force=force)
-    click.echo(f"{run_dir}: synced to {tracking_uri()} as MLflow run {run_id}")
+    uri, _ = run_tracking_uri(TrackRecord(Path(run_dir)).state())
+    click.echo(f"{run_dir}: synced to {uri} as MLflow run {run_id}")
 
 
 # Command groups owned by their components, one line each.

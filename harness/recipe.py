@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.config_tree import apply_override, format_validation_error, read_yaml, merge_with_origins
+from harness.config_tree import apply_override, check_finite, format_validation_error, read_yaml, merge_with_origins
 from harness.containers import ContainerConfig
 from harness.data.config import DataConfig
 from harness.errors import HarnessError
@@ -92,9 +92,11 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 
 def validate_recipe(data: dict, origins: dict[str, str] | None = None, label: str = "recipe") -> Recipe:
     try:
-        return Recipe.model_validate(data)
+        recipe = Recipe.model_validate(data)
     except ValidationError as exc:
         raise HarnessError(format_validation_error(exc, Recipe, data, origins or {}, label)) from None
+    check_finite(recipe, origins or {}, label)
+    return recipe
 
 
 def resolve_extends(path: Path, _chain: tuple[Path, ...] = ()) -> tuple[dict, dict[str, str]]:

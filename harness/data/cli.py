@@ -15,7 +15,8 @@ def data() -> None:
 @data.command()
 @click.argument("path", type=click.Path(dir_okay=False))
 @overrides_argument
-def prepare(path: str, overrides: tuple[str, ...]) -> None:
+@click.option("--verify", is_flag=True, help="re-hash every corpus file instead of trusting recorded sizes and times")
+def prepare(path: str, overrides: tuple[str, ...], verify: bool) -> None:
     """Prepare (or find in the cache) the recipe's data and print its manifest summary."""
     from harness.console import stdout_console
     from harness.data.inspector import prepare_recipe, print_summary
@@ -23,7 +24,7 @@ def prepare(path: str, overrides: tuple[str, ...]) -> None:
 
     recipe = load_recipe(path, overrides)
     console = stdout_console()
-    print_summary(recipe, prepare_recipe(recipe, path), console)
+    print_summary(recipe, prepare_recipe(recipe, path, verify=verify), console)
 
 
 @data.command()

@@ -75,11 +75,11 @@ def _sandbox(workers, timeout, unsafe):
 
 
 def _print_guarantees(sandbox) -> None:
-    from harness.cli import console_
+    from harness.console import stdout_console
     from harness.eval.guarantees import as_lines
 
     for line in as_lines(sandbox.describe()):
-        console_().print(line, highlight=False)
+        stdout_console().print(line, highlight=False)
 
 
 @eval_group.command("run")
@@ -135,7 +135,7 @@ def run(target: Path, tasks, protocol, limit, out, batch_size, max_gen_toks, n_s
 @unsafe_option
 def score(samples: Path, task, ks, out, workers, timeout, unsafe):
     """Score completions made elsewhere (human-eval format: task_id + completion per line)."""
-    from harness.cli import console_
+    from harness.console import stdout_console
     from harness.eval.progress import programs_progress
     from harness.eval.report import print_score
     from harness.eval.scoring import score_file
@@ -146,7 +146,7 @@ def score(samples: Path, task, ks, out, workers, timeout, unsafe):
         raise HarnessError(f"--k {ks!r} is not a comma-separated list of integers") from None
     out = out or samples.with_name(samples.stem + "_results.jsonl")
     sandbox = _sandbox(workers, timeout, unsafe)
-    with programs_progress(console_(), f"{task} ({sandbox.kind})") as progress:
+    with programs_progress(stdout_console(), f"{task} ({sandbox.kind})") as progress:
         summary = score_file(samples, task, sandbox, out, k_values, progress=progress)
     print_score(task, summary, out)
     _print_guarantees(sandbox)
@@ -162,7 +162,7 @@ def score(samples: Path, task, ks, out, workers, timeout, unsafe):
 @unsafe_option
 def reference(tasks, split, out, workers, timeout, unsafe):
     """Run the canonical solutions through the same sandbox path; exit 1 if any fails."""
-    from harness.cli import console_
+    from harness.console import stdout_console
     from harness.eval.progress import programs_progress
     from harness.eval.report import print_reference
     from harness.eval.scoring import reference as run_reference
@@ -171,7 +171,7 @@ def reference(tasks, split, out, workers, timeout, unsafe):
     sandbox = _sandbox(workers, timeout, unsafe)
     all_passed = True
     for task in _split(tasks, ("humaneval", "mbpp", "mbpp_sanitized"), "task"):
-        with programs_progress(console_(), f"{task} reference ({sandbox.kind})") as progress:
+        with programs_progress(stdout_console(), f"{task} reference ({sandbox.kind})") as progress:
             summary, rows = run_reference(task, sandbox, progress=progress, split=split)
         if out:
             write_rows(out / f"reference_{task}.jsonl", rows)

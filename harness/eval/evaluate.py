@@ -28,8 +28,10 @@ def resolve_model_dir(target: Path) -> Path:
     """A harness run directory means its export; any directory with config.json is a model."""
     target = Path(target)
     if (target / "export" / "config.json").is_file():
+        _check_config(target / "export" / "config.json")
         return target / "export"
     if (target / "config.json").is_file():
+        _check_config(target / "config.json")
         return target
     raise HarnessError(
         f"{target} is neither a harness run directory (export/config.json) nor a Hugging Face model directory (config.json)",
@@ -37,10 +39,29 @@ def resolve_model_dir(target: Path) -> Path:
     )
 
 
+def _check_config(path: Path) -> None:
+    """A malformed config.json is the user's to fix: one line, not transformers' traceback."""
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"{path} is not valid JSON ({exc})", fix="restore the model's config.json") from None
+    if not isinstance(config, dict):
+        raise HarnessError(f"{path} holds a JSON {type(config).__name__}, not a model configuration",
+                           fix="restore the model's config.json (save_pretrained writes it)")
+
+
 def evaluate_model(
     model_dir: Path, cfg: EvalConfig, out_dir: Path, *, device: str = "cpu", allow_unsafe: bool = False
 ) -> dict:
-    """Run cfg's protocol on cfg's tasks; write rows, lm-eval results and the summary to out_dir."""
+    """Run cfg's protocol on cfg's tasks; write rows, lm-eval results and the summary to out_dir.
+    `eval.num_threads` holds for this call only (the next arm of a study gets its own)."""
+    from harness.threads import torch_threads
+
+    with torch_threads(cfg.num_threads):
+        return _evaluate_model(model_dir, cfg, out_dir, device=device, allow_unsafe=allow_unsafe)
+
+
+def _evaluate_model(model_dir: Path, cfg: EvalConfig, out_dir: Path, *, device: str, allow_unsafe: bool) -> dict:
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     sandbox = open_sandbox(cfg.sandbox, allow_unsafe=allow_unsafe)  # refuse before loading anything
     for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
@@ -48,10 +69,6 @@ def evaluate_model(
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from harness.eval import lmeval
 
-    if cfg.num_threads:
-        import torch
-
-        torch.set_num_threads(cfg.num_threads)
     max_length = lmeval.model_max_length(model_dir, cfg.max_gen_toks or HUMANEVAL_MAX_GEN_TOKS, cfg.max_length)
     lm = lmeval.load_model(model_dir, batch_size=cfg.batch_size, device=device, max_length=max_length)
     chosen = variants(cfg)

@@ -42,20 +42,22 @@ def plan_jobs(path: str, overrides: tuple[str, ...], options: SlurmOptions, jobs
     if is_study(path):
         study = load_study(path, overrides)
         check_matched(study)
-        runs = [(f"{study.config.name}-{arm}-s{seed}", recipe) for arm, seed, recipe in study.runs()]
-        digest = hashlib.sha256("".join(recipe_hash(r) for _, r in runs).encode()).hexdigest()[:8]
+        runs = [(f"{study.config.name}-{arm}-s{seed}", recipe, study.arm_source(arm).resolve().parent)
+                for arm, seed, recipe in study.runs()]
+        digest = hashlib.sha256("".join(recipe_hash(r) for _, r, _ in runs).encode()).hexdigest()[:8]
         base = jobs_root / f"{study.config.name}-{digest}"
-        named = [(name, base / name.removeprefix(f"{study.config.name}-"), r) for name, r in runs]
+        named = [(name, base / name.removeprefix(f"{study.config.name}-"), r, b) for name, r, b in runs]
         title = f"study {study.config.name}"
     else:
         from harness.recipe import load_recipe
 
         recipe = load_recipe(path, overrides)
-        named = [(recipe.name, jobs_root / f"{recipe.name}-{recipe_hash(recipe)[:8]}", recipe)]
+        named = [(recipe.name, jobs_root / f"{recipe.name}-{recipe_hash(recipe)[:8]}", recipe, Path(path).resolve().parent)]
         title = f"recipe {path}"
     planned = []
-    for name, directory, recipe in named:
-        job = Job(name=name, directory=directory, recipe=directory / RECIPE_NAME, recipe_sha256=recipe_hash(recipe))
+    for name, directory, recipe, base_dir in named:
+        job = Job(name=name, directory=directory, recipe=directory / RECIPE_NAME, recipe_sha256=recipe_hash(recipe),
+                  base_dir=base_dir)
         planned.append(PlannedJob(job, recipe, render_sbatch(job, options, workdir.resolve(), title)))
     return planned
 

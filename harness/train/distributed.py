@@ -75,3 +75,25 @@ def barrier() -> None:
 
     if td.is_available() and td.is_initialized() and td.get_world_size() > 1:
         td.barrier()
+
+
+def broadcast_object(value=None, src: int = 0):
+    """`value` from rank `src` on every rank (a picklable object); itself when alone."""
+    import torch.distributed as td
+
+    if not (td.is_available() and td.is_initialized() and td.get_world_size() > 1):
+        return value
+    box = [value]
+    td.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def all_gather(value) -> list:
+    """Every rank's `value`, in rank order; `[value]` when alone."""
+    import torch.distributed as td
+
+    if not (td.is_available() and td.is_initialized() and td.get_world_size() > 1):
+        return [value]
+    out = [None] * td.get_world_size()
+    td.all_gather_object(out, value)
+    return out

@@ -127,3 +127,25 @@ def test_meta_protocol_on_a_random_model(tmp_path, tiny_model, default_sandbox):
     assert {"humaneval/pass_at_1_t0.6", "humaneval/pass_at_2_t1.2", "humaneval/pass_at_2_temperature"} <= set(summary)
     assert summary["n_samples"] == 2 and summary["temperatures"] == "0.6,1.2" and summary["top_p"] == 0.95
     assert len((tmp_path / "humaneval_t1.2.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_malformed_config_json_is_one_line(tmp_path, cli):
+    (tmp_path / "config.json").write_text('{"model_type": "llama", ')  # cut short
+    result = cli("eval", tmp_path, "--tasks", "humaneval", "--limit", "1")
+    assert result.exit_code == 2 and "config.json is not valid JSON" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output + result.stderr
+
+
+def test_the_eval_thread_count_is_restored(tmp_path, monkeypatch):
+    """`eval.num_threads` must not leak into the next arm of a study (same process)."""
+    import torch
+
+    from harness.eval import evaluate
+    from harness.eval.config import EvalConfig
+
+    seen = []
+    monkeypatch.setattr(evaluate, "_evaluate_model", lambda *a, **k: seen.append(torch.get_num_threads()) or {})
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    evaluate.evaluate_model(tmp_path, EvalConfig(num_threads=other), tmp_path / "out")
+    assert seen == [other] and torch.get_num_threads() == before

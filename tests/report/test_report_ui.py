@@ -47,3 +47,10 @@ def test_server_starts_answers_and_stops(tmp_path):
 def test_urls_without_an_experiment():
     assert runs_url("http://127.0.0.1:5000", None) == "http://127.0.0.1:5000/#/experiments"
     assert runs_url("http://h", "3") == "http://h/#/experiments/3/runs"
+
+
+def test_a_store_that_cannot_answer_is_reported_not_swallowed(tmp_path, capsys):
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # a path *under* a regular file can never be a database
+    assert experiment_id(f"sqlite:///{blocked}/mlflow.db", "x") is None
+    assert "cannot look up experiment 'x'" in capsys.readouterr().err

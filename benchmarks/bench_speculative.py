@@ -49,8 +49,7 @@ def bench_run(run_dir: Path, args) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        summary = analyze(model, prepared, recipe.eval, Path(tmp), seq_len=recipe.seq_len,
-                          lookahead_reserve=recipe.data.lookahead_reserve)  # fmt: skip
+        summary = analyze(model, prepared, recipe.eval, Path(tmp), seq_len=recipe.seq_len)
         seconds = time.perf_counter() - started
     e = recipe.eval
     print(f"  analysis (eval stage settings: {e.analysis_batches}x{e.analysis_batch_size} rows, "
@@ -66,7 +65,7 @@ def bench_run(run_dir: Path, args) -> None:
         print("  no extra depths: nothing drafts, so no speculative decoding (the analyses above are a reference)")
         return
     torch.set_num_threads(args.threads)
-    rows = held_out_rows(prepared, e, recipe.seq_len, recipe.seq_len + n, recipe.data.lookahead_reserve)
+    rows = held_out_rows(prepared, e, recipe.seq_len + n)
     prompts = decoding_prompts(rows, args.prompts, min(args.prompt_tokens, recipe.seq_len))
     reports = [compare_decoders(model, prompts, args.max_new_tokens, prepared.eos_id) for _ in range(args.repeats)]
     speedups = [r["speedup"] for r in reports]

@@ -41,19 +41,27 @@ overrides_argument = click.argument("overrides", nargs=-1, metavar="[KEY=VALUE |
 def plan(path: str, overrides: tuple[str, ...]) -> None:
     """Params, FLOPs and budget of a recipe, or of every arm of a study (checked for matching)."""
     from harness.compute import plan_arm
-    from harness.plan_table import print_plan
+    from harness.plan_table import print_plan, print_protocol
     from harness.recipe import load_recipe
     from harness.study import check_matched, is_study, load_study
+
+    from harness.eval.prompt_fit import prompt_fit
 
     console = stdout_console()
     if is_study(path):
         study = load_study(path, overrides)
         title = f"study {study.config.name}: {study.config.matching.rule}-matched, seeds {study.config.seeds}"
         print_plan(study.match.arms, title, study.match, console)
+        print_protocol(study, console)
         check_matched(study)
+        arm = study.baseline  # every arm of a comparable study shares data, context and eval settings
+        lines = prompt_fit(study.recipes[arm], study.arm_source(arm).parent)
     else:
         recipe = load_recipe(path, overrides)
         print_plan({recipe.name: plan_arm(recipe.name, recipe)}, f"recipe {path}", None, console)
+        lines = prompt_fit(recipe, Path(path).parent)
+    for line in lines:
+        console.print(line, markup=False)
 
 
 @main.command()

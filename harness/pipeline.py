@@ -331,9 +331,11 @@ class Pipeline:
     def _stage_evaluate(self, outputs) -> dict:
         """Validation loss per depth (from the end of training), then HumanEval/MBPP on the
         export through lm-eval and the sandbox (`eval.enabled`), then the analyses of the
-        export on held-out data (`eval.per_position`, `eval.acceptance`; independent of
-        `eval.enabled`). Work happens in `eval.tmp/`, stamped with the stage's inputs: after a
-        signal or a crash, finished HumanEval/MBPP scores there are kept and not redone."""
+        export (and of the kept checkpoints) on held-out data (`eval/analyze.py`: reference
+        losses always; per-position loss, its trajectory, canonical-solution NLL and acceptance
+        as `eval` asks), then the collapse check (`eval/collapse.py`). Work happens in
+        `eval.tmp/`, stamped with the stage's inputs: after a signal or a crash, finished
+        HumanEval/MBPP scores there are kept and not redone."""
         inputs = sha256_parts(outputs["export"]["weights_sha256"], self.recipe.eval.model_dump(mode="json"))
         export_dir = self.in_run(outputs["export"]["dir"])
 
@@ -342,11 +344,16 @@ class Pipeline:
             if self.dist.is_main:
                 staging = self._eval_staging(inputs)
                 summary.update(self._scores(export_dir, staging))
-                if self.recipe.eval.per_position or self.recipe.eval.acceptance:
-                    from harness.eval.analyze import analyze_export
+                from harness.eval.analyze import analyze_export
+                from harness.eval.collapse import collapse_reasons
 
-                    self.log("evaluate: per-position loss, head acceptance, speculative decoding")
-                    summary.update(analyze_export(export_dir, self.recipe, self.data, staging))
+                self.log("evaluate: reference losses, per-position loss, canonical-solution NLL, acceptance")
+                summary.update(analyze_export(export_dir, self.recipe, self.data, staging, self.run_dir))
+                summary["collapse"] = collapse_reasons(summary["val"], summary.get("position/loss_mean"),
+                                                       summary.get("reference/unigram"))
+                summary["collapse/flagged"] = float(bool(summary["collapse"]))
+                for reason in summary["collapse"]:
+                    self.log(f"[bold red]collapsed:[/] {reason}; its gains are not interpretable")
                 atomic_write_text(staging / "summary.json", json.dumps(summary, indent=1, sort_keys=True))
                 (staging / INPUTS_STAMP).unlink()
                 out_dir = self.run_dir / "eval"
@@ -359,6 +366,8 @@ class Pipeline:
                           if "/" in k and isinstance(v, (int, float)) and not isinstance(v, bool)}
                 if scores:
                     self._tracker().log_metrics(scores, outputs["train"]["step"])
+                self._tracker().set_tags({"harness.collapsed": str(bool(summary["collapse"])).lower(),
+                                          "harness.collapse_reason": "; ".join(summary["collapse"])[:4000]})
             return {"dir": "eval", "summary": summary}
 
         return self._cached("evaluate", inputs, make, check=lambda out: (self.in_run(out["dir"]) / "summary.json").is_file())

@@ -47,3 +47,36 @@ def print_plan(arms: dict[str, ArmPlan], title: str, match: MatchResult | None, 
         console.print(f"[green]matched[/] on {match.rule} within {match.tolerance:.2%} of baseline {match.baseline!r}")
     else:
         console.print(f"[red]NOT matched[/] on {match.rule}: " + "; ".join(match.problems))
+
+
+def print_protocol(study, console: Console) -> None:
+    """What a study adds around the table: its views, sweep, controls and seeds per arm."""
+    for view, match in study.views.items():
+        if view == "params":
+            kept = study.params_view_arms()
+            console.print(f"view params: the same runs, parameter-matched arms only: {', '.join(kept)}")
+        else:
+            steps = ", ".join(f"{a} {p.steps}" for a, p in match.arms.items() if a != study.baseline
+                              and not study.is_control(a))
+            seeds = study.config.views[view].seeds or study.config.seeds
+            console.print(f"view {view}: arms trained again at the baseline's {view} (steps: {steps}; seeds {seeds})")
+    sweep = study.config.lr_sweep
+    if sweep is not None:
+        arms = [a for a in study.arm_order() if not study.is_control(a)]
+        console.print(f"learning-rate sweep: {len(arms)} arms x {len(sweep.grid)} rates {sweep.grid} on seed "
+                      f"{sweep.seed}; the lowest validation loss chooses each arm's rate")
+    for arm in study.arm_order():
+        spec = study.config.arms[arm]
+        if spec.control_of:
+            console.print(f"negative control {arm}: {spec.control_of} again on seeds {study.seeds(arm)}, "
+                          f"at {spec.control_of}'s rate; must come out not distinguishable")
+    primary = sum(len(study.seeds(a)) for a in study.recipes)
+    swept = len(list(study.sweep_runs()))
+    reused = 0 if sweep is None else sum(sweep.seed in study.seeds(a) for a in study.recipes if not study.is_control(a))
+    views = sum(1 for v in study.views if v != "params" for _ in study.view_runs(v, _any_rates(study)))
+    console.print(f"runs to train: {primary + swept - reused + views} ({swept} sweep points, {primary} arm x seed runs "
+                  f"of which {reused} are chosen sweep points, {views} in secondary views)")
+
+
+def _any_rates(study) -> dict | None:
+    return {a: 0.0 for a in study.recipes} if study.config.lr_sweep is not None else None

@@ -227,6 +227,19 @@ class Tracker:
         if ready:
             self._guard(upload_metrics, self.client, self.run_id, ready)
 
+    def set_tags(self, tags: dict[str, str]) -> None:
+        """Tags known only after training (the collapse check): kept in tags.json with the
+        others, so a later `harness sync` or a replacement run carries them too."""
+        path = self.dir / "tags.json"
+        merged = {**(json.loads(path.read_text()) if path.is_file() else {}), **tags}
+        atomic_write_text(path, json.dumps(merged, indent=1, sort_keys=True))
+        if self._start_args:
+            params, old, run_name = self._start_args
+            self._start_args = (params, {**old, **tags}, run_name)
+        if self.client is not None:
+            for key, value in tags.items():
+                self._guard(self.client.set_tag, self.run_id, key, value)
+
     def log_artifact(self, path: Path, artifact_dir: str | None = None) -> None:
         self.record.add_artifact(path, artifact_dir)
         if self.client is not None:

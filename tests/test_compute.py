@@ -124,4 +124,4 @@ def test_unknown_rule_and_baseline(tiny):
     with pytest.raises(HarnessError, match="baseline 'x' is not an arm"):
         match_arms(arms, "x", "flops", 0.01)
     with pytest.raises(HarnessError, match="unknown matching rule"):
-        solve_steps("tokens", arms["stp"], arms["stp"])
+        solve_steps("bytes", arms["stp"], arms["stp"])

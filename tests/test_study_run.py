@@ -113,3 +113,49 @@ def test_tiny_study_runs_resumes_and_compares(cli, tiny_study, tmp_path):
     by_experiment = cli("compare", "--experiment", "tiny-study", "--study", "tiny", "--out", tmp_path / "again")
     assert by_experiment.exit_code == 0, by_experiment.output + by_experiment.stderr
     assert json.loads((tmp_path / "again" / "comparison.json").read_text())["arms"] == document["arms"]
+
+
+PROTOCOL_STUDY = """\
+study_version: 1
+name: proto
+baseline: stp
+matching: {rule: tokens, tolerance: 0.2}  # 4 steps: whole steps cannot match FLOPs closer
+seeds: [0, 1]
+lr_sweep: {grid: [0.003, 0.01], seed: 0}
+views: {params: {}, flops: {seeds: [0]}}
+arms:
+  stp: {recipe: arm.yaml}
+  meta: {recipe: arm.yaml, overrides: {name: tiny_meta, objective: {kind: meta, n: 2}}}
+  twin: {recipe: arm.yaml, control_of: stp, seed_offset: 100}
+"""
+
+
+@pytest.mark.slow
+def test_protocol_study_sweeps_runs_views_and_compares(cli, write, tmp_path):
+    """The whole protocol on a tiny study: sweep, choice, primary runs at the chosen rates (the
+    chosen sweep point reused), the flops view, the control; compare reports all of it."""
+    write("arm.yaml", TINY_ARM.replace("checkpoint_every: 4", "checkpoint_every: 2, keep_checkpoints: 2").replace(
+        "eval: {enabled: false}", "eval: {enabled: false, trajectory: true, canonical_nll: false, analysis_batches: 2}"))
+    study = write("proto.yaml", PROTOCOL_STUDY)
+    runs = tmp_path / "runs"
+    result = cli("study", study, "--runs", runs)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "learning rates chosen by validation loss: stp " in " ".join(result.stderr.split())
+    # 4 sweep points + 6 primary runs (2 of them chosen sweep points) + 1 flops-view run
+    assert len(list(runs.glob("*/stages.json"))) == 4 + 6 - 2 + 1
+    out = tmp_path / "results"
+    compared = cli("compare", study, "--runs", runs, "--out", out)
+    assert compared.exit_code == 0, compared.output + compared.stderr
+    document = json.loads((out / "comparison.json").read_text())
+    protocol = document["protocol"]
+    assert protocol["matching"]["rule"] == "tokens" and set(protocol["sweep"]["chosen"]) == {"stp", "meta"}
+    assert len(protocol["sweep"]["points"]) == 4
+    views = {(v["view"], v["arm"]) for v in protocol["views"]}
+    assert views == {("params", "meta"), ("flops", "meta")}
+    assert set(protocol["references"]) == {"unigram", "bigram", "skip_bigram"}
+    arms = {a["arm"]: a for a in document["arms"]}
+    assert arms["twin"]["control_of"] == "stp" and arms["twin"]["seeds"] == [100, 101]
+    controls = [v for v in document["verdicts"] if v["claim"].startswith("negative control")]
+    assert controls and all(v["arms"].startswith("twin vs stp") for v in controls)
+    md = (out / "comparison.md").read_text()
+    assert "matching rule **tokens**" in md and "Learning-rate sweep" in md and "Secondary views" in md

@@ -49,9 +49,24 @@ class EvalConfig(BaseModel):
         description="harness runs with extra depths (not STP): teacher-forced top-1 agreement of each depth "
         "and self-speculative greedy decoding vs plain greedy (eval/acceptance.json); independent of `enabled`",
     )
-    analysis_batches: int = Field(default=16, ge=1, description="held-out row batches for the two analyses above")
+    analysis_batches: int = Field(
+        default=16, ge=1,
+        description="held-out rows for the analyses: up to analysis_batches x analysis_batch_size validation "
+        "documents, one row each from its first token (eval/heldout.py)",
+    )
     analysis_batch_size: int = Field(
         default=8, ge=1, description="rows per analysis batch (memory: n x B x S x V logits)"
+    )
+    canonical_nll: bool = Field(
+        default=True,
+        description="NLL of each HumanEval/MBPP canonical solution given its benchmark prompt, per problem "
+        "(eval/nll_<task>.jsonl): a score small models move; independent of `enabled`",
+    )
+    trajectory: bool = Field(
+        default=False,
+        description="per-position loss of every kept checkpoint too (eval/per_position_trajectory.npz), for the "
+        "matched-loss late-vs-early statistic; keep checkpoints along training (train.checkpoint_every, "
+        "train.keep_checkpoints)",
     )
     speculative_prompts: int = Field(
         default=8, ge=1, description="prompts (held-out rows' first tokens) decoded by both greedy decoders"

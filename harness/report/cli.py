@@ -30,7 +30,7 @@ def compare(targets: tuple[str, ...], experiment, study_tag, runs_root: str, bas
     result = run_compare(found, baseline=baseline, out_dir=out_dir, force=force, log=not no_mlflow)
     console = stdout_console()
     tables.print_rich(f"study {found.name}: baseline {result.document['baseline']}", result.rows, all_reported(),
-                      result.verdicts, result.document["not_comparable"], console)
+                      result.verdicts, result.document["not_comparable"], console, result.document)
     console.print(f"wrote {result.out_dir}/: comparison.md, comparison.csv, comparison.json, report.html, "
                   f"plots/ ({len([f for f in result.files if f.parent.name == 'plots'])} files)")
     run_id, problem = result.mlflow

@@ -107,13 +107,15 @@ def _leaves(data: dict, prefix: str = "") -> typing.Iterator[str]:
 
 
 def merge_with_origins(base: dict, base_origins: dict[str, str], over: dict, label: str):
-    """Deep-merge `over` onto `base` (mappings merge, everything else is replaced)."""
+    """Deep-merge `over` onto `base` (mappings merge, everything else is replaced; a mapping
+    whose `kind:` changes is replaced whole, since the old kind's keys mean nothing to the new)."""
     merged = _deep_merge(base, over)
     leaves = set(_leaves(over))
+    replaced = _kind_changes(base, over)
     # An origin is replaced if a leaf of `over` is it, is above it or is below it.
     above = {path.rsplit(".", i)[0] for path in leaves for i in range(1, path.count(".") + 1)}
     origins = {k: v for k, v in base_origins.items()
-               if k not in above and not any(prefix in leaves for prefix in _prefixes(k))}
+               if k not in above and not any(prefix in leaves or prefix in replaced for prefix in _prefixes(k))}
     origins.update({p: label for p in leaves})
     return merged, origins
 
@@ -128,10 +130,27 @@ def _covers(path: str, other: str) -> bool:
     return other == path or other.startswith(path + ".") or path.startswith(other + ".")
 
 
+def _kind_switch(base_value, value) -> bool:
+    return (isinstance(value, dict) and isinstance(base_value, dict) and "kind" in value
+            and value["kind"] != base_value.get("kind", value["kind"]))
+
+
+def _kind_changes(base: dict, over: dict, prefix: str = "") -> set[str]:
+    """Dotted paths of the mappings `over` gives another `kind:` than `base` has."""
+    found = set()
+    for key, value in over.items():
+        path = f"{prefix}{key}"
+        if _kind_switch(base.get(key), value):
+            found.add(path)
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            found |= _kind_changes(base[key], value, path + ".")
+    return found
+
+
 def _deep_merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and not _kind_switch(out[key], value):
             out[key] = _deep_merge(out[key], value)
         else:
             out[key] = value

@@ -126,7 +126,7 @@ def test_the_recipe_layer_does_not_import_torch(tmp_path):
     proc = subprocess.run([sys.executable, "-c", RECIPE_LAYER, str(tmp_path / "jobs")], cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "matched on flops" in proc.stdout and "resolved recipe, sha256" in proc.stdout
+    assert "matched on tokens" in proc.stdout and "resolved recipe, sha256" in proc.stdout
 
 
 def test_an_unknown_objective_kind_names_the_registered_ones(write):
@@ -148,6 +148,22 @@ def test_extends_merges_mappings_deeply_and_replaces_lists(write):
     assert recipe.model.d_model == 32 and recipe.model.stp_layers == 2  # merged, not replaced
     assert recipe.data.tokenizer.special_tokens == ["c"]  # lists are replaced whole
     assert recipe.data.tokenizer.min_frequency == 3
+
+
+def test_extends_replaces_a_mapping_whose_kind_changes(write):
+    """The parent's stdlib-only keys must not leak into a child's local source (and an error
+    about one would name a key the child never wrote)."""
+    write("base.yaml", TINY + "data: {source: {kind: stdlib, include_tests: true, max_files: 3}, val_fraction: 0.3}\n")
+    child = write("child.yaml", """\
+        extends: base.yaml
+        name: child
+        data: {source: {kind: local, path: corpus}}
+        """)
+    recipe = load_recipe(child)
+    assert recipe.data.source.kind == "local" and recipe.data.source.path == "corpus"
+    assert recipe.data.val_fraction == 0.3  # the rest of `data` still merges
+    same_kind = write("same.yaml", "extends: base.yaml\nname: same\ndata: {source: {kind: stdlib, max_files: 5}}\n")
+    assert load_recipe(same_kind).data.source.include_tests is True  # same kind: merged as before
 
 
 def test_extends_chain_of_three(write):

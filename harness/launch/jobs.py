@@ -42,8 +42,8 @@ def plan_jobs(path: str, overrides: tuple[str, ...], options: SlurmOptions, jobs
     if is_study(path):
         study = load_study(path, overrides)
         check_matched(study)
-        runs = [(f"{study.config.name}-{arm}-s{seed}", recipe, study.arm_source(arm).resolve().parent)
-                for arm, seed, recipe in study.runs()]
+        runs = [(f"{study.config.name}-{name}", recipe, study.arm_source(arm).resolve().parent)
+                for name, arm, recipe in study_jobs(study, workdir / "runs")]
         digest = hashlib.sha256("".join(recipe_hash(r) for _, r, _ in runs).encode()).hexdigest()[:8]
         base = jobs_root / f"{study.config.name}-{digest}"
         named = [(name, base / name.removeprefix(f"{study.config.name}-"), r, b) for name, r, b in runs]
@@ -60,6 +60,25 @@ def plan_jobs(path: str, overrides: tuple[str, ...], options: SlurmOptions, jobs
                   base_dir=base_dir)
         planned.append(PlannedJob(job, recipe, render_sbatch(job, options, workdir.resolve(), title)))
     return planned
+
+
+def study_jobs(study, runs_root: Path) -> list[tuple[str, str, object]]:
+    """(job name, arm, recipe) of every run a study needs now. With a learning-rate sweep whose
+    runs have not all finished (in `runs_root`), that is the sweep's points; once they have,
+    every arm x seed at its chosen rate and the secondary views' runs (emit the jobs again)."""
+    from harness.errors import HarnessError
+    from harness.lr_sweep import choose
+
+    lrs = None
+    if study.config.lr_sweep is not None:
+        try:
+            lrs = choose(study, runs_root).chosen
+        except HarnessError:
+            return [(f"{arm}-lr{lr:g}", arm, recipe) for arm, lr, recipe in study.sweep_runs()]
+    jobs = [(f"{arm}-s{seed}", arm, recipe) for arm, seed, recipe in study.runs(lrs)]
+    for view in study.views:
+        jobs += [(f"{arm}-{view}-s{seed}", arm, recipe) for arm, seed, recipe in study.view_runs(view, lrs)]
+    return jobs
 
 
 def write_jobs(planned: list[PlannedJob]) -> None:

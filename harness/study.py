@@ -194,8 +194,9 @@ class Study:
         return self.path.parent / self.config.arms[arm].recipe
 
 
-# The sweep only needs training's validation loss; everything the evaluate stage adds is off.
-_LIGHT_EVAL = {"enabled": False, "per_position": False, "acceptance": False}
+# The sweep only needs training's validation loss; everything the evaluate stage adds is off
+# (the reference losses, which the collapse check reads, cost a cached lookup).
+_LIGHT_EVAL = {"enabled": False, "per_position": False, "acceptance": False, "canonical_nll": False, "trajectory": False}
 
 
 def is_study(path: str | Path) -> bool:

@@ -14,7 +14,7 @@ def test_laptop_study_is_tokens_matched_with_a_sweep_views_and_a_control():
     base = load_recipe(RECIPES / "stp.yaml").steps
     assert all(recipe.steps == study.match.arms[name].steps == base for name, recipe in study.recipes.items())
     assert study.is_control("stp_twin") and study.seeds("stp_twin") == [100, 101, 102, 103, 104]
-    assert study.config.lr_sweep.grid == [1e-3, 2e-3, 4e-3] and set(study.views) == {"params", "flops"}
+    assert study.config.lr_sweep.grid == [1e-3, 2e-3, 4e-3, 8e-3] and set(study.views) == {"params", "flops"}
     flops = study.views["flops"].arms
     assert flops["deepseek_n2"].steps < flops["meta_n2"].steps < base  # the secondary view re-budgets
 

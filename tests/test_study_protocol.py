@@ -62,7 +62,7 @@ def test_sweep_trains_every_arm_but_the_control_at_every_rate_without_benchmarks
     assert sorted(points) == sorted((a, lr) for a in ("stp", "meta", "deepseek") for lr in (0.001, 0.002, 0.004))
     for _, lr, recipe in study.sweep_runs():
         assert recipe.train.seed == 0 and recipe.train.optimizer.lr == lr
-        assert not recipe.eval.enabled and not recipe.eval.per_position
+        assert not (recipe.eval.enabled or recipe.eval.per_position or recipe.eval.canonical_nll or recipe.eval.trajectory)
 
 
 def _finish(recipe, runs_root, val):

@@ -7,13 +7,17 @@ Prints
 2. the wall time of a full greedy HumanEval run (164 problems, max_gen_toks 1024, batch 8)
    on a random laptop-size Llama (6 layers, d 128, 4 heads, 2 kv heads, ffn 352, vocab 4096)
    or on a trained model directory (`--model`),
-   split into model load + generation + execution as lm-eval runs them.
+   split into model load + generation + execution as lm-eval runs them;
+3. with --stage: the evaluate stage (HumanEval + MBPP with the recipe's eval settings) before
+   and after the `hf` backend in paired rounds, completions checked byte-identical, with
+   generated tokens/s and the time per phase (benchmarks/eval_stage.py).
 The machine load is printed with the figures: on shared CPUs they move a lot.
 
     python benchmarks/bench_eval.py                 # everything (several minutes)
     python benchmarks/bench_eval.py --skip-generation
     python benchmarks/bench_eval.py --limit 16      # a shorter generation run
     python benchmarks/bench_eval.py --skip-sandbox --model runs/<run>/export   # a trained model
+    python benchmarks/bench_eval.py --stage --model runs/<run>/export --rounds 3   # before/after
 """
 
 from __future__ import annotations
@@ -81,7 +85,17 @@ def main() -> None:
     parser.add_argument("--skip-sandbox", action="store_true")
     parser.add_argument("--skip-generation", action="store_true")
     parser.add_argument("--model", type=Path, help="an exported model directory (e.g. runs/<run>/export); default: random")
+    parser.add_argument("--stage", action="store_true", help="only the paired before/after evaluate-stage benchmark")
+    parser.add_argument("--rounds", type=int, default=3, help="--stage: paired rounds")
+    parser.add_argument("--recipe", type=Path, default=Path("recipes/base.yaml"), help="--stage: whose eval settings")
     args = parser.parse_args()
+    if args.stage:
+        from benchmarks.eval_stage import bench_evaluate_stage
+
+        if args.model is None:
+            parser.error("--stage needs --model (a trained export: a random model never stops)")
+        bench_evaluate_stage(args.model, args.recipe, args.rounds, args.limit, args.threads)
+        return
     if not args.skip_sandbox:
         bench_sandbox(args.workers)
     if not args.skip_generation:

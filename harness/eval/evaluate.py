@@ -1,11 +1,14 @@
 """`evaluate_model`: score a Hugging Face causal LM directory on HumanEval/MBPP under a protocol.
 
 The contract the pipeline relies on: per-sample rows go to `<out>/<task>_<variant>.jsonl`,
-lm-eval's own results (configs, versions, n-shot) to `<out>/lm_eval_<variant>.json`, and the
-summary to `<out>/summary.json`, which is also returned. In the summary every key with a
-`/` is a numeric metric (`humaneval/pass_at_1`, ...); every key without one records how the
-numbers were made (protocol, batch size, samples, limits, sandbox, lm-eval version), so the
-caller can log the first kind as MLflow metrics and the second as params.
+lm-eval's own results (configs, task versions, n-shot, git_hash, task hashes) to
+`<out>/lm_eval_<variant>.json`, lm-eval's files as `lm_eval --output_path --log_samples` writes
+them (results and samples, date-stamped) under `<out>/lm_eval/<variant>/`, and the summary to
+`<out>/summary.json`, which is also returned. In the summary every key with a `/` is a
+numeric metric (`humaneval/pass_at_1`, `humaneval/truncated_prompts`, ...); every key without
+one records how the numbers were made (protocol, backend, batch size, context and prompt
+budgets, samples, limits, sandbox, lm-eval version), so the caller can log the first kind as
+MLflow metrics and the second as params.
 """
 
 from __future__ import annotations
@@ -17,12 +20,10 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.eval.config import EvalConfig
+from harness.eval.context import trained_context
 from harness.eval.protocols import Variant, protocol_metrics, variants
 from harness.eval.sandbox import Sandbox, open_sandbox
 from harness.eval.scoring import summarize, using_sandbox, write_rows
-
-HUMANEVAL_MAX_GEN_TOKS = 1024  # the largest task default; sizes lm-eval's max_length
-
 
 def resolve_model_dir(target: Path) -> Path:
     """A harness run directory means its export; any directory with config.json is a model."""
@@ -52,15 +53,16 @@ def evaluate_model(
         import torch
 
         torch.set_num_threads(cfg.num_threads)
-    max_length = lmeval.model_max_length(model_dir, cfg.max_gen_toks or HUMANEVAL_MAX_GEN_TOKS, cfg.max_length)
-    lm = lmeval.load_model(model_dir, batch_size=cfg.batch_size, device=device, max_length=max_length)
+    context = trained_context(model_dir)
+    lm = lmeval.load_model(model_dir, cfg, device=device, context=context)
     chosen = variants(cfg)
     per_task: dict[str, dict[str, dict]] = defaultdict(dict)
     out_dir.mkdir(parents=True, exist_ok=True)
     with using_sandbox(sandbox):
         for variant in chosen:
             results = lmeval.run_variant(
-                lm, list(cfg.tasks), variant, max_gen_toks=cfg.max_gen_toks, limit=cfg.limit, seed=cfg.seed
+                lm, list(cfg.tasks), variant, max_gen_toks=cfg.max_gen_toks, limit=cfg.limit, seed=cfg.seed,
+                tracker_dir=out_dir / "lm_eval" / variant.name,
             )
             for task in cfg.tasks:
                 rows = lmeval.rows_of(results, task, variant)
@@ -71,7 +73,8 @@ def evaluate_model(
     summary: dict = {}
     for task in cfg.tasks:
         summary.update(protocol_metrics(task, per_task[task], chosen))
-    summary.update(_facts(cfg, chosen, sandbox, model_dir, device, max_length, lmeval.lm_eval_version()))
+    summary.update(lmeval.truncation_metrics(lm, list(cfg.tasks)))
+    summary.update(_facts(cfg, chosen, sandbox, model_dir, device, context, lmeval.lm_eval_version()))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
 
@@ -90,16 +93,18 @@ def _write_lm_eval_results(path: Path, results: dict) -> None:
     path.write_text(json.dumps(kept, indent=2, default=str) + "\n")
 
 
-def _facts(cfg: EvalConfig, chosen: list[Variant], sandbox: Sandbox, model_dir, device, max_length, version) -> dict:
+def _facts(cfg: EvalConfig, chosen: list[Variant], sandbox: Sandbox, model_dir, device, context, version) -> dict:
     sampled = [v for v in chosen if v.sampled]
     facts = {
         "protocol": cfg.protocol,
         "tasks": ",".join(cfg.tasks),
         "model_dir": str(model_dir),
         "device": device,
+        "backend": cfg.backend,
         "batch_size": cfg.batch_size,
         "max_gen_toks": cfg.max_gen_toks or "task default",
-        "max_length": max_length,
+        "max_length": cfg.max_length or "per task",
+        "context_length": context,
         "n_samples": chosen[0].n,
         "temperatures": ",".join(f"{v.temperature:g}" for v in sampled) or "greedy",
         "top_p": sampled[0].top_p if sampled else "none",

@@ -8,8 +8,9 @@ mtp_config.json records the harness configs, so `load_exported` rebuilds the who
 for further training or analysis. Export is deterministic: export -> load -> export gives
 byte-identical files.
 
-max_position_embeddings is max(seq_len, 2048): RoPE has no learned positions, and lm-eval's
-HFLM refuses a model whose max length is not above max_gen_toks (HumanEval asks for 1024).
+max_position_embeddings is the trained context, `seq_len`: RoPE has no learned positions, so
+transformers would run past it, but nothing past it was trained. Evaluation cuts prompts to
+fit it (`harness.eval.context`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from harness.model.objectives.base import ObjectiveBase
 from harness.model.trunk import TrunkConfig
 
 MTP_FORMAT = 1
-MIN_POSITIONS = 2048
 # The files a Hugging Face tokenizer's save_pretrained writes (fast or slow); we copy these.
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
@@ -95,7 +95,7 @@ def _llama_config(model: MTPModel, tokenizer):
         num_attention_heads=m.n_heads,
         num_key_value_heads=m.n_kv_heads,
         head_dim=m.head_dim,
-        max_position_embeddings=max(m.seq_len, MIN_POSITIONS),
+        max_position_embeddings=m.seq_len,
         rms_norm_eps=m.norm_eps,
         rope_theta=m.rope_theta,
         tie_word_embeddings=m.tie_embeddings,

@@ -2,9 +2,9 @@
 
 Arms, each a full `evaluate_model` run (lm-eval, generation, sandbox) with the recipe's eval
 settings on the same model, in alternating order per round so load changes hit all alike:
-  before   lm-eval's own HFLM, prompts cut by the rule the harness used before (the model's
-           max_position_embeddings, or that plus 1024 when not larger): today's path until
-           this change
+  before   lm-eval's own HFLM with the max_length the harness gave it before this change
+           (a harness export claimed max(seq_len, 2048) positions; lm-eval got that, or that
+           plus 1024 when not larger): the path every evaluation took until now
   after    the `hf` backend (harness.eval.hf_backend) with the same prompt cut: its
            completions must be byte-identical to `before`'s (checked every round)
   shipped  the `hf` backend as the evaluate stage now runs it, prompts cut to the trained
@@ -24,10 +24,13 @@ from benchmarks.eval_phases import PHASES, Phases, instrument
 from benchmarks.machine import load
 
 OLD_HUMANEVAL_MAX_GEN_TOKS = 1024  # the rule before: sized lm-eval's max_length for every task
+OLD_MIN_POSITIONS = 2048  # what harness exports claimed before, whatever they were trained on
 
 
-def old_max_length(context: int) -> int:
-    """The harness's max_length before this change (lmeval.model_max_length)."""
+def old_max_length(model: Path, context: int) -> int:
+    """The max_length lm-eval got before this change (lmeval.model_max_length on the old export)."""
+    if (model / "mtp_config.json").is_file():  # a harness export: it said max(seq_len, 2048)
+        context = max(context, OLD_MIN_POSITIONS)
     return context if context > OLD_HUMANEVAL_MAX_GEN_TOKS else context + OLD_HUMANEVAL_MAX_GEN_TOKS
 
 
@@ -79,7 +82,7 @@ def bench_evaluate_stage(model: Path, recipe: Path, rounds: int, limit: int | No
     torch.set_num_threads(threads)
     cfg = load_recipe(recipe).eval.model_copy(update={"limit": limit, "num_threads": threads})
     context = trained_context(model)
-    old_length = old_max_length(context)
+    old_length = old_max_length(model, context)
     arms = ["before", "after"]
     if any(_shipped_differs(cfg, context, old_length)):
         arms.append("shipped")

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from harness.errors import HarnessError
+from harness.model.export_mtp import write_transformers_mtp
 from harness.model.model import MTPModel
 from harness.model.objectives.base import ObjectiveBase
 from harness.model.trunk import TrunkConfig
@@ -150,7 +151,8 @@ def export_hf(model: MTPModel, out_dir: str | Path, tokenizer_dir: str | Path, o
     save_file(files["model"], str(out / "model.safetensors"), metadata={"format": "pt"})
     if files["mtp"]:
         save_file(files["mtp"], str(out / "mtp_heads.safetensors"), metadata={"format": "pt"})
-    (out / "mtp_config.json").write_text(json.dumps(_mtp_config(model), indent=2, sort_keys=True) + "\n")
+    mtp_config = {**_mtp_config(model), "transformers_mtp": write_transformers_mtp(model, out, tokenizer, token_files)}
+    (out / "mtp_config.json").write_text(json.dumps(mtp_config, indent=2, sort_keys=True) + "\n")
     for src in token_files:
         if src.resolve() != (out / src.name).resolve():
             shutil.copyfile(src, out / src.name)

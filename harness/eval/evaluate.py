@@ -17,6 +17,7 @@ import json
 import os
 from collections import defaultdict
 from pathlib import Path
+from typing import Sequence
 
 from harness.errors import HarnessError
 from harness.eval.config import EvalConfig
@@ -39,11 +40,17 @@ def resolve_model_dir(target: Path) -> Path:
 
 
 def evaluate_model(
-    model_dir: Path, cfg: EvalConfig, out_dir: Path, *, device: str = "cpu", allow_unsafe: bool = False
+    model_dir: Path, cfg: EvalConfig, out_dir: Path, *, device: str = "cpu", allow_unsafe: bool = False,
+    extra_tasks: Sequence[str] = (), include_paths: Sequence[Path] = (),
 ) -> dict:
-    """Run cfg's protocol on cfg's tasks; write rows, lm-eval results and the summary to out_dir."""
+    """Run cfg's protocol on cfg's tasks, and `extra_tasks` from `include_paths` as their YAML
+    says; write rows, lm-eval's results and the summary to out_dir."""
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     sandbox = open_sandbox(cfg.sandbox, allow_unsafe=allow_unsafe)  # refuse before loading anything
+    if extra_tasks:
+        from harness.eval.lmeval import check_task_names
+
+        check_task_names(extra_tasks, include_paths)
     for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         os.environ.setdefault(key, "1")  # a local directory must never turn into a hub lookup
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -59,7 +66,7 @@ def evaluate_model(
     per_task: dict[str, dict[str, dict]] = defaultdict(dict)
     out_dir.mkdir(parents=True, exist_ok=True)
     with using_sandbox(sandbox):
-        for variant in chosen:
+        for variant in chosen if cfg.tasks else []:
             results = lmeval.run_variant(
                 lm, list(cfg.tasks), variant, max_gen_toks=cfg.max_gen_toks, limit=cfg.limit, seed=cfg.seed,
                 tracker_dir=out_dir / "lm_eval" / variant.name,
@@ -71,10 +78,17 @@ def evaluate_model(
                 _check_agreement(results, task, variant, per_task[task][variant.name])
             _write_lm_eval_results(out_dir / f"lm_eval_{variant.name}.json", results)
     summary: dict = {}
+    if extra_tasks:
+        results = lmeval.run_extra(lm, extra_tasks, include_paths, limit=cfg.limit, seed=cfg.seed,
+                                   tracker_dir=out_dir / "lm_eval" / "included")  # fmt: skip
+        _write_lm_eval_results(out_dir / "lm_eval_included.json", results)
+        summary.update(lmeval.extra_metrics(results))
     for task in cfg.tasks:
         summary.update(protocol_metrics(task, per_task[task], chosen))
     summary.update(lmeval.truncation_metrics(lm, list(cfg.tasks)))
     summary.update(_facts(cfg, chosen, sandbox, model_dir, device, context, lmeval.lm_eval_version()))
+    if extra_tasks:
+        summary.update(included_tasks=",".join(extra_tasks), include_paths=",".join(map(str, include_paths)))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
 

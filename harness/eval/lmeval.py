@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from importlib import resources
 from pathlib import Path
+from typing import Sequence
 
 from harness.errors import HarnessError, one_line
 from harness.eval.passk import pass_at_k
@@ -28,10 +29,26 @@ def tasks_dir() -> Path:
     return Path(str(resources.files("harness.eval").joinpath("tasks")))
 
 
-def task_manager():
+def task_manager(include_paths: Sequence[Path] = ()):
+    """Our task directory, then any the user includes (`--include-path`, as lm_eval's)."""
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_path=str(tasks_dir()), include_defaults=False)
+    paths = [str(tasks_dir()), *(str(Path(p)) for p in include_paths)]
+    return TaskManager(include_path=paths if include_paths else paths[0], include_defaults=False)
+
+
+def check_task_names(names: Sequence[str], include_paths: Sequence[Path]) -> None:
+    """Every extra task must be defined in the included directories; else say which are."""
+    import difflib
+
+    known = task_manager(include_paths).all_tasks
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        close = sorted({m for name in unknown for m in difflib.get_close_matches(name, known, n=3)})
+        raise HarnessError(
+            f"unknown task {', '.join(unknown)} (not humaneval or mbpp, and not in {', '.join(map(str, include_paths)) or 'any --include-path'})",
+            fix=f"did you mean {', '.join(close)}?" if close else "pass --include-path DIR with the task's YAML",
+        )
 
 
 def load_tasks(names: list[str], manager=None) -> dict:
@@ -140,6 +157,32 @@ def run_variant(lm, tasks: list[str], variant: Variant, *, max_gen_toks: int | N
             tracker.save_results_samples(task_name=name, samples=copy.deepcopy(samples[name]))
         results["samples"] = samples
     return results
+
+
+def run_extra(lm, names: Sequence[str], include_paths: Sequence[Path], *, limit: int | None, seed: int,
+              tracker_dir: Path) -> dict:
+    """Tasks from --include-path directories, as their YAML defines them (lm-eval's metrics, not
+    our rows). Their code, if any, is not ours to sandbox: lm-eval refuses `unsafe_code` tasks."""
+    import lm_eval
+    from lm_eval.loggers import EvaluationTracker
+
+    tracker = EvaluationTracker(output_path=str(tracker_dir))
+    results = lm_eval.simple_evaluate(
+        model=lm, tasks=list(names), task_manager=task_manager(include_paths), limit=limit, log_samples=True,
+        confirm_run_unsafe_code=False, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
+        fewshot_random_seed=seed, evaluation_tracker=tracker,
+    )  # fmt: skip
+    samples = results.pop("samples")
+    tracker.save_results_aggregated(results=results, samples=samples)
+    for name in results["configs"]:
+        tracker.save_results_samples(task_name=name, samples=samples[name])
+    return results
+
+
+def extra_metrics(results: dict) -> dict[str, float]:
+    """`<task>/<metric>_<filter>` for every number lm-eval reports (MLflow refuses ',' in names)."""
+    return {f"{task}/{key.replace(',', '_')}": value for task, values in results["results"].items()
+            for key, value in values.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}  # fmt: skip
 
 
 def truncation_metrics(lm, tasks: list[str]) -> dict:

@@ -49,6 +49,12 @@ def check_task_names(names: Sequence[str], include_paths: Sequence[Path]) -> Non
             f"unknown task {', '.join(unknown)} (not humaneval or mbpp, and not in {', '.join(map(str, include_paths)) or 'any --include-path'})",
             fix=f"did you mean {', '.join(close)}?" if close else "pass --include-path DIR with the task's YAML",
         )
+    unsafe = [name for name, task in load_tasks(list(names), task_manager(include_paths)).items()
+              if getattr(task, "UNSAFE_CODE", False) or getattr(getattr(task, "config", None), "unsafe_code", False)]
+    if unsafe:  # lm-eval would run their code in its own process, outside our sandbox
+        raise HarnessError(f"included task {', '.join(map(str, unsafe))} executes code (unsafe_code), which the harness "
+                           "runs only in its sandbox", fix="score its completions with `harness eval score`, or run it "
+                           "with lm_eval directly if you accept unsandboxed execution")  # fmt: skip
 
 
 def load_tasks(names: list[str], manager=None) -> dict:

@@ -89,6 +89,14 @@ def test_unknown_included_task_is_one_line(cli, tmp_path, tiny_model):
     assert "Traceback" not in result.output
 
 
+def test_included_task_that_executes_code_is_refused(cli, tmp_path, tiny_model):
+    tasks = _user_tasks(tmp_path / "tasks", "risky")
+    (tasks / "risky.yaml").write_text((tasks / "risky.yaml").read_text() + "unsafe_code: true\n")
+    result = cli("eval", tiny_model, "--include-path", tasks, "--tasks", "risky", "--unsafe-no-sandbox")
+    assert result.exit_code != 0 and "executes code (unsafe_code)" in result.output
+    assert "Traceback" not in result.output
+
+
 @pytest.mark.slow
 def test_lm_eval_cli_scores_an_export_with_our_tasks(tmp_path, tiny_model, default_sandbox):
     """README's command: stock `lm_eval` on a harness export, our task directory, offline."""

@@ -9,7 +9,7 @@ Prints
    or on a trained model directory (`--model`),
    split into model load + generation + execution as lm-eval runs them;
 3. with --stage: the evaluate stage (HumanEval + MBPP with the recipe's eval settings) before
-   and after the `hf` backend in paired rounds, completions checked byte-identical, with
+   and after this change in paired rounds, completions checked byte-identical, with
    generated tokens/s and the time per phase (benchmarks/eval_stage.py).
 The machine load is printed with the figures: on shared CPUs they move a lot.
 
@@ -88,13 +88,16 @@ def main() -> None:
     parser.add_argument("--stage", action="store_true", help="only the paired before/after evaluate-stage benchmark")
     parser.add_argument("--rounds", type=int, default=3, help="--stage: paired rounds")
     parser.add_argument("--recipe", type=Path, default=Path("recipes/base.yaml"), help="--stage: whose eval settings")
+    parser.add_argument("--before-threads", type=int, help="--stage: torch threads of the before arm (default: CPUs)")
+    parser.add_argument("--arms", help="--stage: a subset of before,backend,after,shipped (before first)")
     args = parser.parse_args()
     if args.stage:
         from benchmarks.eval_stage import bench_evaluate_stage
 
         if args.model is None:
             parser.error("--stage needs --model (a trained export: a random model never stops)")
-        bench_evaluate_stage(args.model, args.recipe, args.rounds, args.limit, args.threads)
+        arms = args.arms.split(",") if args.arms else None
+        bench_evaluate_stage(args.model, args.recipe, args.rounds, args.limit, args.before_threads, arms)
         return
     if not args.skip_sandbox:
         bench_sandbox(args.workers)

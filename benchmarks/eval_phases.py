@@ -58,7 +58,8 @@ class Phases:
 
 @contextmanager
 def instrument(phases: Phases):
-    """Patch the phase functions (class attributes, restored on exit) for one evaluate run."""
+    """Patch the phase functions (class attributes, restored on exit) for one evaluate run;
+    the model's forward is timed by wrapping the loader (`instrumented_load`)."""
     from lm_eval.models import utils_hf
     from lm_eval.models.huggingface import HFLM
 
@@ -71,8 +72,6 @@ def instrument(phases: Phases):
         stack.callback(setattr, owner, name, original)
 
     with ExitStack() as stack:
-        load = lmeval.load_model
-        patch(lmeval, "load_model", lambda fn: phases.timed("load", _instrumented_load(load, phases)))
         for name in ("tok_encode", "tok_batch_encode"):
             patch(HFLM, name, lambda fn: phases.timed("encode", fn))
         patch(HFLM, "tok_decode", lambda fn: phases.timed("detokenize", fn))
@@ -85,7 +84,9 @@ def instrument(phases: Phases):
         yield phases
 
 
-def _instrumented_load(load, phases: Phases):
+def instrumented_load(load, phases: Phases):
+    """`load`, with the loaded model's forward timed as prefill or decode step."""
+
     def wrapper(*args, **kwargs):
         lm = load(*args, **kwargs)
         forward = lm.model.forward

@@ -2,25 +2,27 @@
 
 Arms, each a full `evaluate_model` run (lm-eval, generation, sandbox) with the recipe's eval
 settings on the same model, in alternating order per round so load changes hit all alike:
-  before   lm-eval's own HFLM with the max_length the harness gave it before this change
-           (a harness export claimed max(seq_len, 2048) positions; lm-eval got that, or that
-           plus 1024 when not larger): the path every evaluation took until now
-  after    the `hf` backend (harness.eval.hf_backend) with the same prompt cut: its
-           completions must be byte-identical to `before`'s (checked every round)
-  shipped  the `hf` backend as the evaluate stage now runs it, prompts cut to the trained
-           context per task (only when that differs from `after`; different prompts, so
-           different completions, by design)
+  before   the stage as it ran until this change: lm-eval's own HFLM, the max_length the
+           harness gave it (a harness export claimed max(seq_len, 2048) positions), and the
+           torch threads the process had (eval.num_threads was unset: the machine's cores)
+  backend  the `hf` backend (harness.eval.hf_backend, per-row stops) with before's prompts
+           and threads: what the backend alone changes
+  after    the backend with before's prompts and the recipe's eval.num_threads: the stage
+           at identical completions (checked against before every round)
+  shipped  the stage as it now runs: prompts cut to the trained context per task (only when
+           that differs from before's cut; different prompts, so different completions)
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.eval_phases import PHASES, Phases, instrument
+from benchmarks.eval_phases import PHASES, Phases, instrument, instrumented_load
 from benchmarks.machine import load
 
 OLD_HUMANEVAL_MAX_GEN_TOKS = 1024  # the rule before: sized lm-eval's max_length for every task
@@ -34,17 +36,15 @@ def old_max_length(model: Path, context: int) -> int:
     return context if context > OLD_HUMANEVAL_MAX_GEN_TOKS else context + OLD_HUMANEVAL_MAX_GEN_TOKS
 
 
-def _loader(arm: str, old_length: int):
-    """load_model for one arm (the shipped arm uses the harness's own)."""
-    from harness.eval import lmeval
-
-    shipped = lmeval.load_model
+def _loader(arm: str, old_length: int, shipped_load):
+    """load_model for one arm (`shipped_load`: the harness's own)."""
 
     def load_model(model_dir, cfg, *, device, context):
         if arm == "shipped":
-            return shipped(model_dir, cfg, device=device, context=context)
-        if arm == "after":
-            return shipped(model_dir, cfg.model_copy(update={"max_length": old_length}), device=device, context=context)
+            return shipped_load(model_dir, cfg, device=device, context=context)
+        if arm in ("backend", "after"):
+            cfg = cfg.model_copy(update={"max_length": old_length})
+            return shipped_load(model_dir, cfg, device=device, context=context)
         from lm_eval.models.huggingface import HFLM
 
         return HFLM(pretrained=str(model_dir), device=device, batch_size=cfg.batch_size, dtype="float32",
@@ -53,14 +53,17 @@ def _loader(arm: str, old_length: int):
     return load_model
 
 
-def run_arm(arm: str, model: Path, cfg, old_length: int) -> dict:
+def run_arm(arm: str, model: Path, cfg, old_length: int, threads: int) -> dict:
     """One evaluate-stage run of an arm: seconds, phase seconds, counts, completions."""
+    import torch
+
     from harness.eval import evaluate, lmeval
 
-    phases = Phases()
-    original = lmeval.load_model
+    phases, original = Phases(), lmeval.load_model
+    torch.set_num_threads(threads)
+    cfg = cfg.model_copy(update={"num_threads": threads})
     with tempfile.TemporaryDirectory() as tmp, instrument(phases):
-        lmeval.load_model = phases.timed("load", _loader(arm, old_length))
+        lmeval.load_model = phases.timed("load", instrumented_load(_loader(arm, old_length, original), phases))
         try:
             started = time.perf_counter()
             summary = evaluate.evaluate_model(model, cfg, Path(tmp))
@@ -73,29 +76,28 @@ def run_arm(arm: str, model: Path, cfg, old_length: int) -> dict:
             "completions": completions, "summary": summary}  # fmt: skip
 
 
-def bench_evaluate_stage(model: Path, recipe: Path, rounds: int, limit: int | None, threads: int) -> None:
-    import torch
-
+def bench_evaluate_stage(model: Path, recipe: Path, rounds: int, limit: int | None, before_threads: int | None,
+                         arms: list[str] | None = None) -> None:  # fmt: skip
     from harness.eval.context import trained_context
     from harness.recipe import load_recipe
 
-    torch.set_num_threads(threads)
-    cfg = load_recipe(recipe).eval.model_copy(update={"limit": limit, "num_threads": threads})
+    cfg = load_recipe(recipe).eval.model_copy(update={"limit": limit})
+    threads = {"before": before_threads or os.cpu_count(), "after": cfg.num_threads or 1}
+    threads.update(backend=threads["before"], shipped=threads["after"])
     context = trained_context(model)
     old_length = old_max_length(model, context)
-    arms = ["before", "after"]
-    if any(_shipped_differs(cfg, context, old_length)):
-        arms.append("shipped")
+    arms = arms or ["before", "backend", "after"] + (["shipped"] if any(_shipped_differs(cfg, context, old_length)) else [])
     print(f"evaluate stage ({', '.join(cfg.tasks)}, greedy, max_gen_toks {cfg.max_gen_toks}, batch {cfg.batch_size}, "
-          f"{limit or 'all'} problems per task, {threads} torch thread(s)) on {model}; trained context {context}, "
-          f"before/after max_length {old_length}; {rounds} paired rounds; {load()}")  # fmt: skip
+          f"{limit or 'all'} problems per task) on {model}; trained context {context}, before's max_length "
+          f"{old_length}; torch threads {', '.join(f'{a} {threads[a]}' for a in arms)}; {rounds} paired rounds; "
+          f"{load()}")  # fmt: skip
     runs: dict[str, list[dict]] = {arm: [] for arm in arms}
     for r in range(rounds):
         for arm in arms if r % 2 == 0 else arms[::-1]:
-            runs[arm].append(run_arm(arm, model, cfg, old_length))
+            runs[arm].append(run_arm(arm, model, cfg, old_length, threads[arm]))
         line = ", ".join(f"{arm} {runs[arm][-1]['seconds']:.1f} s" for arm in arms)
-        same = runs["before"][-1]["completions"] == runs["after"][-1]["completions"]
-        print(f"  round {r + 1}: {line}; after/before completions byte-identical: {same}; {load()}")
+        same = [arm for arm in arms if arm != "shipped" and runs[arm][-1]["completions"] == runs[arms[0]][-1]["completions"]]
+        print(f"  round {r + 1}: {line}; completions byte-identical to {arms[0]}'s: {', '.join(same)}; {load()}")
     _report(runs, arms)
 
 
@@ -106,18 +108,23 @@ def _shipped_differs(cfg, context: int, old_length: int):
         yield prompt_budget(context, task_max) != old_length - task_max
 
 
+def _phase_cell(runs: list[dict], phase: str) -> str:
+    seconds = statistics.median(run["phases"][phase] for run in runs)
+    share = statistics.median(run["phases"][phase] / run["seconds"] for run in runs)
+    return f"{seconds:6.1f} ({share:4.0%})"
+
+
 def _report(runs: dict[str, list[dict]], arms: list[str]) -> None:
-    ratios = [b["seconds"] / a["seconds"] for b, a in zip(runs["before"], runs["after"])]
-    print(f"  speed-up after vs before: {statistics.median(ratios):.2f}x median of {len(ratios)} paired rounds "
-          f"(min {min(ratios):.2f}x, max {max(ratios):.2f}x)")  # fmt: skip
-    if "shipped" in arms:
-        shipped = [b["seconds"] / s["seconds"] for b, s in zip(runs["before"], runs["shipped"])]
-        print(f"  speed-up shipped (prompts cut to the trained context) vs before: {statistics.median(shipped):.2f}x")
+    base = arms[0]
+    for arm in arms[1:]:
+        ratios = [b["seconds"] / a["seconds"] for b, a in zip(runs[base], runs[arm])]
+        print(f"  speed-up {arm} vs {base}: {statistics.median(ratios):.2f}x median of {len(ratios)} paired rounds "
+              f"(min {min(ratios):.2f}x, max {max(ratios):.2f}x)")  # fmt: skip
     print("  time per phase, median seconds (share of the run):")
     print("    " + " ".join(f"{p:>13s}" for p in ("arm", *PHASES)))
     for arm in arms:
         seconds = statistics.median(run["seconds"] for run in runs[arm])
-        cells = [f"{statistics.median(run['phases'][p] for run in runs[arm]):6.1f} ({statistics.median(run['phases'][p] / run['seconds'] for run in runs[arm]):4.0%})" for p in PHASES]  # noqa: E501
+        cells = [_phase_cell(runs[arm], phase) for phase in PHASES]
         print("    " + " ".join(f"{c:>13s}" for c in [f"{arm} {seconds:.0f}s", *cells]))
     for arm in arms:
         c, run = runs[arm][0]["counts"], runs[arm][0]

@@ -45,8 +45,9 @@ def check_task_names(names: Sequence[str], include_paths: Sequence[Path]) -> Non
     unknown = [name for name in names if name not in known]
     if unknown:
         close = sorted({m for name in unknown for m in difflib.get_close_matches(name, known, n=3)})
+        where = ", ".join(map(str, include_paths)) or "any --include-path"
         raise HarnessError(
-            f"unknown task {', '.join(unknown)} (not humaneval or mbpp, and not in {', '.join(map(str, include_paths)) or 'any --include-path'})",
+            f"unknown task {', '.join(unknown)} (not humaneval or mbpp, and not in {where})",
             fix=f"did you mean {', '.join(close)}?" if close else "pass --include-path DIR with the task's YAML",
         )
     unsafe = [name for name, task in load_tasks(list(names), task_manager(include_paths)).items()

@@ -21,7 +21,8 @@ from harness.report.collect import RunRecord
 from harness.report.stats import paired_gain
 
 # What must agree for two runs' numbers to be compared (besides their problem sets).
-EVAL_SETTINGS = ("protocol", "tasks", "limit", "max_gen_toks", "n_samples", "temperatures", "top_p", "batch_size")
+EVAL_SETTINGS = ("protocol", "tasks", "limit", "max_gen_toks", "n_samples", "temperatures", "top_p", "batch_size",
+                 "prompt_budget_humaneval", "prompt_budget_mbpp")
 
 
 def group_by_arm(records: list[RunRecord], baseline: str) -> dict[str, list[RunRecord]]:
@@ -97,6 +98,7 @@ class ArmRow:
     gains: dict[str, dict] = field(default_factory=dict)  # metric -> Gain fields (+ unit)
     acceptance: dict[str, dict] = field(default_factory=dict)  # depth -> agree_greedy, correct
     speculative: dict = field(default_factory=dict)
+    truncated: dict[str, int] = field(default_factory=dict)  # task -> prompts cut to the trained context
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -170,6 +172,12 @@ def _acceptance(runs: list[RunRecord]) -> tuple[dict, dict]:
     return per_depth, speculative
 
 
+def _truncated(run: RunRecord) -> dict[str, int]:
+    """Prompts the evaluation cut to the trained context, per task (the same for every seed)."""
+    suffix = "/truncated_prompts"
+    return {key.removesuffix(suffix): int(v) for key, v in run.summary.items() if key.endswith(suffix)}
+
+
 def build_rows(groups: dict[str, list[RunRecord]], n_resamples: int = 10_000) -> list[ArmRow]:
     baseline = next(iter(groups))
     rows = []
@@ -185,6 +193,6 @@ def build_rows(groups: dict[str, list[RunRecord]], n_resamples: int = 10_000) ->
             tokens=int(plan.get("tokens", 0)), targets_per_step=int(plan.get("targets_per_step", 0)),
             val_loss=_mean([r.val.get("val/depth_1") for r in runs]), metrics=metrics,
             gains={} if arm == baseline else gains_over(groups[baseline], runs, n_resamples),
-            acceptance=acceptance, speculative=speculative,
+            acceptance=acceptance, speculative=speculative, truncated=_truncated(runs[0]),
         ))
     return rows

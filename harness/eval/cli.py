@@ -91,11 +91,12 @@ def _sandbox(workers, timeout, unsafe):
 @click.option("--include-path", "include_paths", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="lm-eval task directory (as lm_eval --include_path); its tasks may then be named in --tasks")
 @click.option("--backend", type=click.Choice(["hf", "vllm"]), help="generation backend (default hf; vllm needs GPUs)")
+@click.option("--threads", type=click.IntRange(1), help="torch threads while generating (1 is fastest for small models)")
 @workers_option
 @timeout_option
 @unsafe_option
 def run(target: Path, tasks, protocol, limit, out, batch_size, max_gen_toks, n_samples, temperatures, device,
-        analysis, analysis_only, include_paths, backend, workers, timeout, unsafe):  # fmt: skip
+        analysis, analysis_only, include_paths, backend, threads, workers, timeout, unsafe):  # fmt: skip
     """Score TARGET (a harness run directory or any Hugging Face causal LM directory)."""
     from harness.eval.analyze import analyze_run_dir, is_harness_run
     from harness.eval.evaluate import evaluate_model, resolve_model_dir
@@ -106,8 +107,8 @@ def run(target: Path, tasks, protocol, limit, out, batch_size, max_gen_toks, n_s
     extra = [name for name in names if name not in TASK_CHOICES]
     cfg = _eval_config(
         dict(tasks=[n for n in names if n in TASK_CHOICES], protocol=protocol, limit=limit, batch_size=batch_size,
-             max_gen_toks=max_gen_toks, n_samples=n_samples, temperatures=temps, backend=backend, workers=workers,
-             timeout_s=timeout)
+             max_gen_toks=max_gen_toks, n_samples=n_samples, temperatures=temps, backend=backend, num_threads=threads,
+             workers=workers, timeout_s=timeout)
     )  # fmt: skip
     model_dir = resolve_model_dir(target)
     out = out or (target / "eval" if model_dir != target else Path("eval") / target.resolve().name)

@@ -87,6 +87,7 @@ def evaluate_model(
         summary.update(protocol_metrics(task, per_task[task], chosen))
     summary.update(lmeval.truncation_metrics(lm, list(cfg.tasks)))
     summary.update(_facts(cfg, chosen, sandbox, model_dir, device, context, lmeval.lm_eval_version()))
+    summary["torch_threads"] = _torch_threads()  # completions do not depend on it; time does (recipes/base.yaml)
     if extra_tasks:
         summary.update(included_tasks=",".join(extra_tasks), include_paths=",".join(map(str, include_paths)))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -100,6 +101,12 @@ def _check_agreement(results: dict, task: str, variant: Variant, ours: dict) -> 
     theirs = results["results"][LM_TASKS[task][variant.sampled]].get("pass@1,execute")
     if theirs is not None and abs(theirs - ours["pass_at_1"]) > 1e-9:
         raise RuntimeError(f"{task} {variant.name}: lm-eval pass@1 {theirs} != harness {ours['pass_at_1']}")
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _write_lm_eval_results(path: Path, results: dict) -> None:

@@ -1,9 +1,12 @@
-"""lm-eval glue: the packaged tasks, a Hugging Face model through HFLM, and the hooks' targets.
+"""lm-eval glue: the packaged tasks, the generation backend, and the hooks' targets.
 
-Tasks are read only from `harness/eval/tasks/` (`include_defaults=False`: fast start-up, and
-no stock task can reach the hub). lm-eval does the prompting, few-shot, generation and stop
-sequences; the tasks' filter hands every response to `execute_responses`, which runs them
-in the active sandbox; `pass_at_k_metric` scores each problem from its outcomes.
+Tasks are read from `harness/eval/tasks/` (`include_defaults=False`: fast start-up, and no
+stock task can reach the hub), plus any directory the user includes (`--include-path`, run
+as their YAML says). lm-eval does the prompting, few-shot, generation and stop sequences,
+through our `hf` backend (`harness.eval.hf_backend`) or its own `vllm` model; the tasks'
+filter hands every response to `execute_responses`, which runs them in the active sandbox;
+`pass_at_k_metric` scores each problem from its outcomes. lm-eval's EvaluationTracker writes
+its own results and samples files beside ours.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from pathlib import Path
 from typing import Sequence
 
 from harness.errors import HarnessError, one_line
-from harness.eval.passk import pass_at_k
 from harness.eval.config import EvalConfig
+from harness.eval.passk import pass_at_k
 from harness.eval.protocols import Variant
 from harness.eval.scoring import active_sandbox, execute
 

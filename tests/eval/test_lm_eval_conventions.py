@@ -56,8 +56,9 @@ def test_lm_eval_files_beside_ours(cli, tmp_path, tiny_model, default_sandbox, m
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     out = tmp_path / "eval"
     result = cli("eval", tiny_model, "--tasks", "humaneval", "--limit", "2", "--max-gen-toks", "8",
-                 "--batch-size", "2", "--out", out)  # fmt: skip
+                 "--batch-size", "2", "--threads", "1", "--out", out)  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert json.loads((out / "summary.json").read_text())["torch_threads"] == 1
     results = list((out / "lm_eval" / "greedy").rglob("results_*.json"))
     assert len(results) == 1
     theirs = json.loads(results[0].read_text())

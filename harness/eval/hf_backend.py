@@ -28,7 +28,7 @@ from lm_eval.models.utils import normalize_gen_kwargs
 from transformers import StoppingCriteriaList
 
 from harness.eval.context import prompt_budget
-from harness.eval.stops import RowStops
+from harness.eval.stops import RowStops, completing_tokens
 
 
 @register_model("harness-hf")
@@ -52,6 +52,7 @@ class HarnessHFLM(HFLM):
         self.prompts: dict[str, set] = defaultdict(set)
         self.budgets: dict[str, int] = {}
         self.batches: list[tuple[int, int, int]] = []
+        self._completing: dict[tuple[str, ...], torch.Tensor] = {}  # per stop list (stops.completing_tokens)
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         """lm-eval's generate_until once per group of generation kwargs (lm-eval batches
@@ -99,7 +100,10 @@ class HarnessHFLM(HFLM):
             generation_kwargs.pop("temperature", None)
         eos = self.model.generation_config.eos_token_id
         eos_ids = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
-        stops = RowStops(self.tokenizer, stop, context.shape[1], context.shape[0], eos_ids)
+        key = tuple(stop)
+        if key not in self._completing:
+            self._completing[key] = completing_tokens(self.tokenizer, stop)
+        stops = RowStops(self.tokenizer, stop, context.shape[1], context.shape[0], eos_ids, self._completing[key])
         with torch.autocast(
             device_type=self.device.type,
             dtype=self.mixed_precision_dtype,

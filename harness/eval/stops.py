@@ -25,6 +25,16 @@ import torch
 from transformers import StoppingCriteria
 
 CLEANUP_REACH = 4  # longest pattern transformers' clean_up_tokenization rewrites (" n't")
+REPLACEMENT = "\ufffd"  # what a token holding part of a UTF-8 character decodes to alone
+
+
+def completing_tokens(tokenizer, stops: list[str]) -> torch.Tensor:
+    """(vocab,) bool: True for the tokens that may complete a stop, i.e. whose text alone holds
+    a stop's last character or part of a character. A step whose new tokens are all False
+    cannot have completed a stop, so no row needs decoding then."""
+    ends = {s[-1] for s in stops if s}
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=True)
+    return torch.tensor([REPLACEMENT in t or any(c in t for c in ends) for t in texts], dtype=torch.bool)
 
 
 def overlapping(stops: list[str]) -> bool:
@@ -41,14 +51,17 @@ def overlapping(stops: list[str]) -> bool:
 class RowStops(StoppingCriteria):
     """Per row: finished once its decoded continuation holds a stop string (plus `margin` chars).
 
-    Each step decodes only the last few tokens of the rows still running (one batch_decode
-    call), and confirms a hit on the row's whole continuation before finishing it, so a
-    finished row is always one lm-eval would cut at the same place. `finished_at[i]` is the
+    Each step decodes only the last few tokens of the rows still running whose new token may
+    complete a stop (`completing`, from `completing_tokens`; one batch_decode call), and
+    confirms a hit on the row's whole continuation before finishing it, so a finished row is
+    always one lm-eval would cut at the same place. `finished_at[i]` is the
     number of tokens row i had generated when it finished (for the benchmark's accounting).
     """
 
-    def __init__(self, tokenizer, stops: list[str], prompt_length: int, batch_size: int, eos_ids=()):
+    def __init__(self, tokenizer, stops: list[str], prompt_length: int, batch_size: int, eos_ids=(),
+                 completing: torch.Tensor | None = None):  # fmt: skip
         self.tokenizer, self.prompt_length, self.eos_ids = tokenizer, prompt_length, set(eos_ids)
+        self.completing = completing
         self.stops = [s for s in stops if s]
         longest = max((len(s) for s in self.stops), default=0)
         # a token decodes to at least one character except for a split UTF-8 sequence
@@ -64,7 +77,7 @@ class RowStops(StoppingCriteria):
         for i, at in enumerate(self.finished_at):  # transformers finishes these rows itself
             if at is None and last[i] in self.eos_ids:
                 self.finished_at[i] = new.shape[1]
-        running = [i for i, at in enumerate(self.finished_at) if at is None]
+        running = [i for i, at in enumerate(self.finished_at) if at is None and self._may_stop(i, last[i])]
         if running and self.stops:
             tails = self.tokenizer.batch_decode(new[running, -self.lookback :], skip_special_tokens=True)
             for i, tail in zip(running, tails):
@@ -72,6 +85,11 @@ class RowStops(StoppingCriteria):
                     self.finished_at[i] = new.shape[1]
         done = [at is not None for at in self.finished_at]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    def _may_stop(self, row: int, token: int) -> bool:
+        if self.completing is None or row in self.pending or token >= len(self.completing):
+            return True
+        return bool(self.completing[token])
 
     def _settled(self, row: int, tokens: torch.Tensor) -> bool:
         """The row's text (as lm-eval decodes it) holds a stop, `margin` characters before its end."""

@@ -101,6 +101,18 @@ def test_rows_stop_one_by_one():
     assert stops(_ids("x = 1\ndef ", "y\nclass", "zzzzzzzz$\x00"), None).tolist() == [True, True, True]
 
 
+def test_steps_whose_tokens_cannot_complete_a_stop_decode_nothing():
+    import torch
+
+    tokenizer = _CharTokenizer()
+    completing = torch.tensor([chr(i) in "fs" for i in range(128)])  # last characters of "\ndef", "\nclass"
+    stops = RowStops(tokenizer, ["\ndef", "\nclass"], prompt_length=1, batch_size=2, completing=completing)
+    decoded = []
+    tokenizer.batch_decode = lambda rows, **_: decoded.append(len(rows)) or [_CharTokenizer().decode(r) for r in rows]
+    assert stops(_ids("x\nde", "y = 1"), None).tolist() == [False, False] and decoded == []
+    assert stops(_ids("x\ndef", "y = 1"), None).tolist() == [True, False] and decoded == [1]
+
+
 def test_overlapping_stops_wait_for_their_margin():
     stops = RowStops(_CharTokenizer(), ["ab", "bc"], prompt_length=1, batch_size=1)
     assert stops.margin == 2

@@ -11,7 +11,10 @@ Prints
 3. the wall time of a full greedy HumanEval run (164 problems, max_gen_toks 1024, batch 8)
    on a random laptop-size Llama (6 layers, d 128, 4 heads, 2 kv heads, ffn 352, vocab 4096)
    or on a trained model directory (`--model`),
-   split into model load + generation + execution as lm-eval runs them.
+   split into model load + generation + execution as lm-eval runs them;
+4. with --stage: the evaluate stage (HumanEval + MBPP with the recipe's eval settings) before
+   and after this change in paired rounds, completions checked byte-identical, with
+   generated tokens/s and the time per phase (benchmarks/eval_stage.py).
 The machine load is printed with the figures: on shared CPUs they move a lot.
 
     python benchmarks/bench_eval.py                 # everything (15-20 minutes)
@@ -19,6 +22,7 @@ The machine load is printed with the figures: on shared CPUs they move a lot.
     python benchmarks/bench_eval.py --skip-sandbox --skip-generation   # peak RSS only
     python benchmarks/bench_eval.py --limit 16      # a shorter generation run
     python benchmarks/bench_eval.py --skip-sandbox --skip-memory --model runs/<run>/export   # a trained model
+    python benchmarks/bench_eval.py --stage --model runs/<run>/export --rounds 3   # before/after
 """
 
 from __future__ import annotations
@@ -181,14 +185,26 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="HumanEval problems in the generation run (default: all 164)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for this size; docs/MEASURED.md)")
     parser.add_argument("--workers", type=int, help="sandbox workers (default: one per CPU)")
-    parser.add_argument("--rounds", type=int, default=3, help="paired old/new rounds of eval reference")
+    parser.add_argument("--rounds", type=int, default=3, help="paired rounds (eval reference old/new; --stage)")
     parser.add_argument("--old-ref", default=OLD_REF, help="git revision of the old path")
     parser.add_argument("--lines", type=int, default=100_000, help="lines of the samples file for the memory figure")
     parser.add_argument("--skip-sandbox", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-generation", action="store_true")
     parser.add_argument("--model", type=Path, help="an exported model directory (e.g. runs/<run>/export); default: random")
+    parser.add_argument("--stage", action="store_true", help="only the paired before/after evaluate-stage benchmark")
+    parser.add_argument("--recipe", type=Path, default=Path("recipes/base.yaml"), help="--stage: whose eval settings")
+    parser.add_argument("--before-threads", type=int, help="--stage: torch threads of the before arm (default: CPUs)")
+    parser.add_argument("--arms", help="--stage: a subset of before,backend,after,shipped (before first)")
     args = parser.parse_args()
+    if args.stage:
+        from benchmarks.eval_stage import bench_evaluate_stage
+
+        if args.model is None:
+            parser.error("--stage needs --model (a trained export: a random model never stops)")
+        arms = args.arms.split(",") if args.arms else None
+        bench_evaluate_stage(args.model, args.recipe, args.rounds, args.limit, args.before_threads, arms)
+        return
     if not args.skip_sandbox:
         bench_sandbox(args.workers, args.rounds, args.old_ref)
     if not args.skip_memory:

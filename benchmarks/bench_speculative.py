@@ -7,7 +7,11 @@ For each harness run directory given (a trained MTP arm: Meta or DeepSeek), prin
 2. teacher-forced acceptance per depth, and accepted tokens per step and the wall-clock
    speed-up of speculative over plain greedy decoding, both KV-cached at batch 1 (the same
    machinery), over `--repeats` alternating measurements (median, min, max): on a shared
-   CPU single timings move a lot, tokens per step do not.
+   CPU single timings move a lot, tokens per step do not;
+3. for DeepSeek D=1 exports, the same prompts through transformers' own
+   `generate(use_mtp=True)` on `export/transformers_mtp/` (harness.eval.hf_mtp): tokens per
+   step, its speed-up over its own plain greedy `generate`, and whether its output is
+   identical to plain greedy (transformers' and ours).
 The machine load is printed with the figures. Published context (their numbers, other
 hardware and scale): Meta Table S2, 4 heads, 7B: 3.05x on code; DeepSeek-V3 Sec. 5.4.3:
 85-90% second-token acceptance, 1.8x tokens per second.
@@ -78,6 +82,25 @@ def bench_run(run_dir: Path, args) -> None:
           f"speculative {ms['speculative_s']:.2f} ms/token")  # fmt: skip
     print(f"  speed-up {statistics.median(speedups):.2f}x median of {len(speedups)} "
           f"(min {min(speedups):.2f}x, max {max(speedups):.2f}x); {load()}")  # fmt: skip
+    bench_transformers(run_dir / "export", model, prompts, args, prepared.eos_id, r["tokens_per_step"])
+
+
+def bench_transformers(export_dir: Path, model, prompts, args, eos_id, ours_per_step: float) -> None:
+    """transformers' generate(use_mtp=True) on the same prompts, when the export has it."""
+    from harness.eval.hf_mtp import transformers_speculative
+    from harness.model.export_mtp import read_info
+
+    info = read_info(export_dir)
+    if not info.get("written"):
+        print(f"  transformers use_mtp: no export for it ({info.get('reason', 'exported before this existed')})")
+        return
+    reports = [transformers_speculative(export_dir, model, prompts, args.max_new_tokens, eos_id)
+               for _ in range(args.repeats)]  # fmt: skip
+    speedups = [x["speedup"] for x in reports]
+    print(f"  transformers generate(use_mtp=True), {info['architecture']} with {info['identity_layers']} identity "
+          f"layers: tokens per step {reports[0]['tokens_per_step']:.2f} (ours {ours_per_step:.2f}), speed-up over "
+          f"its plain greedy {statistics.median(speedups):.2f}x median of {len(speedups)}, output identical to plain "
+          f"greedy (transformers' and ours): {all(x['identical'] for x in reports)}")  # fmt: skip
 
 
 def main() -> None:

@@ -16,7 +16,11 @@ extra threads only wait for cores (docs/MEASURED.md: ~20x slower generation).
 acceptance.json (objectives with extra depths only, never STP):
   {"depths": {"2": {"agree_greedy", "correct", "n"}, ...},      definitions: `acceptance`
    "speculative": {"tokens_per_step", "speedup", "identical", "prompts", "new_tokens",
-                   "plain_s", "speculative_s"}}                 definitions: `speculative`
+                   "plain_s", "speculative_s"},                 definitions: `speculative`
+   "transformers": {"tokens_per_step", "identical", "prompts", "new_tokens", "speculative_s",
+                    "architecture", "identity_layers"}}
+                   transformers' generate(use_mtp=True) on the export's transformers_mtp/
+                   directory, same prompts (DeepSeek D=1 only; definitions: `hf_mtp`)
 """
 
 from __future__ import annotations
@@ -83,7 +87,7 @@ def analyze(model: MTPModel, prepared, cfg: EvalConfig, out_dir: Path, *, seq_le
         n = model.objective_cfg.n_predict
         if cfg.acceptance and n > 1:
             rows = held_out_rows(prepared, cfg, seq_len + n)
-            report = _acceptance(model, rows, cfg, seq_len, prepared.eos_id)
+            report = _acceptance(model, rows, cfg, seq_len, prepared.eos_id, export_dir)
             (out_dir / "acceptance.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
             summary.update(_acceptance_metrics(report))
         summary["analysis_threads"] = torch.get_num_threads()
@@ -104,10 +108,19 @@ def cached_references(prepared, rows) -> dict[str, float]:
     return found
 
 
-def _acceptance(model: MTPModel, rows: list[torch.Tensor], cfg: EvalConfig, seq_len: int, eos_id: int) -> dict:
+def _acceptance(model: MTPModel, rows: list[torch.Tensor], cfg: EvalConfig, seq_len: int, eos_id: int,
+                export_dir: Path | None) -> dict:  # fmt: skip
     prompts = decoding_prompts(rows, cfg.speculative_prompts, min(cfg.speculative_prompt_tokens, seq_len))
-    return {"depths": depth_agreement(model, rows, seq_len),
-            "speculative": compare_decoders(model, prompts, cfg.speculative_max_new_tokens, eos_id)}  # fmt: skip
+    report = {"depths": depth_agreement(model, rows, seq_len),
+              "speculative": compare_decoders(model, prompts, cfg.speculative_max_new_tokens, eos_id)}  # fmt: skip
+    if export_dir is not None:
+        from harness.eval.hf_mtp import transformers_speculative
+
+        theirs = transformers_speculative(export_dir, model, prompts, cfg.speculative_max_new_tokens, eos_id,
+                                          timed=False)  # fmt: skip
+        if theirs is not None:
+            report["transformers"] = theirs
+    return report
 
 
 def decoding_prompts(rows: list[torch.Tensor], count: int, tokens: int) -> list[list[int]]:
@@ -124,6 +137,10 @@ def _acceptance_metrics(report: dict) -> dict:
     metrics["speculative/tokens_per_step"] = spec["tokens_per_step"]
     metrics["speculative/speedup"] = spec["speedup"]
     metrics["speculative_identical"] = spec["identical"]
+    if "transformers" in report:
+        theirs = report["transformers"]
+        metrics["speculative/transformers_tokens_per_step"] = theirs["tokens_per_step"]
+        metrics["speculative_transformers_identical"] = theirs["identical"]
     return metrics
 
 

@@ -96,20 +96,27 @@ def _print_guarantees(sandbox) -> None:
 @click.option("--analysis/--no-analysis", default=None,
               help="per-position loss, head acceptance, speculative decoding (default: on for harness run directories)")
 @click.option("--analysis-only", is_flag=True, help="skip HumanEval/MBPP; run only the analyses of a harness run")
+@click.option("--include-path", "include_paths", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="lm-eval task directory (as lm_eval --include_path); its tasks may then be named in --tasks")
+@click.option("--backend", type=click.Choice(["hf", "vllm"]), help="generation backend (default hf; vllm needs GPUs)")
+@click.option("--threads", type=click.IntRange(1), help="torch threads while generating (1 is fastest for small models)")
 @workers_option
 @timeout_option
 @unsafe_option
 def run(target: Path, tasks, protocol, limit, out, batch_size, max_gen_toks, n_samples, temperatures, device,
-        analysis, analysis_only, workers, timeout, unsafe):  # fmt: skip
+        analysis, analysis_only, include_paths, backend, threads, workers, timeout, unsafe):  # fmt: skip
     """Score TARGET (a harness run directory or any Hugging Face causal LM directory)."""
     from harness.eval.analyze import analyze_run_dir, is_harness_run
     from harness.eval.evaluate import evaluate_model, resolve_model_dir
     from harness.eval.report import print_analysis, print_summary
 
     temps = _floats(temperatures, "--temperatures") if temperatures else None
+    names = _split(tasks, TASK_CHOICES, "task") if not include_paths else [t.strip() for t in tasks.split(",") if t.strip()]
+    extra = [name for name in names if name not in TASK_CHOICES]
     cfg = _eval_config(
-        dict(tasks=_split(tasks, TASK_CHOICES, "task"), protocol=protocol, limit=limit, batch_size=batch_size,
-             max_gen_toks=max_gen_toks, n_samples=n_samples, temperatures=temps, workers=workers, timeout_s=timeout)
+        dict(tasks=[n for n in names if n in TASK_CHOICES], protocol=protocol, limit=limit, batch_size=batch_size,
+             max_gen_toks=max_gen_toks, n_samples=n_samples, temperatures=temps, backend=backend, num_threads=threads,
+             workers=workers, timeout_s=timeout)
     )  # fmt: skip
     model_dir = resolve_model_dir(target)
     out = out or (target / "eval" if model_dir != target else Path("eval") / target.resolve().name)
@@ -118,7 +125,8 @@ def run(target: Path, tasks, protocol, limit, out, batch_size, max_gen_toks, n_s
     if analysis_only and not analysis:
         raise HarnessError("--analysis-only and --no-analysis leave nothing to do")
     if not analysis_only:
-        summary = evaluate_model(model_dir, cfg, out, device=device, allow_unsafe=unsafe)
+        summary = evaluate_model(model_dir, cfg, out, device=device, allow_unsafe=unsafe, extra_tasks=extra,
+                                 include_paths=include_paths)  # fmt: skip
         print_summary(summary, out)
     if analysis:
         print_analysis(analyze_run_dir(target, out), out)

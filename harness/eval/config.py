@@ -25,8 +25,13 @@ class EvalConfig(BaseModel):
     max_length: int | None = Field(
         default=None,
         ge=2,
-        description="prompt+generation tokens for lm-eval; None: the model's max_position_embeddings, "
-        "or that plus max_gen_toks when it is not larger (small models trained on short windows)",
+        description="prompt+generation tokens for lm-eval, the same for every task (prompts keep max_length - "
+        "max_gen_toks); None: per task, from the model's trained context (harness.eval.context.prompt_budget)",
+    )
+    backend: Literal["hf", "vllm"] = Field(
+        default="hf",
+        description="hf: transformers through lm-eval's HF backend with per-row stops (CPU or one GPU); "
+        "vllm: lm-eval's own vllm model, data parallel over the job's GPUs (needs vllm and a GPU)",
     )
     n_samples: int = Field(default=200, ge=1, description="meta: samples per problem and temperature (Meta used 200)")
     temperatures: list[float] = Field(

@@ -51,6 +51,10 @@ def print_analysis(summary: dict, out: Path) -> None:
     console.print(_metric_table(title, summary, lambda key, value: f"{value:.4g}"))
     if "speculative_identical" in summary:
         console.print(f"speculative output identical to greedy: {summary['speculative_identical']}")
+    if "speculative_transformers_identical" in summary:
+        console.print(f"transformers generate(use_mtp=True): {summary['speculative/transformers_tokens_per_step']:.2f} "
+                      f"tokens/step (ours {summary['speculative/tokens_per_step']:.2f}), output identical to greedy: "
+                      f"{summary['speculative_transformers_identical']}")  # fmt: skip
     console.print(f"per_position.* and acceptance.json in {out}")
 
 

@@ -8,8 +8,9 @@ mtp_config.json records the harness configs, so `load_exported` rebuilds the who
 for further training or analysis. Export is deterministic: export -> load -> export gives
 byte-identical files.
 
-max_position_embeddings is max(seq_len, 2048): RoPE has no learned positions, and lm-eval's
-HFLM refuses a model whose max length is not above max_gen_toks (HumanEval asks for 1024).
+max_position_embeddings is the trained context, `seq_len`: RoPE has no learned positions, so
+transformers would run past it, but nothing past it was trained. Evaluation cuts prompts to
+fit it (`harness.eval.context`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ import torch
 from harness.errors import HarnessError
 from harness.model.config import TrunkConfig
 from harness.model.mtp_model import MTPModel
+from harness.model.export_mtp import write_transformers_mtp
 
 MTP_FORMAT = 1
-MIN_POSITIONS = 2048
 # The files a Hugging Face tokenizer's save_pretrained writes (fast or slow); we copy these.
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
@@ -94,7 +95,7 @@ def _llama_config(model: MTPModel, tokenizer):
         num_attention_heads=m.n_heads,
         num_key_value_heads=m.n_kv_heads,
         head_dim=m.head_dim,
-        max_position_embeddings=max(m.seq_len, MIN_POSITIONS),
+        max_position_embeddings=m.seq_len,
         rms_norm_eps=m.norm_eps,
         rope_theta=m.rope_theta,
         tie_word_embeddings=m.tie_embeddings,
@@ -141,7 +142,8 @@ def export_hf(model: MTPModel, out_dir: str | Path, tokenizer_dir: str | Path, o
     save_file(files["model"], str(out / "model.safetensors"), metadata={"format": "pt"})
     if files["mtp"]:
         save_file(files["mtp"], str(out / "mtp_heads.safetensors"), metadata={"format": "pt"})
-    (out / "mtp_config.json").write_text(json.dumps(_mtp_config(model), indent=2, sort_keys=True) + "\n")
+    mtp_config = {**_mtp_config(model), "transformers_mtp": write_transformers_mtp(model, out, tokenizer, token_files)}
+    (out / "mtp_config.json").write_text(json.dumps(mtp_config, indent=2, sort_keys=True) + "\n")
     for src in token_files:
         if src.resolve() != (out / src.name).resolve():
             shutil.copyfile(src, out / src.name)

@@ -21,7 +21,8 @@ from harness.report.collect import RunRecord
 from harness.report.stats import paired_gain
 
 # What must agree for two runs' numbers to be compared (besides their problem sets).
-EVAL_SETTINGS = ("protocol", "tasks", "limit", "max_gen_toks", "n_samples", "temperatures", "top_p", "batch_size")
+EVAL_SETTINGS = ("protocol", "tasks", "limit", "max_gen_toks", "n_samples", "temperatures", "top_p", "batch_size",
+                 "prompt_budget_humaneval", "prompt_budget_mbpp")
 
 
 def group_by_arm(records: list[RunRecord], baseline: str) -> dict[str, list[RunRecord]]:
@@ -98,6 +99,7 @@ class ArmRow:
     acceptance: dict[str, dict] = field(default_factory=dict)  # depth -> agree_greedy, correct
     depth_names: dict[str, str] = field(default_factory=dict)  # depth -> the objective's name for it
     speculative: dict = field(default_factory=dict)
+    truncated: dict[str, int] = field(default_factory=dict)  # task -> prompts cut to the trained context
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -187,6 +189,12 @@ def _acceptance(runs: list[RunRecord]) -> tuple[dict, dict]:
     return per_depth, speculative
 
 
+def _truncated(run: RunRecord) -> dict[str, int]:
+    """Prompts the evaluation cut to the trained context, per task (the same for every seed)."""
+    suffix = "/truncated_prompts"
+    return {key.removesuffix(suffix): int(v) for key, v in run.summary.items() if key.endswith(suffix)}
+
+
 def build_rows(groups: dict[str, list[RunRecord]], n_resamples: int = 10_000) -> list[ArmRow]:
     baseline = next(iter(groups))
     rows = []
@@ -206,6 +214,6 @@ def build_rows(groups: dict[str, list[RunRecord]], n_resamples: int = 10_000) ->
             collapsed=[f"seed {r.seed}: {'; '.join(r.collapse)}" for r in runs if r.collapse],
             control_of=runs[0].control_of, nll=_nll_means(runs),
             gains={} if arm == baseline else gains_over(groups[baseline], runs, n_resamples),
-            acceptance=acceptance, depth_names=names, speculative=speculative,
+            acceptance=acceptance, depth_names=names, speculative=speculative, truncated=_truncated(runs[0]),
         ))
     return rows

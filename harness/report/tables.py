@@ -55,7 +55,7 @@ def arm_columns(rows: list[ArmRow]) -> tuple[list[str], list[list[str]]]:
                "val loss", "Δ val loss [95% CI]"]
     for metric in nll + metrics:
         headers += [_metric_name(metric), f"Δ {_metric_name(metric)} [95% CI]"]
-    headers.append("acceptance agree/correct")
+    headers += ["acceptance agree/correct", "prompts cut"]
     body = []
     for row in rows:
         cells = [arm_label(row), row.objective, ",".join(map(str, row.seeds)), f"{row.params:,}",
@@ -68,6 +68,7 @@ def arm_columns(rows: list[ArmRow]) -> tuple[list[str], list[list[str]]]:
             value = row.metrics.get(metric)
             cells += ["-" if value is None else f"{value:.1f}", fmt_gain(row.gains.get(metric))]
         cells.append(_acceptance(row))
+        cells.append(", ".join(f"{TASK_NAMES.get(t, t)} {n}" for t, n in sorted(row.truncated.items())) or "-")
         body.append(cells)
     return headers, body
 

@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from harness.eval.sandbox import SandboxConfig, open_sandbox, probe
+from tests.threads import torch_threads
 
 FALLBACK_PYTHONS = (sys.executable, "/usr/bin/python3")  # the second for root + /root/.pyenv
 ROOT = os.geteuid() == 0
@@ -97,3 +98,16 @@ def tiny_model(tmp_path_factory):
     shape = dict(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, num_key_value_heads=1,
                  intermediate_size=64, vocab_size=512)  # fmt: skip
     return build_random_model(tmp_path_factory.mktemp("tiny_model"), **shape)
+
+
+@pytest.fixture(scope="session")
+def code_model(tmp_path_factory):
+    """The tiny Llama above after a few seconds of training on HumanEval/MBPP text: its greedy
+    completions end at different stop strings, or run to max_gen_toks (a random model's never
+    stop). Trained with one thread, so it is the same model on every run here."""
+    from harness.eval.random_model import build_code_model
+
+    shape = dict(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, num_key_value_heads=1,
+                 intermediate_size=64, vocab_size=512)  # fmt: skip
+    with torch_threads(1):
+        return build_code_model(tmp_path_factory.mktemp("code_model"), steps=120, **shape)

@@ -126,6 +126,11 @@ def test_cli_analyses_a_run_directory(prepared, tmp_path, cli, monkeypatch, tmp_
     summary = json.loads((run / "eval" / "summary.json").read_text())
     assert summary["humaneval/pass_at_1"] == 0.0 and "acceptance/depth_2/correct" in summary
     assert np.load(run / "eval" / "per_position.npy").shape == (len(documents(prepared, S + 1)), S)
+    # transformers' generate(use_mtp=True) on the export, beside ours (DeepSeek D=1)
+    theirs = json.loads((run / "eval" / "acceptance.json").read_text())["transformers"]
+    assert ACCEPTANCE_KEYS - {"speedup", "plain_s"} <= set(theirs) and theirs["identical"] is True
+    assert 1.0 <= theirs["tokens_per_step"] <= 2.0 and summary["speculative_transformers_identical"] is True
+    assert "transformers generate(use_mtp=True)" in result.output
 
 
 def test_cli_refuses_analysis_of_a_plain_model_directory(tmp_path, cli):

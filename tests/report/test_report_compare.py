@@ -50,6 +50,18 @@ def test_rows_carry_costs_scores_and_paired_gains(tmp_path):
     assert meta.acceptance == {"2": {"agree_greedy": 0.4, "correct": 0.3}} and meta.speculative["speedup"] == 1.2
 
 
+def test_prompts_cut_to_the_trained_context_are_a_column(tmp_path):
+    from tests.report.report_helpers import EVAL_FACTS
+
+    facts = {**EVAL_FACTS, "prompt_budget_mbpp": 128, "mbpp/truncated_prompts": 497, "humaneval/truncated_prompts": 60}
+    outcomes = {"humaneval": [0, 1, 0], "mbpp": [1, 0, 0]}
+    dirs = [make_run(tmp_path / "runs", arm, kind, outcomes=outcomes, eval_facts=facts)
+            for arm, kind in (("stp", "stp"), ("deepseek_n2", "deepseek"))]  # fmt: skip
+    result = _compare(dirs, tmp_path / "out")
+    assert result.rows[1].truncated == {"humaneval": 60, "mbpp": 497}
+    assert "| HumanEval 60, MBPP 497 |" in (result.out_dir / "comparison.md").read_text()
+
+
 def test_outputs_are_written_and_repeatable(tmp_path):
     dirs = study_runs(tmp_path / "runs")
     first = _compare(dirs, tmp_path / "out")
@@ -84,6 +96,7 @@ def test_reported_rows_and_flags_are_in_every_output(tmp_path):
     ("manifest", "x" * 64, "data manifest differs"),
     ("tokenizer", "y" * 64, "tokenizer differs"),
     ("eval_facts", {"protocol": "meta"}, "eval protocol differs"),
+    ("eval_facts", {"prompt_budget_mbpp": 64}, "eval prompt_budget_mbpp differs"),
     ("per_position", np.ones((4, 8)), "held-out rows"),
 ])
 def test_not_comparable_runs_are_refused_unless_forced(tmp_path, field, value, what):

@@ -90,6 +90,10 @@ class ObjectiveConfig(BaseModel):
 
     method: ClassVar[str] = ""  # the method's name in tables and plots: "Meta", "DeepSeek"
     claims: ClassVar[tuple[str, ...]] = ()  # keys of CLAIMS
+    # Its modules are DeepSeek-V3 NextN modules (enorm, hnorm, eh_proj, a block, shared_head
+    # norm; [embedding; hidden] in, the pre-norm hidden state chained), which transformers'
+    # generic MTP support loads (model/export_mtp.py); None: no standard layout exists.
+    standard_mtp_layout: ClassVar[str | None] = None
 
     # ---- read by recipes, plans and reports: no torch above this line ---------------------
 

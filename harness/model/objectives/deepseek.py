@@ -64,6 +64,7 @@ class DeepSeekConfig(ObjectiveConfig):
     )
     method: ClassVar[str] = "DeepSeek"
     claims: ClassVar[tuple[str, ...]] = ("late_positions", "chained_modules")
+    standard_mtp_layout: ClassVar[str | None] = "deepseek_v3_nextn"
 
     @field_validator("mtp_lambda", mode="before")
     @classmethod

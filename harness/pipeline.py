@@ -262,6 +262,11 @@ class Pipeline:
 
                     self.log("evaluate: per-position loss, head acceptance, speculative decoding")
                     summary.update(analyze_export(export_dir, self.recipe, self.data, staging))
+                if self.recipe.eval.probes:
+                    from harness.eval.probes import evaluate_probes
+
+                    self.log(f"evaluate: probes {', '.join(self.recipe.eval.probes)}")
+                    summary.update(evaluate_probes(export_dir, self.recipe, self.data, staging))
                 (staging / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
                 if out_dir.exists():
                     shutil.rmtree(out_dir)

@@ -62,6 +62,9 @@ class Recipe(BaseModel):
                 f"objective.n {self.objective.n} heads need at least as many layers, but model.n_layers "
                 f"is {self.model.n_layers} (the trunk keeps L-n layers)"
             )
+        wrong = [p for p in self.eval.probes if p != self.data.source.kind]
+        if wrong:
+            raise ValueError(f"eval.probes {wrong} need the matching data.source.kind (it is {self.data.source.kind})")
         if self.objective.n_predict > self.data.lookahead_reserve:
             raise ValueError(
                 f"the objective predicts {self.objective.n_predict} tokens but data.lookahead_reserve is "

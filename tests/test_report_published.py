@@ -60,3 +60,16 @@ def test_blog_rows_and_flags():
     flagged = [r for r in BLOG_ROWS + REPORTED if r.flag]
     assert any("+0.6" in r.flag and "-0.1" in r.flag for r in flagged)
     assert all(r.gain == round(r.mtp - r.baseline, 1) for r in REPORTED)
+
+
+def test_probe_claims_quote_facts_and_hold_no_numbers_read_off_plots():
+    from harness.report.published import PROBE_CLAIMS
+
+    assert {c.probe for c in PROBE_CLAIMS} == {"induction", "polynomial"}
+    section = FACTS.split("## Meta's small-model probes", 1)[1].split("\n## ", 1)[0]
+    flat = " ".join(section.split())
+    for claim in PROBE_CLAIMS:
+        assert claim.numbers is None, claim  # the paper only plots these
+        assert claim.claim in flat, claim.claim  # quoted verbatim from FACTS.md
+        assert claim.where.split(", ")[-1] in flat, claim.where
+        assert claim.metric.split("/")[0] == claim.probe

@@ -177,3 +177,12 @@ def test_a_changed_test_file_is_refused(tmp_path):
     with pytest.raises(HarnessError, match="differs from the manifest"):
         load_test_set(prepared)
     assert json.loads(path.read_text().splitlines()[0])["task_id"] == "story-00000"
+
+
+def test_a_probe_the_data_does_not_generate_is_a_recipe_error(tmp_path):
+    from harness.recipe import load_recipe
+    from tests.conftest import RECIPES
+
+    assert load_recipe(RECIPES / "probes" / "induction" / "tiny_stp.yaml").eval.probes == ["induction"]
+    with pytest.raises(HarnessError, match=r"eval.probes \['polynomial'\] need the matching data.source.kind"):
+        load_recipe(RECIPES / "probes" / "induction" / "tiny_stp.yaml", ["eval.probes=[polynomial]"])

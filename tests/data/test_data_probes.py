@@ -195,3 +195,12 @@ def test_polynomial_symbols_are_single_tokens(tmp_path):
     text = PolynomialGenerator(POLYNOMIAL).test_rows()[-1]
     full = f"{text['question']} {text['answer']}"
     assert len(tokenizer.encode(full, add_special_tokens=False).ids) == len(full.split(" "))
+
+
+def test_a_ring_too_small_for_its_test_set_is_one_clear_error():
+    from harness.errors import HarnessError
+
+    tiny = POLYNOMIAL.model_copy(update={"degree_bound": 1, "operations": ["neg"], "train_max_ops": 1,
+                                         "test_max_ops": 1, "test_per_ops": 50})
+    with pytest.raises(HarnessError, match="too few distinct expressions"):
+        list(PolynomialGenerator(tiny).train_texts())

@@ -26,6 +26,7 @@ from typing import Iterator
 
 from harness.data.probes.config import PolynomialSource
 from harness.data.probes.draw import Draw
+from harness.errors import HarnessError
 
 GENERATOR_VERSION = 1
 SYMBOLS = {"add": "+", "mul": "*", "compose": "o"}
@@ -119,12 +120,18 @@ class PolynomialGenerator:
         (drawn again), so no test answer is ever trained on."""
         held_out = {example.question for example in self.test_examples()}
         draw = Draw(self.cfg.seed, "polynomial/train")
-        made = 0
+        made = skipped = 0
         while made < self.cfg.train_documents:
             example = self.example(draw, draw.between(1, self.cfg.train_max_ops))
             if example.question not in held_out:
                 made += 1
                 yield example.text
+            elif (skipped := skipped + 1) > 100 + made:  # a small ring: the test set holds most expressions
+                raise HarnessError(
+                    f"the test set holds most training expressions ({skipped} of {skipped + made} drawn were test "
+                    "questions): with these settings there are too few distinct expressions",
+                    fix="raise data.source.degree_bound or lower data.source.test_per_ops",
+                )
 
     def test_rows(self) -> list[dict]:
         rows = []

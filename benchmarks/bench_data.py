@@ -56,7 +56,7 @@ def model_step_seconds(recipe, repeats: int) -> float:
 
     m = recipe.model
     config = LlamaConfig(vocab_size=m.vocab_size, hidden_size=m.d_model, intermediate_size=m.ffn_hidden,
-                         num_hidden_layers=m.n_layers, num_attention_heads=m.n_heads,
+                         num_hidden_layers=m.stp_layers, num_attention_heads=m.n_heads,
                          num_key_value_heads=m.n_kv_heads, max_position_embeddings=m.seq_len)
     torch.manual_seed(0)
     model = LlamaForCausalLM(config).float()

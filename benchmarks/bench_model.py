@@ -31,12 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from harness.compute import flops_per_token  # noqa: E402
-from harness.model import build_model  # noqa: E402
+from harness.model.config import TrunkConfig  # noqa: E402
+from harness.model.mtp_model import build_model  # noqa: E402
 from harness.model.objectives.deepseek import DeepSeekConfig  # noqa: E402
 from harness.model.objectives.meta import MetaConfig  # noqa: E402
 from harness.model.objectives.stp import StpConfig  # noqa: E402
-from harness.model.trunk import TrunkConfig  # noqa: E402
+from harness.model.objectives.top import TopConfig  # noqa: E402
 
 ARMS = {
     "stp": StpConfig(),
@@ -44,6 +44,7 @@ ARMS = {
     "meta4-efficient": MetaConfig(n=4, memory_efficient=True),
     "meta2-efficient": MetaConfig(n=2, memory_efficient=True),
     "deepseek1": DeepSeekConfig(depth=1),
+    "top8": TopConfig(window=8),
 }
 
 
@@ -109,7 +110,7 @@ def measure(model_cfg: TrunkConfig, arms: list[str], args) -> dict[str, dict]:
     steps, results = {}, {}
     for name in arms:
         steps[name], state = prepare(model_cfg, ARMS[name], args)
-        flops = flops_per_token(model_cfg, ARMS[name], args.seq_len).total
+        flops = ARMS[name].flops(model_cfg, args.seq_len).total
         results[name] = {"peak": state + step_excursion(steps[name]), "flops": flops, "times": []}
     for _ in range(args.steps):
         for name in arms:
@@ -125,7 +126,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     model_cfg = TrunkConfig(
-        n_layers=args.layers, d_model=args.d_model, n_heads=args.heads, n_kv_heads=args.kv_heads,
+        stp_layers=args.layers, d_model=args.d_model, n_heads=args.heads, n_kv_heads=args.kv_heads,
         ffn_hidden=args.ffn, vocab_size=args.vocab, seq_len=args.seq_len,
     )
     arms = args.arms.split(",")

@@ -28,7 +28,7 @@ os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 import torch  # noqa: E402
 
-from harness.model import build_model  # noqa: E402
+from harness.model.mtp_model import build_model  # noqa: E402
 from harness.recipe import load_recipe  # noqa: E402
 from harness.train.deepspeed_config import build_engine, param_groups  # noqa: E402
 from harness.train.distributed import init_distributed  # noqa: E402
@@ -41,6 +41,7 @@ ARMS = {
     "meta_n2": ["objective.kind=meta", "objective.n=2"],
     "meta_n4": ["objective.kind=meta", "objective.n=4"],
     "deepseek_n2": ["objective.kind=deepseek", "objective.depth=1"],
+    "top": ["objective.kind=top", "objective.window=8"],
 }
 
 

@@ -7,11 +7,12 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
-from rich.console import Console
 
 from harness import __version__
+from harness.console import stdout_console
 from harness.errors import HarnessError
 
 
@@ -31,11 +32,6 @@ def main() -> None:
     """mtp-harness: reproducible multi-token prediction experiments."""
 
 
-def console_() -> Console:
-    """Rich console; when piped (CI logs, files) it is wide enough that tables do not fold."""
-    return Console() if sys.stdout.isatty() else Console(width=160)
-
-
 overrides_argument = click.argument("overrides", nargs=-1, metavar="[KEY=VALUE | ~KEY]...")
 
 
@@ -45,19 +41,27 @@ overrides_argument = click.argument("overrides", nargs=-1, metavar="[KEY=VALUE |
 def plan(path: str, overrides: tuple[str, ...]) -> None:
     """Params, FLOPs and budget of a recipe, or of every arm of a study (checked for matching)."""
     from harness.compute import plan_arm
-    from harness.plan import print_plan
+    from harness.plan_table import print_plan, print_protocol
     from harness.recipe import load_recipe
     from harness.study import check_matched, is_study, load_study
 
-    console = console_()
+    from harness.eval.prompt_fit import prompt_fit
+
+    console = stdout_console()
     if is_study(path):
         study = load_study(path, overrides)
         title = f"study {study.config.name}: {study.config.matching.rule}-matched, seeds {study.config.seeds}"
         print_plan(study.match.arms, title, study.match, console)
+        print_protocol(study, console)
         check_matched(study)
+        arm = study.baseline  # every arm of a comparable study shares data, context and eval settings
+        lines = prompt_fit(study.recipes[arm], study.arm_source(arm).parent)
     else:
         recipe = load_recipe(path, overrides)
         print_plan({recipe.name: plan_arm(recipe.name, recipe)}, f"recipe {path}", None, console)
+        lines = prompt_fit(recipe, Path(path).parent)
+    for line in lines:
+        console.print(line, markup=False)
 
 
 @main.command()
@@ -77,31 +81,66 @@ def resolve(path: str, overrides: tuple[str, ...]) -> None:
               help="where run directories live")
 @click.option("--force", multiple=True, metavar="STAGE",
               help="redo a stage even if its inputs are unchanged (plan, data, train, export, evaluate, track)")
+@click.option("--verify", is_flag=True,
+              help="re-hash corpus files and checkpoints instead of trusting their recorded sizes and times")
+@click.option("--relative-to", type=click.Path(file_okay=False), default=None,
+              help="where relative paths in the recipe start (default: the recipe's directory)")
 @click.option("--local_rank", type=int, default=None, hidden=True, help="set by the deepspeed launcher")
-def run(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[str, ...], local_rank) -> None:
+def run(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[str, ...], verify: bool,
+        relative_to: str | None, local_rank) -> None:
     """Train, export, evaluate and track one recipe (resumes where it stopped)."""
-    from pathlib import Path
-
     from harness.pipeline import Pipeline
     from harness.report.summary import print_run_summary
 
-    pipeline = Pipeline(Path(path), overrides, Path(runs_root), force)
+    pipeline = Pipeline(Path(path), overrides, Path(runs_root), force, verify=verify,
+                        relative_to=Path(relative_to) if relative_to else None)
     outcome = pipeline.run()
     if pipeline.dist.is_main:
-        print_run_summary(outcome, console_())
+        print_run_summary(outcome, stdout_console())
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("path", type=click.Path(dir_okay=False, exists=True))
+@overrides_argument
+@click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(file_okay=False),
+              help="where run directories live")
+@click.option("--force", multiple=True, metavar="STAGE", help="redo a stage of every run (as `harness run --force`)")
+@click.option("--emit-jobs", is_flag=True,
+              help="write one Slurm job per arm x seed instead of running here; the remaining options go to "
+                   "`harness launch slurm` (e.g. --nodes 2 --gpus-per-node 8 --submit)")
+@click.option("--local_rank", type=int, default=None, hidden=True, help="set by the deepspeed launcher")
+def study(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[str, ...], emit_jobs: bool,
+          local_rank) -> None:
+    """Run every arm x seed of a matched study (resumes finished arms), then say where results go."""
+    if emit_jobs:
+        from harness.launch.cli import slurm
+
+        slurm.main([path, *overrides], prog_name="harness study --emit-jobs", standalone_mode=False)
+        return
+    options = [o for o in overrides if o.startswith("-")]
+    if options:
+        raise HarnessError(f"unknown option(s) {' '.join(options)}",
+                           fix="Slurm options need --emit-jobs; see `harness study --help`")
+    from harness.report.summary import print_study_summary
+    from harness.study_run import run_study
+
+    loaded, done = run_study(path, overrides, Path(runs_root), force)
+    if done:  # rank 0 only, under a launcher
+        print_study_summary(loaded, done, path, overrides, runs_root, stdout_console())
 
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
-@click.option("--force", is_flag=True, help="upload again even if already synced")
+@click.option("--force", is_flag=True, help="upload the artifacts again even if already synced")
 def sync(run_dir: str, force: bool) -> None:
-    """Upload a run directory's record to MLflow (after the tracking store was unreachable)."""
-    from pathlib import Path
-
-    from harness.track import sync_run_dir, tracking_uri
+    """Make MLflow hold exactly a run directory's record (uploads what is missing; idempotent)."""
+    from harness.sync import sync_run_dir
+    from harness.track import run_tracking_uri
+    from harness.run_record import TrackRecord
 
     run_id = sync_run_dir(Path(run_dir), force=force)
-    click.echo(f"{run_dir}: synced to {tracking_uri()} as MLflow run {run_id}")
+    uri, _ = run_tracking_uri(TrackRecord(Path(run_dir)).state())
+    click.echo(f"{run_dir}: synced to {uri} as MLflow run {run_id}")
 
 
 # Command groups owned by their components, one line each.
@@ -109,7 +148,7 @@ from harness.containers.cli import container  # noqa: E402
 from harness.data.cli import data  # noqa: E402
 from harness.eval.cli import eval_group  # noqa: E402
 from harness.launch.cli import launch  # noqa: E402
-from harness.report.cli import compare, study, ui  # noqa: E402
+from harness.report.cli import compare, ui  # noqa: E402
 
-for _command in (data, eval_group, study, compare, ui, container, launch):
+for _command in (data, eval_group, compare, ui, container, launch):
     main.add_command(_command)

@@ -1,26 +1,23 @@
-"""Compute accounting: parameters and training FLOPs per token for each objective, and the
-matched-compute solver that a study must pass before it spends any compute.
+"""Compute accounting: the shared pieces of the parameter and FLOPs formulas, the plan of
+one arm, and the matched-compute solver that a study must pass before it spends any compute.
+
+Each objective states its own totals next to its modules (`params` and `flops` in
+`harness/model/objectives/<kind>.py`), built from the pieces here; tests check every one
+against the real modules (parameter counts exact, FLOPs equal to torch's FlopCounterMode).
 
 Parameters (no biases anywhere; d = d_model, f = ffn_hidden, V = vocab, h_kv = n_kv_heads,
-hd = head_dim):
+hd = head_dim, L = model.stp_layers):
     block      = 2 d^2 + 2 d h_kv hd   (Wq, Wo; Wk, Wv)   + 3 d f (SwiGLU)   + 2 d (norms)
     embedding  = V d, plus V d for the unembedding unless tied
-    STP        = embedding + L blocks + d (final norm)
-    Meta n     = embedding + (L-n) shared blocks + n head blocks + d (one shared final norm):
-                 exactly the STP count, which is Meta's parameter-matching rule
-    DeepSeek D = STP + D * (enorm d + hnorm d + eh_proj 2 d^2 + block + final norm d)
 
 Training FLOPs per input position (forward + backward = 3 x forward, 2 FLOPs per
 multiply-add; only matrix products are counted, as `torch.utils.flop_counter` does; norms,
 softmax and activations are under 1% at any size we run):
-    linear     6 * (weights of the block's matrices) per block pass
+    linear     6 * (weights of the matrices) per pass
     attention  12 * S * d per block pass (QK^T and AV over the full S x S square: the flop
                counter and PaLM's 6N + 12 L H Q T formula ignore the causal mask, and so do we)
-    unembed    6 * V * d per output head pass
-    STP        L block passes + 1 unembedding
-    Meta n     L block passes (L-n trunk + n heads) + n unembeddings
-    DeepSeek D (L + D) block passes + D eh_proj (6 * 2 d^2) + (1 + D) unembeddings
-Every head runs at all S positions (a row of S+n tokens), so the count does not depend on
+    unembed    6 * V * d per output-head pass
+Every head runs at all S positions (a row of S+n tokens), so counts do not depend on
 `target_window`; truncation only masks targets.
 """
 
@@ -32,7 +29,7 @@ from typing import TYPE_CHECKING
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
-    from harness.model.trunk import TrunkConfig
+    from harness.model.config import TrunkConfig
     from harness.recipe import Recipe
 
 
@@ -65,6 +62,13 @@ class Flops:
     def total(self) -> float:
         return self.linear + self.attention + self.unembedding
 
+    def __add__(self, other: "Flops") -> "Flops":
+        return Flops(self.linear + other.linear, self.attention + other.attention, self.unembedding + other.unembedding)
+
+    def __rmul__(self, passes: int) -> "Flops":
+        """`k * flops`: k passes of the same computation."""
+        return Flops(passes * self.linear, passes * self.attention, passes * self.unembedding)
+
 
 def block_matrix_params(m: TrunkConfig) -> int:
     d = m.d_model
@@ -79,55 +83,19 @@ def embedding_params(m: TrunkConfig) -> int:
     return m.vocab_size * m.d_model * (1 if m.tie_embeddings else 2)
 
 
-def deepseek_module_params(m: TrunkConfig) -> int:
-    """enorm + hnorm + eh_proj (2d -> d) + one block + its own final norm (shared_head.norm)."""
-    d = m.d_model
-    return 2 * d + 2 * d * d + block_params(m) + d
+def block_flops(m: TrunkConfig, seq_len: int) -> Flops:
+    """One pass of one block at each of S positions, per position."""
+    return Flops(linear=6.0 * block_matrix_params(m), attention=12.0 * seq_len * m.d_model, unembedding=0.0)
 
 
-def param_counts(m: TrunkConfig, objective) -> ParamCounts:
-    L, d = m.n_layers, m.d_model
-    emb = embedding_params(m)
-    if objective.kind == "stp":
-        return ParamCounts(embedding=emb, trunk=L * block_params(m) + d, heads=0)
-    if objective.kind == "meta":
-        n = objective.n
-        return ParamCounts(embedding=emb, trunk=(L - n) * block_params(m), heads=n * block_params(m) + d)
-    if objective.kind == "deepseek":
-        return ParamCounts(
-            embedding=emb, trunk=L * block_params(m) + d, heads=objective.depth * deepseek_module_params(m)
-        )
-    raise HarnessError(f"compute accounting does not know objective kind {objective.kind!r}")
+def linear_flops(weights: int) -> Flops:
+    """One pass of a bias-free linear map with this many weights, per position."""
+    return Flops(linear=6.0 * weights, attention=0.0, unembedding=0.0)
 
 
-def flops_per_token(m: TrunkConfig, objective, seq_len: int) -> Flops:
-    """Training FLOPs (forward + backward) per input position at window length `seq_len`."""
-    d = m.d_model
-    block_linear = 6 * block_matrix_params(m)
-    block_attention = 12 * seq_len * d
-    unembed = 6 * m.vocab_size * d
-    if objective.kind == "stp":
-        passes, extra_linear, heads = m.n_layers, 0, 1
-    elif objective.kind == "meta":
-        passes, extra_linear, heads = m.n_layers, 0, objective.n
-    elif objective.kind == "deepseek":
-        D = objective.depth
-        passes, extra_linear, heads = m.n_layers + D, D * 6 * 2 * d * d, 1 + D
-    else:
-        raise HarnessError(f"compute accounting does not know objective kind {objective.kind!r}")
-    return Flops(
-        linear=float(passes * block_linear + extra_linear),
-        attention=float(passes * block_attention),
-        unembedding=float(heads * unembed),
-    )
-
-
-def targets_per_row(objective, seq_len: int) -> int:
-    """(position, target) pairs trained per row: S*n with a full window, fewer when truncated."""
-    n = objective.n_predict
-    if objective.target_window == "full":
-        return seq_len * n
-    return sum(seq_len - k for k in range(n))
+def unembedding_flops(m: TrunkConfig) -> Flops:
+    """One pass of a V x d output head (the shared unembedding or an extra one), per position."""
+    return Flops(linear=0.0, attention=0.0, unembedding=6.0 * m.vocab_size * m.d_model)
 
 
 @dataclass(frozen=True)
@@ -135,7 +103,8 @@ class ArmPlan:
     """What one arm costs: the figures `harness plan` prints."""
 
     name: str
-    objective: str
+    objective: str  # the kind
+    label: str  # how tables name it: "meta n=2", "deepseek D=1"
     n_predict: int
     params: ParamCounts
     flops_per_token: Flops
@@ -164,13 +133,14 @@ def plan_arm(name: str, recipe: Recipe) -> ArmPlan:
     return ArmPlan(
         name=name,
         objective=obj.kind,
+        label=obj.label(),
         n_predict=obj.n_predict,
-        params=param_counts(recipe.model, obj),
-        flops_per_token=flops_per_token(recipe.model, obj, S),
+        params=obj.params(recipe.model),
+        flops_per_token=obj.flops(recipe.model, S),
         seq_len=S,
         tokens_per_step=recipe.tokens_per_step,
         steps=recipe.steps,
-        targets_per_step=recipe.train.global_batch_size * targets_per_row(obj, S),
+        targets_per_step=recipe.train.global_batch_size * obj.targets_per_row(S),
     )
 
 
@@ -194,26 +164,32 @@ class MatchResult:
         return key(self.arms[arm]) / key(self.arms[self.baseline])
 
 
+RULES = ("tokens", "flops", "params")
+QUANTITY = {"tokens": "training tokens", "flops": "training FLOPs", "params": "parameters"}
+
+
 def _matched_quantity(rule: str):
-    return {"flops": lambda a: a.total_flops, "params": lambda a: a.params.total}[rule]
+    return {"tokens": lambda a: a.tokens, "flops": lambda a: a.total_flops, "params": lambda a: a.params.total}[rule]
 
 
 def solve_steps(rule: str, baseline: ArmPlan, arm: ArmPlan) -> int:
-    """Steps that give `arm` the baseline's budget: same total FLOPs, or same tokens."""
+    """Steps that give `arm` the baseline's budget: the same total FLOPs (`flops`), or the
+    same tokens (`tokens`, and `params`, which also requires equal parameter counts)."""
     if rule == "flops":
         return max(1, round(baseline.total_flops / (arm.flops_per_token.total * arm.tokens_per_step)))
-    if rule == "params":
+    if rule in ("tokens", "params"):
         return max(1, round(baseline.tokens / arm.tokens_per_step))
-    raise HarnessError(f"unknown matching rule {rule!r}; allowed: flops, params")
+    raise HarnessError(f"unknown matching rule {rule!r}; allowed: {', '.join(RULES)}")
 
 
 def match_arms(arms: dict[str, ArmPlan], baseline: str, rule: str, tolerance: float) -> MatchResult:
     """Give every arm its budget under `rule`, then check it: the study is refused if any arm's
     matched quantity differs from the baseline's by more than `tolerance` (a fraction).
 
-    `flops`: each arm's steps are set so its training FLOPs equal the baseline's (rounding
-    to whole steps is what can break the tolerance). `params`: Meta's rule, every arm trains
-    on the baseline's tokens and must have the baseline's parameter count.
+    `tokens`: every arm trains on the baseline's tokens (what Meta and DeepSeek-V3 did);
+    parameters and FLOPs are reported, not matched. `flops`: each arm's steps are set so its
+    training FLOPs equal the baseline's (rounding to whole steps is what can break the
+    tolerance). `params`: Meta's rule, the baseline's tokens and its parameter count.
     """
     if baseline not in arms:
         raise HarnessError(f"baseline {baseline!r} is not an arm; arms: {', '.join(arms)}")
@@ -227,7 +203,7 @@ def match_arms(arms: dict[str, ArmPlan], baseline: str, rule: str, tolerance: fl
     for name, arm in solved.items():
         ratio = quantity(arm) / quantity(base)
         if abs(ratio - 1) > tolerance:
-            what = "training FLOPs" if rule == "flops" else "parameters"
+            what = QUANTITY[rule]
             problems.append(
                 f"arm {name!r} has {ratio:.4f}x the baseline's {what} (tolerance {tolerance:.2%})"
             )

@@ -7,6 +7,7 @@ file (or override) that set it, so a validation error can point at the right fil
 
 from __future__ import annotations
 
+import difflib
 import re
 import types
 import typing
@@ -37,13 +38,50 @@ _Loader.add_implicit_resolver(
 )
 
 
+# A recipe or study is settings: a few KB. The bounds make hostile files fail in milliseconds:
+# PyYAML shares an alias's node, but merging (`<<`), our deep merge and pydantic's errors
+# walk every expanded copy, so a "billion laughs" document would run for hours or exhaust memory.
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_VALUES = 100_000  # nodes after expanding every alias where it is used
+MAX_ERROR_LINES = 20
+
+
 def parse_yaml(text: str, label: str) -> Any:
+    if len(text) > MAX_YAML_BYTES:
+        raise HarnessError(f"{label}: {len(text) / 1e6:.1f} MB is too large for a recipe (limit "
+                           f"{MAX_YAML_BYTES / 1e6:.1f} MB)", fix="a recipe holds settings; put data in the files it names")
+    loader = _Loader(text)
     try:
-        return yaml.load(text, Loader=_Loader)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_YAML_VALUES:
+            raise HarnessError(f"{label}: its aliases expand to more than {MAX_YAML_VALUES:,} values",
+                               fix="write the values out, or nest fewer aliases (a YAML alias bomb is refused)")
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise HarnessError(f"{label}:{where}: not valid YAML: {one_line(getattr(exc, 'problem', exc))}") from None
+    except RecursionError:
+        raise HarnessError(f"{label}: nested too deeply to be a recipe") from None
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many nodes the document has once every alias is copied where it is used; each
+    distinct node is counted once (memo), so this takes time in the size of the file."""
+    if id(node) in memo:
+        return memo[id(node)]
+    if isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(item, memo) for item in node.value)
+    else:
+        size = 1
+    memo[id(node)] = min(size, MAX_YAML_VALUES + 1)  # saturate: the bound is all that matters
+    return memo[id(node)]
 
 
 def read_yaml(path: Path, referrer: Path | None = None) -> dict:
@@ -69,21 +107,50 @@ def _leaves(data: dict, prefix: str = "") -> typing.Iterator[str]:
 
 
 def merge_with_origins(base: dict, base_origins: dict[str, str], over: dict, label: str):
-    """Deep-merge `over` onto `base` (mappings merge, everything else is replaced)."""
+    """Deep-merge `over` onto `base` (mappings merge, everything else is replaced; a mapping
+    whose `kind:` changes is replaced whole, since the old kind's keys mean nothing to the new)."""
     merged = _deep_merge(base, over)
-    origins = {k: v for k, v in base_origins.items() if not any(_covers(p, k) for p in _leaves(over))}
-    origins.update({p: label for p in _leaves(over)})
+    leaves = set(_leaves(over))
+    replaced = _kind_changes(base, over)
+    # An origin is replaced if a leaf of `over` is it, is above it or is below it.
+    above = {path.rsplit(".", i)[0] for path in leaves for i in range(1, path.count(".") + 1)}
+    origins = {k: v for k, v in base_origins.items()
+               if k not in above and not any(prefix in leaves or prefix in replaced for prefix in _prefixes(k))}
+    origins.update({p: label for p in leaves})
     return merged, origins
+
+
+def _prefixes(path: str) -> list[str]:
+    """`a.b.c` -> [`a`, `a.b`, `a.b.c`]."""
+    parts = path.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def _covers(path: str, other: str) -> bool:
     return other == path or other.startswith(path + ".") or path.startswith(other + ".")
 
 
+def _kind_switch(base_value, value) -> bool:
+    return (isinstance(value, dict) and isinstance(base_value, dict) and "kind" in value
+            and value["kind"] != base_value.get("kind", value["kind"]))
+
+
+def _kind_changes(base: dict, over: dict, prefix: str = "") -> set[str]:
+    """Dotted paths of the mappings `over` gives another `kind:` than `base` has."""
+    found = set()
+    for key, value in over.items():
+        path = f"{prefix}{key}"
+        if _kind_switch(base.get(key), value):
+            found.add(path)
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            found |= _kind_changes(base[key], value, path + ".")
+    return found
+
+
 def _deep_merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and not _kind_switch(out[key], value):
             out[key] = _deep_merge(out[key], value)
         else:
             out[key] = value
@@ -108,6 +175,7 @@ def kind_union(*members: type[BaseModel]) -> Any:
             kind,
             custom_error_type="invalid_kind",
             custom_error_message=f"kind must be one of {', '.join(map(repr, kinds))}",
+            custom_error_context={"kinds": ",".join(kinds)},
         ),
     ]
 
@@ -251,9 +319,11 @@ def _origin(path: str, origins: dict[str, str], label: str) -> str:
 
 
 def format_validation_error(exc: ValidationError, schema, data: dict, origins: dict, label: str) -> str:
-    """One line per problem: `file: field.path: what is wrong and what is allowed`."""
+    """One line per problem: `file: field.path: what is wrong and what is allowed`; the first
+    MAX_ERROR_LINES of them, then how many more (a file of junk must not print for minutes)."""
     lines = []
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for err in errors[:MAX_ERROR_LINES]:
         path = _display_path(err["loc"], data)
         where = _origin(path, origins, label)
         kind, msg = err["type"], err["msg"]
@@ -269,13 +339,18 @@ def format_validation_error(exc: ValidationError, schema, data: dict, origins: d
             text = "required, but missing"
         elif kind == "invalid_kind":
             path = f"{path}.kind" if path else "kind"
-            text = f"{msg} (got {err['input'].get('kind')!r})"
+            got = err["input"].get("kind")
+            close = difflib.get_close_matches(str(got), (err.get("ctx") or {}).get("kinds", "").split(","), n=2)
+            hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+            text = f"{msg} (got {got!r}){hint}"
         elif kind in ("value_error", "assertion_error"):
             text = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
         else:
             got = err.get("input")
             text = f"{msg} (got {got!r})" if not isinstance(got, dict) else msg
-        lines.append(f"{where}: {path + ': ' if path else ''}{one_line(text)}")
+        lines.append(f"{where}: {path + ': ' if path else ''}{one_line(text)[:500]}")
+    if len(errors) > MAX_ERROR_LINES:
+        lines.append(f"... and {len(errors) - MAX_ERROR_LINES:,} more problems of the same kinds")
     return "\n".join(lines)
 
 
@@ -283,3 +358,25 @@ def _get(data: Any, path: str) -> Any:
     for part in path.split("."):
         data = data.get(part) if isinstance(data, dict) else None
     return data
+
+
+def check_finite(model: BaseModel, origins: dict[str, str], label: str) -> None:
+    """Refuse inf and NaN anywhere in a validated config (`lr=inf` passes a `gt=0` check and
+    then turns every loss into NaN); one line per value, naming the file that set it."""
+    bad = list(_non_finite(model.model_dump(), ""))
+    if bad:
+        raise HarnessError("\n".join(f"{_origin(path, origins, label)}: {path}: {value} is not a finite number"
+                                     for path, value in bad[:MAX_ERROR_LINES]))
+
+
+def _non_finite(value: Any, path: str) -> typing.Iterator[tuple[str, float]]:
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _non_finite(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _non_finite(item, f"{path}.{i}")

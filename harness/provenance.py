@@ -13,9 +13,10 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from harness.containers import container_image
+
 PACKAGES = ("mtp-harness", "torch", "deepspeed", "lm-eval", "transformers", "tokenizers", "mlflow", "numpy")
-# Set by `harness container run` (image id/digest) and by images built with git metadata.
-CONTAINER_ENV = "MTP_HARNESS_CONTAINER_IMAGE"
+# Lets a process without the .git directory (an image, a copied tree) state its commit.
 COMMIT_ENV = "MTP_HARNESS_GIT_COMMIT"
 
 
@@ -61,7 +62,7 @@ def run_tags(recipe_hash: str, training_hash: str, world_size: int) -> dict[str,
         "harness.git_dirty": git["dirty"],
         "harness.host": socket.gethostname(),
         "harness.world_size": str(world_size),
-        "harness.container_image": os.environ.get(CONTAINER_ENV, "none"),
+        "harness.container_image": container_image() or "none",
     }
     tags.update({f"version.{k}": v for k, v in versions().items()})
     return tags

@@ -13,19 +13,20 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.config_tree import apply_override, format_validation_error, read_yaml, merge_with_origins
+from harness.config_tree import apply_override, check_finite, format_validation_error, read_yaml, merge_with_origins
 from harness.containers import ContainerConfig
 from harness.data.config import DataConfig
 from harness.errors import HarnessError
 from harness.hashing import sha256_json
 from harness.eval.config import EvalConfig
-from harness.model.objectives import ObjectiveConfig
-from harness.model.objectives.stp import StpConfig
-from harness.model.trunk import TrunkConfig
+from harness.model.config import TrunkConfig
+from harness.model.objectives.registry import default_objective, objective_union
 from harness.track import TrackConfig
 from harness.train.config import TrainConfig
 
 RECIPE_VERSION = 1
+# One of the registered objectives' configs, picked by `kind` (objectives/registry.py).
+ObjectiveSection = objective_union()
 # Sections whose values decide what is trained; the run directory is keyed by their hash
 # so that changing how a run is evaluated or tracked does not retrain it.
 TRAINING_SECTIONS = ("model", "objective", "data", "train")
@@ -39,7 +40,7 @@ class Recipe(BaseModel):
     recipe_version: int = Field(description=f"schema version; this harness reads {RECIPE_VERSION}")
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="names the run directory")
     model: TrunkConfig
-    objective: ObjectiveConfig = Field(default_factory=StpConfig)
+    objective: ObjectiveSection = Field(default_factory=default_objective)
     data: DataConfig = DataConfig()
     train: TrainConfig
     eval: EvalConfig = EvalConfig()
@@ -57,18 +58,15 @@ class Recipe(BaseModel):
                 f"data.seq_len {self.data.seq_len} is above model.seq_len {self.model.seq_len}; "
                 "lower data.seq_len or raise model.seq_len"
             )
-        if self.objective.kind == "meta" and self.objective.n > self.model.n_layers:
-            raise ValueError(
-                f"objective.n {self.objective.n} heads need at least as many layers, but model.n_layers "
-                f"is {self.model.n_layers} (the trunk keeps L-n layers)"
-            )
+        if problem := self.objective.model_problem(self.model):
+            raise ValueError(problem)
         wrong = [p for p in self.eval.probes if p != self.data.source.kind]
         if wrong:
             raise ValueError(f"eval.probes {wrong} need the matching data.source.kind (it is {self.data.source.kind})")
-        if self.objective.n_predict > self.data.lookahead_reserve:
+        if self.objective.lookahead > self.data.lookahead_reserve:
             raise ValueError(
-                f"the objective predicts {self.objective.n_predict} tokens but data.lookahead_reserve is "
-                f"{self.data.lookahead_reserve}; raise data.lookahead_reserve"
+                f"the objective's targets reach {self.objective.lookahead} tokens ahead but "
+                f"data.lookahead_reserve is {self.data.lookahead_reserve}; raise data.lookahead_reserve"
             )
         return self
 
@@ -97,9 +95,11 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 
 def validate_recipe(data: dict, origins: dict[str, str] | None = None, label: str = "recipe") -> Recipe:
     try:
-        return Recipe.model_validate(data)
+        recipe = Recipe.model_validate(data)
     except ValidationError as exc:
         raise HarnessError(format_validation_error(exc, Recipe, data, origins or {}, label)) from None
+    check_finite(recipe, origins or {}, label)
+    return recipe
 
 
 def resolve_extends(path: Path, _chain: tuple[Path, ...] = ()) -> tuple[dict, dict[str, str]]:

@@ -1,24 +1,37 @@
-"""Study files: arms (recipes plus overrides), a baseline, a matching rule, a tolerance, seeds.
+"""Study files: arms (recipes plus overrides), a baseline, a matching rule, a tolerance, seeds,
+and the protocol around them: a learning-rate sweep, secondary views, negative controls.
 
 Loading a study resolves every arm, gives each its budget under the matching rule
 (`compute.match_arms`) and writes that budget into the arm's recipe as `train.steps`, so
 what `harness plan` prints is exactly what `harness study` would train.
+
+The protocol (what makes a comparison fair, `docs/PROTOCOL.md`):
+- `matching.rule: tokens` (the papers' rule: equal training tokens; parameters and FLOPs
+  are reported) is the primary view. `views:` adds secondary views: `params` reuses the
+  primary runs and keeps the arms whose parameter count matches the baseline's; `flops` trains
+  every other arm again at the baseline's training FLOPs (on `views.flops.seeds`).
+- `lr_sweep:` gives every arm the same tuning budget: each arm trains at each learning rate
+  of one grid (seed `lr_sweep.seed`), the lowest final validation loss picks its rate
+  (`harness/lr_sweep.py`), and every seed and view then trains at that rate.
+- An arm with `control_of: ARM` is a negative control: it takes ARM's chosen rate and must
+  come out "not distinguishable" from the baseline; `seed_offset` gives it other seeds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.compute import MatchResult, match_arms, plan_arm
+from harness.compute import RULES, MatchResult, match_arms, plan_arm
 from harness.config_tree import DELETE, apply_override, format_validation_error, read_yaml, set_value
 from harness.errors import HarnessError
 from harness.recipe import Recipe, resolve_extends, validate_recipe
 
 STUDY_VERSION = 1
+LR_KEY = "train.optimizer.lr"
 
 
 class _Strict(BaseModel):
@@ -26,16 +39,36 @@ class _Strict(BaseModel):
 
 
 class Matching(_Strict):
-    rule: Literal["flops", "params"] = Field(
-        description="flops: each arm's tokens set to the baseline's training FLOPs; "
+    rule: Literal[RULES] = Field(
+        description="tokens: every arm trains on the baseline's tokens (the papers' rule); "
+        "flops: each arm's tokens set to the baseline's training FLOPs; "
         "params: Meta's rule, same tokens and the parameter counts must agree"
     )
     tolerance: float = Field(ge=0, le=0.5, description="largest allowed |ratio - 1| of the matched quantity")
 
 
+class LrSweep(_Strict):
+    grid: list[float] = Field(min_length=2, description="peak learning rates tried by every arm (same grid for all)")
+    seed: int = Field(default=0, description="the seed the sweep trains; its chosen run is that seed's run")
+
+    @model_validator(mode="after")
+    def _positive_and_distinct(self) -> "LrSweep":
+        if any(not lr > 0 for lr in self.grid) or len(set(self.grid)) != len(self.grid):
+            raise ValueError(f"lr_sweep.grid must hold distinct positive rates, got {self.grid}")
+        return self
+
+
+class View(_Strict):
+    seeds: list[int] | None = Field(default=None, min_length=1,
+                                    description="flops view: seeds trained again (default: the study's)")
+
+
 class ArmSpec(_Strict):
     recipe: str = Field(description="recipe file, relative to the study file")
     overrides: dict[str, Any] = Field(default={}, description="dotted key -> value, typed as in YAML")
+    control_of: str | None = Field(default=None, description="a negative control: trains at this arm's chosen lr")
+    seed_offset: int = Field(default=0, ge=0, description="added to every seed (a control's seeds differ)")
+    seeds: list[int] | None = Field(default=None, min_length=1, description="this arm's seeds (default: the study's)")
 
 
 class StudyConfig(_Strict):
@@ -44,14 +77,23 @@ class StudyConfig(_Strict):
     baseline: str
     matching: Matching
     seeds: list[int] = Field(default=[0], min_length=1)
+    lr_sweep: LrSweep | None = None
+    views: dict[Literal["params", "flops"], View] = Field(default={}, description="secondary views")
     arms: dict[str, ArmSpec] = Field(min_length=2)
 
     @model_validator(mode="after")
-    def _baseline_is_an_arm(self) -> "StudyConfig":
+    def _arms_agree(self) -> "StudyConfig":
         if self.study_version != STUDY_VERSION:
             raise ValueError(f"study_version {self.study_version} is not supported; this harness reads {STUDY_VERSION}")
         if self.baseline not in self.arms:
             raise ValueError(f"baseline {self.baseline!r} is not one of the arms: {', '.join(self.arms)}")
+        for name, spec in self.arms.items():
+            if spec.control_of is not None and spec.control_of not in self.arms:
+                raise ValueError(f"arm {name}: control_of {spec.control_of!r} is not one of the arms")
+            if spec.control_of is not None and self.arms[spec.control_of].control_of is not None:
+                raise ValueError(f"arm {name}: control_of must name an arm that is not itself a control")
+        if self.matching.rule in self.views:
+            raise ValueError(f"views: {self.matching.rule} is already the primary view (matching.rule)")
         return self
 
 
@@ -61,26 +103,100 @@ class Study:
     config: StudyConfig
     recipes: dict[str, Recipe]
     match: MatchResult
+    views: dict[str, MatchResult]
 
-    def runs(self):
-        """(arm, seed, recipe) for every arm x seed, baseline first.
+    @property
+    def baseline(self) -> str:
+        return self.config.baseline
 
-        Each recipe carries `track.tags` study/arm/seed, so MLflow (and `harness compare
-        --experiment`) can find a study's runs; tags are outside the training sections, so
-        they change neither the run directory nor what is trained."""
-        order = [self.config.baseline] + [a for a in self.recipes if a != self.config.baseline]
-        for arm in order:
-            for seed in self.config.seeds:
-                recipe = self.recipes[arm]
-                tags = {**recipe.track.tags, "study": self.config.name, "arm": arm, "seed": str(seed)}
-                yield arm, seed, recipe.model_copy(update={
-                    "train": recipe.train.model_copy(update={"seed": seed}),
-                    "track": recipe.track.model_copy(update={"tags": tags}),
-                })
+    def is_control(self, arm: str) -> bool:
+        return self.config.arms[arm].control_of is not None
+
+    def seeds(self, arm: str) -> list[int]:
+        spec = self.config.arms[arm]
+        return [s + spec.seed_offset for s in (spec.seeds or self.config.seeds)]
+
+    def arm_order(self) -> list[str]:
+        """Baseline first, then the arms as written, controls last."""
+        rest = [a for a in self.recipes if a != self.baseline]
+        return [self.baseline] + [a for a in rest if not self.is_control(a)] + [a for a in rest if self.is_control(a)]
+
+    def lr_arm(self, arm: str) -> str:
+        """Whose sweep sets this arm's learning rate (a control's: the arm it controls)."""
+        return self.config.arms[arm].control_of or arm
+
+    def _tagged(self, arm: str, seed: int, recipe: Recipe, lr: float | None, **tags: str) -> Recipe:
+        """Each recipe carries `track.tags` study/arm/seed (and view, sweep), so MLflow and
+        `harness compare --experiment` can find a study's runs; tags are outside the training
+        sections, so they change neither the run directory nor what is trained."""
+        train = {"seed": seed}
+        if lr is not None:
+            train["optimizer"] = recipe.train.optimizer.model_copy(update={"lr": lr})
+        merged = {**recipe.track.tags, "study": self.config.name, "arm": arm, "seed": str(seed), **tags}
+        return recipe.model_copy(update={
+            "train": recipe.train.model_copy(update=train),
+            "track": recipe.track.model_copy(update={"tags": merged}),
+        })
+
+    def runs(self, lrs: dict[str, float] | None = None) -> Iterator[tuple[str, int, Recipe]]:
+        """(arm, seed, recipe) of the primary view, baseline first. With a sweep, `lrs` holds
+        each swept arm's chosen rate (`lr_sweep.choose`)."""
+        self._need_rates(lrs)
+        for arm in self.arm_order():
+            lr = lrs[self.lr_arm(arm)] if lrs else None
+            control = {"control_of": self.config.arms[arm].control_of} if self.is_control(arm) else {}
+            for seed in self.seeds(arm):
+                yield arm, seed, self._tagged(arm, seed, self.recipes[arm], lr, **control)
+
+    def sweep_runs(self) -> Iterator[tuple[str, float, Recipe]]:
+        """(arm, lr, recipe) of every sweep point: every non-control arm at every rate of the
+        grid, on the sweep seed. Only the training and its validation loss are needed, so the
+        code benchmarks and analyses are off (the chosen point is evaluated as a primary run)."""
+        sweep = self.config.lr_sweep
+        if sweep is None:
+            return
+        for arm in self.arm_order():
+            if self.is_control(arm):
+                continue
+            light = self.recipes[arm].eval.model_copy(update=_LIGHT_EVAL)
+            recipe = self.recipes[arm].model_copy(update={"eval": light})
+            for lr in sweep.grid:
+                yield arm, lr, self._tagged(arm, sweep.seed, recipe, lr, sweep="true")
+
+    def view_runs(self, view: str, lrs: dict[str, float] | None = None) -> Iterator[tuple[str, int, Recipe]]:
+        """(arm, seed, recipe) of a secondary view that trains runs of its own (`flops`): every
+        arm but the baseline and the controls, re-budgeted; the baseline's runs are shared."""
+        self._need_rates(lrs)
+        if view not in self.views or view == "params":
+            return
+        seeds = self.config.views[view].seeds or self.config.seeds
+        for arm in self.arm_order():
+            if arm == self.baseline or self.is_control(arm):
+                continue
+            lr = lrs[self.lr_arm(arm)] if lrs else None
+            budget = self.recipes[arm].train.model_copy(update={"steps": self.views[view].arms[arm].steps})
+            recipe = self.recipes[arm].model_copy(update={"train": budget})
+            for seed in seeds:
+                yield arm, seed, self._tagged(arm, seed, recipe, lr, view=view)
+
+    def params_view_arms(self) -> list[str]:
+        """Arms the `params` view keeps: parameter count within tolerance of the baseline's."""
+        view = self.views.get("params")
+        return [] if view is None else [a for a in self.recipes if not any(f"arm {a!r}" in p for p in view.problems)]
+
+    def _need_rates(self, lrs) -> None:
+        if self.config.lr_sweep is not None and lrs is None:
+            raise HarnessError(f"study {self.config.name} sweeps the learning rate; its runs need the chosen rates",
+                               fix="run `harness study` first (it runs the sweep), then compare")
 
     def arm_source(self, arm: str) -> Path:
         """The recipe file an arm comes from: relative `local` data paths resolve from it."""
         return self.path.parent / self.config.arms[arm].recipe
+
+
+# The sweep only needs training's validation loss; everything the evaluate stage adds is off
+# (the reference losses, which the collapse check reads, cost a cached lookup).
+_LIGHT_EVAL = {"enabled": False, "per_position": False, "acceptance": False, "canonical_nll": False, "trajectory": False}
 
 
 def is_study(path: str | Path) -> bool:
@@ -89,7 +205,8 @@ def is_study(path: str | Path) -> bool:
 
 
 def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Study:
-    """Resolve every arm, apply the matching rule, and refuse nothing yet (see `check`)."""
+    """Resolve every arm, apply the matching rule (and each view's), and refuse nothing yet
+    (see `check_matched`)."""
     path = Path(path)
     raw = read_yaml(path)
     try:
@@ -106,7 +223,9 @@ def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
         set_value(Recipe, arm_data, origins, "train.steps", match.arms[name].steps, label)
         set_value(Recipe, arm_data, origins, "train.tokens", DELETE, label)
         budgeted[name] = validate_recipe(arm_data, origins, f"{path} arm {name}")
-    return Study(path=path, config=config, recipes=budgeted, match=match)
+    primary = {name: plan_arm(name, r) for name, r in budgeted.items()}
+    views = {view: match_arms(primary, config.baseline, view, config.matching.tolerance) for view in config.views}
+    return Study(path=path, config=config, recipes=budgeted, match=match, views=views)
 
 
 def _arm_data(study_path: Path, name: str, spec: ArmSpec, cli_overrides) -> tuple[dict, dict]:
@@ -123,11 +242,14 @@ def _arm_data(study_path: Path, name: str, spec: ArmSpec, cli_overrides) -> tupl
 
 
 def check_matched(study: Study) -> None:
-    """Refuse a study whose arms are not compared at matched compute."""
-    if study.match.matched:
+    """Refuse a study whose arms are not compared at matched compute (its primary rule; the
+    `flops` view re-budgets arms and is checked the same way; the `params` view only selects)."""
+    problems = [f"on {study.config.matching.rule}: {p}" for p in study.match.problems]
+    if "flops" in study.views:
+        problems += [f"in its flops view: {p}" for p in study.views["flops"].problems]
+    if not problems:
         return
-    rule = study.config.matching.rule
     raise HarnessError(
-        f"{study.path}: study {study.config.name!r} is not matched on {rule}: " + "; ".join(study.match.problems),
+        f"{study.path}: study {study.config.name!r} is not matched " + "; ".join(problems),
         fix="change the arms (layers, heads, vocab) or the matching rule, or raise matching.tolerance knowingly",
     )

@@ -17,14 +17,14 @@ RECIPES = ROOT / "recipes"
 TINY = """\
 recipe_version: 1
 name: tiny
-model: {n_layers: 2, d_model: 16, n_heads: 2, n_kv_heads: 1, ffn_hidden: 32, vocab_size: 64, seq_len: 8}
+model: {stp_layers: 2, d_model: 16, n_heads: 2, n_kv_heads: 1, ffn_hidden: 32, vocab_size: 64, seq_len: 8}
 train: {steps: 3, global_batch_size: 2, micro_batch_size: 1}
 """
 
 
 @pytest.fixture
 def one_thread():
-    """Bit-for-bit comparisons need a fixed thread count (ENV-NOTES)."""
+    """Bit-for-bit comparisons need a fixed thread count (docs/MEASURED.md)."""
     with torch_threads(1):
         yield
 

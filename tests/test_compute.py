@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.compute import (
-    match_arms,
-    param_counts,
-    plan_arm,
-    flops_per_token,
-    solve_steps,
-    targets_per_row,
-)
+from harness.compute import match_arms, plan_arm, solve_steps
 from harness.errors import HarnessError
 from harness.recipe import load_recipe
 from tests.conftest import TINY
@@ -30,9 +23,9 @@ def tiny(write):
 
 def test_stp_by_hand(tiny):
     r = tiny()
-    p = param_counts(r.model, r.objective)
+    p = r.objective.params(r.model)
     assert (p.embedding, p.trunk, p.heads, p.total) == (2048, 2 * 2336 + 16, 0, 6736)
-    f = flops_per_token(r.model, r.objective, 8)
+    f = r.objective.flops(r.model, 8)
     assert f.linear == 6 * 2304 * 2  # 27648
     assert f.attention == 12 * 8 * 16 * 2  # 3072
     assert f.unembedding == 6 * 64 * 16  # 6144
@@ -41,41 +34,52 @@ def test_stp_by_hand(tiny):
 
 def test_meta_matches_stp_params_and_adds_unembeddings(tiny):
     r = tiny("objective.kind=meta", "objective.n=2")
-    p = param_counts(r.model, r.objective)
+    p = r.objective.params(r.model)
     assert (p.embedding, p.trunk, p.heads, p.total) == (2048, 0, 2 * 2336 + 16, 6736)
-    f = flops_per_token(r.model, r.objective, 8)
+    f = r.objective.flops(r.model, 8)
     assert (f.linear, f.attention, f.unembedding, f.total) == (27648, 3072, 12288, 43008)
     n1 = tiny("objective.kind=meta", "objective.n=1")
-    assert param_counts(n1.model, n1.objective).total == 6736
-    assert flops_per_token(n1.model, n1.objective, 8).total == 36864
+    assert n1.objective.params(n1.model).total == 6736
+    assert n1.objective.flops(n1.model, 8).total == 36864
 
 
 def test_deepseek_by_hand(tiny):
     r = tiny("objective.kind=deepseek", "objective.depth=1")
-    p = param_counts(r.model, r.objective)
+    p = r.objective.params(r.model)
     module = 16 + 16 + 2 * 16 * 16 + 2336 + 16  # enorm, hnorm, eh_proj, block, final norm = 2896
     assert (p.heads, p.total) == (module, 6736 + module)
-    f = flops_per_token(r.model, r.objective, 8)
+    f = r.objective.flops(r.model, 8)
     assert f.linear == 6 * 2304 * 3 + 6 * 2 * 16 * 16  # 3 block passes + eh_proj = 44544
     assert f.attention == 12 * 8 * 16 * 3
     assert f.unembedding == 2 * 6 * 64 * 16
     assert f.total == 61440
 
 
+def test_top_adds_one_unembedding_and_ranks_w_tokens_per_position(tiny):
+    r = tiny("objective.kind=top", "objective.window=4")
+    p = r.objective.params(r.model)
+    assert (p.embedding, p.trunk, p.heads, p.total) == (2048, 2 * 2336 + 16, 64 * 16, 6736 + 1024)
+    f = r.objective.flops(r.model, 8)
+    assert (f.linear, f.attention, f.unembedding, f.total) == (27648, 3072, 2 * 6144, 43008)
+    assert r.objective.row_length(8) == 12 and r.objective.targets_per_row(8) == 8 + 8 * 4
+    trunc = tiny("objective.kind=top", "objective.window=4", "objective.target_window=truncate").objective
+    assert trunc.row_length(8) == 9 and trunc.targets_per_row(8) == 8 + (4 * 5 + 3 + 2 + 1)
+
+
 def test_tied_embeddings_and_attention_scale_with_seq_len(tiny):
     r = tiny("model.tie_embeddings=true")
-    assert param_counts(r.model, r.objective).embedding == 64 * 16
-    assert flops_per_token(r.model, r.objective, 8).unembedding == 6 * 64 * 16  # still a matmul
-    assert flops_per_token(r.model, r.objective, 16).attention == 2 * flops_per_token(r.model, r.objective, 8).attention
+    assert r.objective.params(r.model).embedding == 64 * 16
+    assert r.objective.flops(r.model, 8).unembedding == 6 * 64 * 16  # still a matmul
+    assert r.objective.flops(r.model, 16).attention == 2 * r.objective.flops(r.model, 8).attention
 
 
 def test_targets_per_row(tiny):
-    assert targets_per_row(tiny().objective, 8) == 8
+    assert tiny().objective.targets_per_row(8) == 8
     meta = tiny("objective.kind=meta", "objective.n=2").objective
-    assert targets_per_row(meta, 8) == 16
+    assert meta.targets_per_row(8) == 16
     trunc = tiny("objective.kind=meta", "objective.n=3", "objective.target_window=truncate",
-                 "model.n_layers=3").objective
-    assert targets_per_row(trunc, 8) == 8 + 7 + 6
+                 "model.stp_layers=3").objective
+    assert trunc.targets_per_row(8) == 8 + 7 + 6
 
 
 def test_plan_arm_totals(tiny):
@@ -120,4 +124,4 @@ def test_unknown_rule_and_baseline(tiny):
     with pytest.raises(HarnessError, match="baseline 'x' is not an arm"):
         match_arms(arms, "x", "flops", 0.01)
     with pytest.raises(HarnessError, match="unknown matching rule"):
-        solve_steps("tokens", arms["stp"], arms["stp"])
+        solve_steps("bytes", arms["stp"], arms["stp"])

@@ -10,7 +10,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.recipe import load_recipe, recipe_hash, resolved_yaml
-from tests.conftest import TINY
+from tests.conftest import ROOT, TINY
 
 
 def _one_error_line(result) -> str:
@@ -27,14 +27,14 @@ def test_unknown_key_names_file_path_and_allowed_keys(write, cli):
     child = write("child.yaml", "extends: base.yaml\nmodel:\n  n_layer: 3\n")
     line = _one_error_line(cli("plan", child))
     assert str(child) in line and "model.n_layer" in line
-    assert "unknown key" in line and "n_layers" in line  # what is allowed
+    assert "unknown key" in line and "stp_layers" in line  # what is allowed
     assert base.exists()
 
 
 def test_wrong_type_names_field_and_value(write, cli):
-    path = write("r.yaml", TINY.replace("n_layers: 2", "n_layers: two"))
+    path = write("r.yaml", TINY.replace("stp_layers: 2", "stp_layers: two"))
     line = _one_error_line(cli("plan", path))
-    assert "model.n_layers" in line and "'two'" in line and "integer" in line
+    assert "model.stp_layers" in line and "'two'" in line and "integer" in line
 
 
 def test_error_points_at_the_file_that_set_the_value(write, cli):
@@ -104,6 +104,37 @@ def test_no_traceback_from_the_real_console_script(write):
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
+RECIPE_LAYER = """\
+import sys
+from harness.cli import main
+for args in (["resolve", "recipes/deepseek_n2.yaml"], ["plan", "recipes/studies/laptop.yaml"],
+             ["launch", "slurm", "recipes/studies/cluster_7b.yaml", "--nodes", "2", "--gpus-per-node", "8",
+              "--dry-run", "--out", sys.argv[1]], ["--help"]):
+    try:
+        main(args, standalone_mode=False)
+    except SystemExit as exc:
+        assert not exc.code, (args, exc.code)
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "deepspeed", "transformers", "mlflow", "lm_eval"})
+assert not heavy, heavy
+"""
+
+
+def test_the_recipe_layer_does_not_import_torch(tmp_path):
+    """`harness resolve`, `plan`, `launch --dry-run` and `--help` read recipes, objectives'
+    configs and FLOPs without torch (or any other heavy library): that is what keeps them
+    well under a second (harness/model/objectives/__init__.py says how)."""
+    proc = subprocess.run([sys.executable, "-c", RECIPE_LAYER, str(tmp_path / "jobs")], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "matched on tokens" in proc.stdout and "resolved recipe, sha256" in proc.stdout
+
+
+def test_an_unknown_objective_kind_names_the_registered_ones(write):
+    path = write("r.yaml", TINY + "objective: {kind: mta, n: 2}\n")
+    with pytest.raises(HarnessError, match="kind must be one of 'stp', 'deepseek', 'meta', 'top'.*did you mean 'meta'"):
+        load_recipe(path)
+
+
 def test_extends_merges_mappings_deeply_and_replaces_lists(write):
     write("base.yaml", TINY + "data: {tokenizer: {kind: bpe, special_tokens: [a, b], min_frequency: 3}}\n")
     child = write("child.yaml", """\
@@ -114,9 +145,25 @@ def test_extends_merges_mappings_deeply_and_replaces_lists(write):
         """)
     recipe = load_recipe(child)
     assert recipe.name == "child"
-    assert recipe.model.d_model == 32 and recipe.model.n_layers == 2  # merged, not replaced
+    assert recipe.model.d_model == 32 and recipe.model.stp_layers == 2  # merged, not replaced
     assert recipe.data.tokenizer.special_tokens == ["c"]  # lists are replaced whole
     assert recipe.data.tokenizer.min_frequency == 3
+
+
+def test_extends_replaces_a_mapping_whose_kind_changes(write):
+    """The parent's stdlib-only keys must not leak into a child's local source (and an error
+    about one would name a key the child never wrote)."""
+    write("base.yaml", TINY + "data: {source: {kind: stdlib, include_tests: true, max_files: 3}, val_fraction: 0.3}\n")
+    child = write("child.yaml", """\
+        extends: base.yaml
+        name: child
+        data: {source: {kind: local, path: corpus}}
+        """)
+    recipe = load_recipe(child)
+    assert recipe.data.source.kind == "local" and recipe.data.source.path == "corpus"
+    assert recipe.data.val_fraction == 0.3  # the rest of `data` still merges
+    same_kind = write("same.yaml", "extends: base.yaml\nname: same\ndata: {source: {kind: stdlib, max_files: 5}}\n")
+    assert load_recipe(same_kind).data.source.include_tests is True  # same kind: merged as before
 
 
 def test_extends_chain_of_three(write):
@@ -178,7 +225,7 @@ def test_hash_ignores_key_order_comments_and_formatting(write):
           n_kv_heads: 1
           n_heads: 2
           d_model: 16
-          n_layers: 2
+          stp_layers: 2
         name: "tiny"
         recipe_version: 1
         objective: {kind: stp}

@@ -7,20 +7,24 @@ from harness.study import load_study
 from tests.conftest import RECIPES, ROOT
 
 
-def test_laptop_study_is_flops_matched_and_budgets_are_written_into_recipes():
+def test_laptop_study_is_tokens_matched_with_a_sweep_views_and_a_control():
     study = load_study(RECIPES / "studies" / "laptop.yaml")
-    assert study.match.matched and study.match.rule == "flops"
-    assert set(study.recipes) == {"stp", "meta_n2", "meta_n4", "deepseek_n2"}
-    for name, recipe in study.recipes.items():
-        assert recipe.steps == study.match.arms[name].steps
-    assert study.recipes["stp"].steps == load_recipe(RECIPES / "stp.yaml").steps
-    assert study.recipes["meta_n4"].steps < study.recipes["meta_n2"].steps < study.recipes["stp"].steps
+    assert study.match.matched and study.match.rule == "tokens"
+    assert set(study.recipes) == {"stp", "meta_n2", "deepseek_n2", "top", "stp_twin"}
+    base = load_recipe(RECIPES / "stp.yaml").steps
+    assert all(recipe.steps == study.match.arms[name].steps == base for name, recipe in study.recipes.items())
+    assert study.is_control("stp_twin") and study.seeds("stp_twin") == [100, 101, 102, 103, 104]
+    assert study.config.lr_sweep.grid == [1e-3, 2e-3, 4e-3, 8e-3] and set(study.views) == {"params", "flops"}
+    flops = study.views["flops"].arms
+    assert flops["deepseek_n2"].steps < flops["meta_n2"].steps < base  # the secondary view re-budgets
 
 
-def test_runs_are_arm_times_seed_baseline_first(write):
+def test_runs_are_arm_times_seed_baseline_first_controls_last(write):
     study = load_study(RECIPES / "studies" / "laptop.yaml")
-    runs = list(study.runs())
-    assert runs[0][0] == "stp" and len(runs) == 4 * len(study.config.seeds)
+    lrs = {arm: 0.002 for arm in study.recipes}
+    runs = list(study.runs(lrs))
+    assert runs[0][0] == "stp" and runs[-1][0] == "stp_twin"
+    assert len(runs) == sum(len(study.seeds(arm)) for arm in study.recipes) == 4 * 5 + 3
     assert all(recipe.train.seed == seed for _, seed, recipe in runs)
 
 

@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 TINY_ARM = """\
 recipe_version: 1
 name: tiny
-model: {n_layers: 2, d_model: 32, n_heads: 2, n_kv_heads: 1, ffn_hidden: 64, vocab_size: 320, seq_len: 32}
+model: {stp_layers: 2, d_model: 32, n_heads: 2, n_kv_heads: 1, ffn_hidden: 64, vocab_size: 320, seq_len: 32}
 objective: {kind: stp}
 data: {source: {kind: stdlib, max_files: 30}, decontaminate: {enabled: false}}
 train: {steps: 4, global_batch_size: 4, micro_batch_size: 2, num_threads: 1, eval_every: 2, eval_batches: 2,
@@ -30,6 +30,7 @@ matching: {rule: flops, tolerance: 0.5}
 arms:
   stp: {recipe: arm.yaml}
   ds: {recipe: arm.yaml, overrides: {name: tiny_ds, objective: {kind: deepseek, depth: 1}}}
+  top: {recipe: arm.yaml, overrides: {name: tiny_top, objective: {kind: top, window: 4}}}
 """
 
 
@@ -54,9 +55,9 @@ def test_emit_jobs_writes_one_tagged_job_per_arm(cli, tiny_study, tmp_path):
     result = cli("study", tiny_study, "--emit-jobs", "--nodes", "1", "--gpus-per-node", "1", "--out", tmp_path / "jobs")
     assert result.exit_code == 0, result.output + result.stderr
     recipes = sorted((tmp_path / "jobs").rglob("recipe.yaml"))
-    assert len(recipes) == 2 and len(list((tmp_path / "jobs").rglob("job.sbatch"))) == 2
+    assert len(recipes) == 3 and len(list((tmp_path / "jobs").rglob("job.sbatch"))) == 3
     tags = [yaml.safe_load(p.read_text())["track"]["tags"] for p in recipes]
-    assert sorted(t["arm"] for t in tags) == ["ds", "stp"] and {t["study"] for t in tags} == {"tiny"}
+    assert sorted(t["arm"] for t in tags) == ["ds", "stp", "top"] and {t["study"] for t in tags} == {"tiny"}
 
 
 @pytest.mark.slow
@@ -73,9 +74,9 @@ def test_tiny_study_runs_resumes_and_compares(cli, tiny_study, tmp_path):
 
     first = cli("study", tiny_study, "--runs", runs)
     assert first.exit_code == 0, first.output + first.stderr
-    assert first.output.count(" ran ") == 1 and "already finished" in first.output
+    assert first.output.count(" ran ") == 2 and "already finished" in first.output
     dirs = {p.name.split("-")[0]: p for p in runs.iterdir()}
-    assert set(dirs) == {"tiny", "tiny_ds"} and dirs["tiny"] == stp_dir
+    assert set(dirs) == {"tiny", "tiny_ds", "tiny_top"} and dirs["tiny"] == stp_dir
     assert (stp_dir / "track" / "metrics.jsonl").read_text() == metrics  # not retrained
     client = MlflowClient()
     for arm, run_dir in (("stp", stp_dir), ("ds", dirs["tiny_ds"])):
@@ -98,9 +99,63 @@ def test_tiny_study_runs_resumes_and_compares(cli, tiny_study, tmp_path):
     compared = cli("compare", tiny_study, "--runs", runs, "--out", out)
     assert compared.exit_code == 0, compared.output + compared.stderr
     document = json.loads((out / "comparison.json").read_text())
-    assert [a["arm"] for a in document["arms"]] == ["stp", "ds"] and document["study"] == "tiny"
+    assert [a["arm"] for a in document["arms"]] == ["stp", "ds", "top"] and document["study"] == "tiny"
     assert document["arms"][1]["objective"] == "deepseek D=1" and document["arms"][1]["val_loss"] > 0
+    # TOP: trained, exported, evaluated; in the late-vs-early verdicts, not in Meta vs DeepSeek;
+    # its paper is listed beneath the published rows with the reason no figure is entered.
+    top = document["arms"][2]
+    assert top["objective"] == "top W=4" and top["val_loss"] > 0 and "val_loss" in top["gains"]
+    assert [v["arms"] for v in document["verdicts"] if v["claim"].startswith("blog claim 2")] == \
+        ["ds vs stp", "top vs stp"]
+    assert [n["method"] for n in document["not_entered"]] == ["top"]
+    assert "Zuhri, Fuadi and Aji 2025" in (out / "comparison.md").read_text()
     assert (out / "report.html").is_file() and (out / "plots" / "val_loss.svg").is_file()
     by_experiment = cli("compare", "--experiment", "tiny-study", "--study", "tiny", "--out", tmp_path / "again")
     assert by_experiment.exit_code == 0, by_experiment.output + by_experiment.stderr
     assert json.loads((tmp_path / "again" / "comparison.json").read_text())["arms"] == document["arms"]
+
+
+PROTOCOL_STUDY = """\
+study_version: 1
+name: proto
+baseline: stp
+matching: {rule: tokens, tolerance: 0.2}  # 4 steps: whole steps cannot match FLOPs closer
+seeds: [0, 1]
+lr_sweep: {grid: [0.003, 0.01], seed: 0}
+views: {params: {}, flops: {seeds: [0]}}
+arms:
+  stp: {recipe: arm.yaml}
+  meta: {recipe: arm.yaml, overrides: {name: tiny_meta, objective: {kind: meta, n: 2}}}
+  twin: {recipe: arm.yaml, control_of: stp, seed_offset: 100}
+"""
+
+
+@pytest.mark.slow
+def test_protocol_study_sweeps_runs_views_and_compares(cli, write, tmp_path):
+    """The whole protocol on a tiny study: sweep, choice, primary runs at the chosen rates (the
+    chosen sweep point reused), the flops view, the control; compare reports all of it."""
+    write("arm.yaml", TINY_ARM.replace("checkpoint_every: 4", "checkpoint_every: 2, keep_checkpoints: 2").replace(
+        "eval: {enabled: false}", "eval: {enabled: false, trajectory: true, canonical_nll: false, analysis_batches: 2}"))
+    study = write("proto.yaml", PROTOCOL_STUDY)
+    runs = tmp_path / "runs"
+    result = cli("study", study, "--runs", runs)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "learning rates chosen by validation loss: stp " in " ".join(result.stderr.split())
+    # 4 sweep points + 6 primary runs (2 of them chosen sweep points) + 1 flops-view run
+    assert len(list(runs.glob("*/stages.json"))) == 4 + 6 - 2 + 1
+    out = tmp_path / "results"
+    compared = cli("compare", study, "--runs", runs, "--out", out)
+    assert compared.exit_code == 0, compared.output + compared.stderr
+    document = json.loads((out / "comparison.json").read_text())
+    protocol = document["protocol"]
+    assert protocol["matching"]["rule"] == "tokens" and set(protocol["sweep"]["chosen"]) == {"stp", "meta"}
+    assert len(protocol["sweep"]["points"]) == 4
+    views = {(v["view"], v["arm"]) for v in protocol["views"]}
+    assert views == {("params", "meta"), ("flops", "meta")}
+    assert set(protocol["references"]) == {"unigram", "bigram", "skip_bigram"}
+    arms = {a["arm"]: a for a in document["arms"]}
+    assert arms["twin"]["control_of"] == "stp" and arms["twin"]["seeds"] == [100, 101]
+    controls = [v for v in document["verdicts"] if v["claim"].startswith("negative control")]
+    assert controls and all(v["arms"].startswith("twin vs stp") for v in controls)
+    md = (out / "comparison.md").read_text()
+    assert "matching rule **tokens**" in md and "Learning-rate sweep" in md and "Secondary views" in md

@@ -1,4 +1,4 @@
-"""A fixed torch thread count for a block: bit-for-bit comparisons need one (ENV-NOTES)."""
+"""A fixed torch thread count for a block: bit-for-bit comparisons need one (docs/MEASURED.md)."""
 
 from __future__ import annotations
 

@@ -15,15 +15,16 @@ def data() -> None:
 @data.command()
 @click.argument("path", type=click.Path(dir_okay=False))
 @overrides_argument
-def prepare(path: str, overrides: tuple[str, ...]) -> None:
+@click.option("--verify", is_flag=True, help="re-hash every corpus file instead of trusting recorded sizes and times")
+def prepare(path: str, overrides: tuple[str, ...], verify: bool) -> None:
     """Prepare (or find in the cache) the recipe's data and print its manifest summary."""
-    from harness.cli import console_
+    from harness.console import stdout_console
     from harness.data.inspector import prepare_recipe, print_summary
     from harness.recipe import load_recipe
 
     recipe = load_recipe(path, overrides)
-    console = console_()
-    print_summary(recipe, prepare_recipe(recipe, path), console)
+    console = stdout_console()
+    print_summary(recipe, prepare_recipe(recipe, path, verify=verify), console)
 
 
 @data.command()
@@ -37,9 +38,9 @@ def inspect(
     path: str, overrides: tuple[str, ...], step: int, rank: int, world_size: int, max_chars: int | None
 ) -> None:
     """Print the decoded rows that a rank trains on at a step."""
-    from harness.cli import console_
+    from harness.console import stdout_console
     from harness.data.inspector import prepare_recipe, print_step
     from harness.recipe import load_recipe
 
     recipe = load_recipe(path, overrides)
-    print_step(recipe, prepare_recipe(recipe, path), step, rank, world_size, console_(), max_chars)
+    print_step(recipe, prepare_recipe(recipe, path), step, rank, world_size, stdout_console(), max_chars)

@@ -116,8 +116,9 @@ class DataConfig(_Section):
     )
     strict_utf8: bool = Field(default=False, description="fail on a non-UTF-8 file instead of skipping it")
     shard_tokens: int = Field(
-        default=1 << 28, ge=1024, description="tokens per shard file at most (split at document ends); "
-        "2^28 keeps a uint16 shard at 512 MiB",
+        default=1 << 28, ge=1024, description="a new shard file starts once one holds this many tokens; "
+        "shards end at document ends, so one can pass it by a document; 2^28 keeps a uint16 shard "
+        "near 512 MiB",
     )
 
     @model_validator(mode="after")

@@ -36,12 +36,12 @@ class HFCorpus:
         else:
             self.snapshot = _hub_snapshot(cfg)
 
-    def identity(self) -> dict:
+    def identity(self, digest=sha256_file) -> dict:
         settings = self.cfg.model_dump(mode="json", exclude={"local_path", "streaming"})
         if self.local is not None:
             # state.json holds a fingerprint that changes with every save; the data files do not.
             files = sorted(p for p in self.local.rglob("*") if p.is_file() and p.name != "state.json")
-            entries = [{"path": p.relative_to(self.local).as_posix(), "sha256": sha256_file(p)} for p in files]
+            entries = [{"path": p.relative_to(self.local).as_posix(), "sha256": digest(p)} for p in files]
             return {"kind": "hf", "settings": settings, "copy": "save_to_disk", "files": entries}
         return {"kind": "hf", "settings": settings, "copy": "hub-cache", "commit": self.snapshot.name}
 

@@ -17,11 +17,12 @@ from harness.data.prepare import PreparedData, prepare_data
 _DROPPED_SHOWN = 10
 
 
-def prepare_recipe(recipe, recipe_path: str | Path, console: Console | None = None) -> PreparedData:
+def prepare_recipe(recipe, recipe_path: str | Path, console: Console | None = None, *,
+                   verify: bool = False) -> PreparedData:
     """prepare_data with the recipe's settings; relative data paths start at the recipe's folder."""
     return prepare_data(
         recipe.data, vocab_size=recipe.model.vocab_size, seq_len=recipe.seq_len,
-        base_dir=Path(recipe_path).resolve().parent, console=console,
+        base_dir=Path(recipe_path).resolve().parent, console=console, verify=verify,
     )
 
 

@@ -6,14 +6,24 @@ decontamination settings and benchmark checksums, the tokenizer settings, the vo
 size, the split and shard settings and FORMAT_VERSION; not the window length or batch, so
 arms that differ only in objective or schedule share one preparation. A build happens in a
 temporary folder renamed into place at the end: a crash leaves no folder that looks done,
-and two processes preparing at once both finish with the same result.
+and two processes preparing at once both finish with the same result. A temporary folder
+left by a killed process (its pid gone on this host) is removed by the next preparation.
+
+Finding the cache entry needs the corpus files' sha256. Each file's hash is recorded in
+`CACHE/file-hashes.json` with its size and modification time, and trusted while both
+still match (`verify=True`, `--verify` on the command line, hashes every file again): a
+requeued cluster job does not read a terabyte corpus to find data it prepared before. Under
+several processes only rank 0 prepares and hashes; the others read its manifest
+(`prepare_data_on_ranks`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -23,12 +33,14 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
+from harness.atomic import publish_dir
 from harness.data.config import DataConfig
 from harness.data.sources import open_source
 from harness.data.shards import token_dtype
 from harness.data.tokenizer import check_bpe_vocab, load_pretrained
+from harness.atomic import atomic_write_text
 from harness.errors import HarnessError
-from harness.hashing import sha256_directory, sha256_json
+from harness.hashing import sha256_directory, sha256_file, sha256_json
 
 # Bump when the shard layout, manifest or any preparation step changes meaning.
 FORMAT_VERSION = 1
@@ -99,6 +111,7 @@ def prepare_data(
     base_dir: Path,
     cache_root: Path | None = None,
     console: Console | None = None,
+    verify: bool = False,
 ) -> PreparedData:
     """The prepared data for a recipe's `data:` section: from the cache when it exists."""
     console = console or Console(stderr=True)
@@ -106,10 +119,12 @@ def prepare_data(
     if cfg.tokenizer.kind == "bpe":
         check_bpe_vocab(cfg.tokenizer, vocab_size)
     source = open_source(cfg, Path(base_dir))
-    source_manifest = source.identity()
+    root = Path(cache_root) if cache_root is not None else default_cache_root()
+    hashes = FileHashes(root / "file-hashes.json", verify=verify)
+    source_manifest = source.identity(digest=hashes.sha256)
+    hashes.save()
     key_inputs = _key_inputs(cfg, source_manifest, vocab_size, Path(base_dir))
     key = sha256_json(key_inputs)[:24]
-    root = Path(cache_root) if cache_root is not None else default_cache_root()
     final = root / "data" / key
     if not (final / "manifest.json").is_file():
         _build_atomically(final, cfg, source, source_manifest, key_inputs, vocab_size, Path(base_dir), console)
@@ -153,7 +168,8 @@ def _build_atomically(final: Path, cfg, source, source_manifest, key_inputs, voc
     from harness.data.build import build
 
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    remove_stale_builds(final.parent, console)
+    tmp = final.parent / f".tmp-{final.name}.{uuid.uuid4().hex[:8]}.{os.getpid()}@{socket.gethostname()}"
     tmp.mkdir()
     try:
         started = time.time()
@@ -163,9 +179,9 @@ def _build_atomically(final: Path, cfg, source, source_manifest, key_inputs, voc
         _write_json(tmp / "source.json", {**source_manifest, **extras.pop("source")})
         _write_json(tmp / "decontamination.json", extras.pop("decontamination"))
         _write_json(tmp / "provenance.json", _provenance(key_inputs, extras, time.time() - started))
-        _write_json(tmp / "manifest.json", manifest)  # last: its presence marks a finished build
+        atomic_write_text(tmp / "manifest.json", _json_text(manifest))  # last: its presence marks a finished build
         try:
-            os.rename(tmp, final)
+            publish_dir(tmp, final)
         except OSError:
             if not (final / "manifest.json").is_file():  # not a concurrent build that finished first
                 raise HarnessError(
@@ -186,8 +202,116 @@ def _provenance(key_inputs: dict, extras: dict, seconds: float) -> dict:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(seconds, 2), **extras}
 
 
+def _json_text(value) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
 def _write_json(path: Path, value) -> None:
-    path.write_text(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    path.write_text(_json_text(value))
+
+
+class FileHashes:
+    """sha256 of corpus files, remembered with each file's size and mtime and trusted while
+    they match (a changed file changes at least one; `verify` trusts nothing)."""
+
+    def __init__(self, path: Path, *, verify: bool = False):
+        self.path, self.verify, self.changed = path, verify, False
+        try:
+            self.known = json.loads(path.read_text()) if path.is_file() else {}
+        except json.JSONDecodeError:
+            self.known = {}  # a damaged record only costs hashing again
+
+    def sha256(self, file: Path) -> str:
+        key = str(Path(file).resolve())
+        stat = Path(file).stat()
+        entry = self.known.get(key)
+        if not self.verify and entry and entry[:2] == [stat.st_size, stat.st_mtime_ns]:
+            return entry[2]
+        digest = sha256_file(file)
+        self.known[key] = [stat.st_size, stat.st_mtime_ns, digest]
+        self.changed = True
+        return digest
+
+    def save(self) -> None:
+        """Merged with what other processes recorded meanwhile (last writer wins per file)."""
+        if not self.changed:
+            return
+        on_disk = FileHashes(self.path).known
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path, json.dumps({**on_disk, **self.known}, sort_keys=True))
+
+
+_BUILD = re.compile(r"^\.tmp-[0-9a-f]+(?:\.[0-9a-f]{8}\.(?P<pid>\d+)@(?P<host>.+)|-(?P<old_pid>\d+)-[0-9a-f]{8})$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale_builds(data_root: Path, console: Console) -> None:
+    """Delete temporary build folders whose process (on this host) is gone: a kill -9 during
+    preparation leaves one, and nothing else would ever remove it."""
+    host = socket.gethostname()
+    for path in data_root.glob(".tmp-*"):
+        match = _BUILD.match(path.name)
+        if not match or not path.is_dir():
+            continue
+        pid = int(match.group("pid") or match.group("old_pid"))
+        if (match.group("host") or host) == host and pid != os.getpid() and not _alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
+            console.print(f"removed {path.name}, a data preparation left by process {pid}, which is gone")
+
+
+def prepare_data_on_ranks(cfg: DataConfig, dist, **kwargs) -> PreparedData:
+    """prepare_data under several processes: rank 0 prepares (and hashes the corpus), the
+    others wait and read the manifest it names. Where the cache is node-local, the first
+    rank of each other node prepares its node's copy (the same key, so the same folder)."""
+    from harness.launch.preemption import Stopped
+    from harness.train.distributed import barrier, broadcast_object
+
+    if dist.world_size == 1:
+        return prepare_data(cfg, **kwargs)
+    prepared = None
+    if dist.is_main:
+        try:
+            prepared = prepare_data(cfg, **kwargs)
+        except Stopped as stop:
+            broadcast_object({"stopped": stop.preemption.received})
+            raise
+        except Exception as exc:
+            broadcast_object({"error": str(exc)})
+            raise
+        broadcast_object({"path": str(prepared.path)})
+        path = prepared.path
+    else:
+        message = broadcast_object(None)
+        _follow_rank0(message)
+        path = Path(message["path"])
+    if not dist.is_main and dist.local_rank == 0 and not (path / "manifest.json").is_file():
+        mine = prepare_data(cfg, **kwargs)
+        if mine.path != path:
+            raise HarnessError(f"this node prepares {mine.path}, rank 0 prepared {path}: the corpus differs",
+                               fix="give every node the same corpus files")
+    barrier()
+    return prepared if prepared is not None else load_prepared(path)
+
+
+def _follow_rank0(message: dict) -> None:
+    """On ranks > 0: rank 0 stopped or failed while preparing, so stop or fail the same way."""
+    from harness.launch.preemption import Preemption, Stopped
+
+    if "stopped" in message:
+        preemption = Preemption()
+        preemption.received = message["stopped"]
+        raise Stopped(preemption)
+    if "error" in message:
+        raise HarnessError(f"rank 0 could not prepare the data: {message['error']}")
 
 
 def load_prepared(path: Path) -> PreparedData:

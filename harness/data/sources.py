@@ -16,7 +16,7 @@ import sys
 import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 from harness.data.config import PROBE_SOURCES, DataConfig, LocalSource, StdlibSource
 from harness.errors import HarnessError
@@ -42,18 +42,20 @@ class ReadStats:
     empty: int = 0
 
 
+# How a file's sha256 is found: hashing it, or (harness.data.prepare) a record trusted by size and mtime.
+Digest = Callable[[Path], str]
+
+
 class CorpusSource(Protocol):
-    def identity(self) -> dict:
+    def identity(self, digest: Digest = sha256_file) -> dict:
         """Everything that pins the content (file hashes, revision); hashed into the cache key."""
 
     def documents(self, stats: ReadStats) -> Iterator[Document]:
         """The documents, in the same order on every call; skips go into `stats`."""
 
 
-def _file_entries(files: list[Path], root: Path) -> list[dict]:
-    return [
-        {"path": p.relative_to(root).as_posix(), "size": p.stat().st_size, "sha256": sha256_file(p)} for p in files
-    ]
+def _file_entries(files: list[Path], root: Path, digest: Digest) -> list[dict]:
+    return [{"path": p.relative_to(root).as_posix(), "size": p.stat().st_size, "sha256": digest(p)} for p in files]
 
 
 def decode_utf8(blob: bytes, name: str, stats: ReadStats, strict: bool) -> str | None:
@@ -107,13 +109,13 @@ class StdlibCorpus:
             )
         return found
 
-    def identity(self) -> dict:
+    def identity(self, digest: Digest = sha256_file) -> dict:
         return {
             "kind": "stdlib",
             "python": platform.python_version(),
             "implementation": sys.implementation.name,
             "settings": self.cfg.model_dump(mode="json"),
-            "files": _file_entries(self.files, self.root),
+            "files": _file_entries(self.files, self.root, digest),
         }
 
     def documents(self, stats: ReadStats) -> Iterator[Document]:
@@ -146,8 +148,9 @@ class LocalCorpus:
             )
         return sorted(files, key=lambda p: p.as_posix())
 
-    def identity(self) -> dict:
-        return {"kind": "local", "settings": _without(self.cfg, "path"), "files": _file_entries(self.files, self.root)}
+    def identity(self, digest: Digest = sha256_file) -> dict:
+        return {"kind": "local", "settings": _without(self.cfg, "path"),
+                "files": _file_entries(self.files, self.root, digest)}
 
     def documents(self, stats: ReadStats) -> Iterator[Document]:
         emitted = 0

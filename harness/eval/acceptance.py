@@ -23,7 +23,7 @@ from typing import Iterable
 
 import torch
 
-from harness.model.model import MTPModel
+from harness.model.mtp_model import MTPModel
 
 
 @torch.no_grad()
@@ -38,7 +38,7 @@ def depth_agreement(model: MTPModel, batches: Iterable[torch.Tensor], S: int) ->
         T = S + n - 1  # input positions: g(i+k-1) needs j up to S+n-2
         rope = model.trunk.rope(T)
         hidden = model.trunk(rows[:, :T], rope)  # (B, T, d)
-        logits = model.objective.depth_logits(model.trunk, hidden, rows, rope)  # n x (B, T, V)
+        logits = model.depth_logits_at(hidden, rows, rope)  # n x (B, T, V)
         greedy = logits[0].argmax(-1)  # (B, T): g(j)
         for k in range(2, n + 1):
             guess = logits[k - 1][:, :S].argmax(-1)  # (B, S): p_k(i)

@@ -1,19 +1,26 @@
-"""The analyses of a harness model beyond pass@k: per-position loss, head acceptance and
-self-speculative decoding, on the run's own held-out data.
+"""The analyses of a harness model beyond pass@k, on the run's own held-out data: per-position
+loss (and along training), canonical-solution NLL, count-based reference losses, head
+acceptance and self-speculative decoding.
 
 `analyze_export` is what `harness run`'s evaluate stage and `harness eval RUN_DIR` call.
-`eval.per_position` and `eval.acceptance` switch the analyses; `eval.enabled` switches only
-the code benchmarks, so a run can skip the slow HumanEval/MBPP and still get these. Outputs
-go to the evaluation directory (formats in `position_loss` and here), and the returned
-summary holds metrics under `position/`, `acceptance/` and `speculative/` (keys with a `/`
-are numbers, logged to MLflow) plus facts without a `/`. Torch runs `eval.num_threads`
-threads, 1 when unset: batch-1 decoding of a small model gains nothing from more, and on a
-busy CPU extra threads only wait for cores (ENV-NOTES: ~20x slower generation).
+`eval.per_position`, `eval.trajectory`, `eval.canonical_nll` and `eval.acceptance` switch the
+analyses; `eval.enabled` switches only the code benchmarks' generation, so a run can skip the
+slow HumanEval/MBPP sampling and still get these. The held-out rows are one per validation
+document (`heldout.py`), the same for every arm. Outputs go to the evaluation directory
+(formats in each module and here), and the returned summary holds metrics under
+`reference/`, `position/`, `nll/`, `acceptance/` and `speculative/` (keys with a `/` are
+numbers, logged to MLflow) plus facts without a `/`. Torch runs `eval.num_threads` threads,
+1 when unset: batch-1 decoding of a small model gains nothing from more, and on a busy CPU
+extra threads only wait for cores (docs/MEASURED.md: ~20x slower generation).
 
 acceptance.json (objectives with extra depths only, never STP):
   {"depths": {"2": {"agree_greedy", "correct", "n"}, ...},      definitions: `acceptance`
    "speculative": {"tokens_per_step", "speedup", "identical", "prompts", "new_tokens",
-                   "plain_s", "speculative_s"}}                 definitions: `speculative`
+                   "plain_s", "speculative_s"},                 definitions: `speculative`
+   "transformers": {"tokens_per_step", "identical", "prompts", "new_tokens", "speculative_s",
+                    "architecture", "identity_layers"}}
+                   transformers' generate(use_mtp=True) on the export's transformers_mtp/
+                   directory, same prompts (DeepSeek D=1 only; definitions: `hf_mtp`)
 """
 
 from __future__ import annotations
@@ -25,13 +32,18 @@ from pathlib import Path
 
 import torch
 
-from harness.data.loader import TokenWindows
+from harness.atomic import atomic_write_text
 from harness.errors import HarnessError
 from harness.eval.acceptance import depth_agreement
+from harness.eval.canonical_nll import write_nll
 from harness.eval.config import EvalConfig
+from harness.eval.heldout import document_rows
 from harness.eval.position_loss import position_losses, write_position_files
+from harness.eval.reference_losses import reference_losses
 from harness.eval.speculative import compare_decoders
-from harness.model.model import MTPModel
+from harness.eval.trajectory import trajectory, write_trajectory
+from harness.hashing import sha256_json, sha256_parts
+from harness.model.mtp_model import MTPModel
 
 
 @contextmanager
@@ -44,26 +56,47 @@ def _threads(n: int):
         torch.set_num_threads(before)
 
 
-def held_out_rows(prepared, cfg: EvalConfig, seq_len: int, row_length: int, reserve: int) -> list[torch.Tensor]:
-    """The loader's fixed validation windows (the same for every arm and run), as row batches."""
-    windows = TokenWindows(prepared, "val", seq_len=seq_len, row_length=row_length, lookahead_reserve=reserve)
-    return windows.val_batches(cfg.analysis_batches, cfg.analysis_batch_size)
+def held_out_rows(prepared, cfg: EvalConfig, length: int) -> list[torch.Tensor]:
+    """One row of `length` tokens per validation document, from its first token (the same
+    rows for every arm and run; `heldout.document_rows`), in batches."""
+    rows, _ = document_rows(prepared, length, cfg.analysis_batches * cfg.analysis_batch_size)
+    tensor = torch.from_numpy(rows)
+    return list(tensor.split(cfg.analysis_batch_size))
 
 
-def analyze(model: MTPModel, prepared, cfg: EvalConfig, out_dir: Path, *, seq_len: int, lookahead_reserve: int,
-            title: str = "") -> dict:
-    """Run the analyses cfg asks for on `model`; write their files to out_dir; return the summary."""
+def analyze(model: MTPModel, prepared, cfg: EvalConfig, out_dir: Path, *, seq_len: int, title: str = "",
+            export_dir: Path | None = None, run_dir: Path | None = None, recipe=None) -> dict:
+    """Run the analyses cfg asks for on `model`; write their files to out_dir; return the summary.
+    The count-based reference losses of the held-out rows are always computed (cheap, cached),
+    so every run can be checked for collapse."""
     out_dir, started = Path(out_dir), time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict = {}
     with _threads(cfg.num_threads or 1):
+        try:
+            rows = held_out_rows(prepared, cfg, seq_len + 1)
+        except HarnessError:
+            # Corpora of short documents (the probes' generated examples) have no full-window
+            # rows: without per-position analyses there is nothing to compute them for, and the
+            # collapse check then goes without the unigram reference (it still compares depths).
+            if cfg.per_position or cfg.trajectory:
+                raise
+            rows = None
+        if rows is not None:
+            summary.update({f"reference/{k}": v for k, v in cached_references(prepared, torch.cat(rows).numpy()).items()})
+        final = None
         if cfg.per_position:
-            rows = held_out_rows(prepared, cfg, seq_len, seq_len + 1, lookahead_reserve)
-            summary.update(write_position_files(position_losses(model, rows), out_dir, title))
+            final = position_losses(model, rows)
+            summary.update(write_position_files(final, out_dir, title))
+            summary["position/documents"] = int(len(final))
+        if cfg.trajectory and run_dir is not None:
+            summary.update(write_trajectory(trajectory(run_dir, recipe, rows, position_losses, final), out_dir))
+        if cfg.canonical_nll and export_dir is not None:
+            summary.update(write_nll(model, Path(export_dir) / "tokenizer.json", list(cfg.tasks), seq_len, out_dir))
         n = model.objective_cfg.n_predict
         if cfg.acceptance and n > 1:
-            rows = held_out_rows(prepared, cfg, seq_len, seq_len + n, lookahead_reserve)
-            report = _acceptance(model, rows, cfg, seq_len, prepared.eos_id)
+            rows = held_out_rows(prepared, cfg, seq_len + n)
+            report = _acceptance(model, rows, cfg, seq_len, prepared.eos_id, export_dir)
             (out_dir / "acceptance.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
             summary.update(_acceptance_metrics(report))
         summary["analysis_threads"] = torch.get_num_threads()
@@ -71,10 +104,32 @@ def analyze(model: MTPModel, prepared, cfg: EvalConfig, out_dir: Path, *, seq_le
     return summary
 
 
-def _acceptance(model: MTPModel, rows: list[torch.Tensor], cfg: EvalConfig, seq_len: int, eos_id: int) -> dict:
+def cached_references(prepared, rows) -> dict[str, float]:
+    """`reference_losses` of these rows, kept beside the prepared data (counting the training
+    split takes seconds; every run of a study shares the data and the rows)."""
+    key = sha256_parts(prepared.manifest_hash, rows.shape, sha256_json(rows.ravel().tolist()))[:16]
+    path = Path(prepared.path) / "references" / f"{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    found = reference_losses(prepared, rows)
+    path.parent.mkdir(exist_ok=True)
+    atomic_write_text(path, json.dumps(found, sort_keys=True))
+    return found
+
+
+def _acceptance(model: MTPModel, rows: list[torch.Tensor], cfg: EvalConfig, seq_len: int, eos_id: int,
+                export_dir: Path | None) -> dict:  # fmt: skip
     prompts = decoding_prompts(rows, cfg.speculative_prompts, min(cfg.speculative_prompt_tokens, seq_len))
-    return {"depths": depth_agreement(model, rows, seq_len),
-            "speculative": compare_decoders(model, prompts, cfg.speculative_max_new_tokens, eos_id)}  # fmt: skip
+    report = {"depths": depth_agreement(model, rows, seq_len),
+              "speculative": compare_decoders(model, prompts, cfg.speculative_max_new_tokens, eos_id)}  # fmt: skip
+    if export_dir is not None:
+        from harness.eval.hf_mtp import transformers_speculative
+
+        theirs = transformers_speculative(export_dir, model, prompts, cfg.speculative_max_new_tokens, eos_id,
+                                          timed=False)  # fmt: skip
+        if theirs is not None:
+            report["transformers"] = theirs
+    return report
 
 
 def decoding_prompts(rows: list[torch.Tensor], count: int, tokens: int) -> list[list[int]]:
@@ -91,16 +146,21 @@ def _acceptance_metrics(report: dict) -> dict:
     metrics["speculative/tokens_per_step"] = spec["tokens_per_step"]
     metrics["speculative/speedup"] = spec["speedup"]
     metrics["speculative_identical"] = spec["identical"]
+    if "transformers" in report:
+        theirs = report["transformers"]
+        metrics["speculative/transformers_tokens_per_step"] = theirs["tokens_per_step"]
+        metrics["speculative_transformers_identical"] = theirs["identical"]
     return metrics
 
 
-def analyze_export(export_dir: Path, recipe, prepared, out_dir: Path) -> dict:
-    """The analyses of an exported harness model (weights as exported, as evaluated)."""
+def analyze_export(export_dir: Path, recipe, prepared, out_dir: Path, run_dir: Path | None = None) -> dict:
+    """The analyses of an exported harness model (weights as exported, as evaluated); with
+    the run directory, also of its kept checkpoints (`eval.trajectory`)."""
     from harness.model.export import load_exported
 
     model = load_exported(export_dir)
-    return analyze(model, prepared, recipe.eval, out_dir, seq_len=recipe.seq_len,
-                   lookahead_reserve=recipe.data.lookahead_reserve, title=recipe.name)  # fmt: skip
+    return analyze(model, prepared, recipe.eval, out_dir, seq_len=recipe.seq_len, title=recipe.name,
+                   export_dir=export_dir, run_dir=run_dir, recipe=recipe)  # fmt: skip
 
 
 def analyze_run_dir(run_dir: Path, out_dir: Path) -> dict:
@@ -120,7 +180,7 @@ def analyze_run_dir(run_dir: Path, out_dir: Path) -> dict:
     recipe = load_recipe(run_dir / "recipe.yaml")
     prepared = prepare_data(recipe.data, vocab_size=recipe.model.vocab_size, seq_len=recipe.seq_len,
                             base_dir=recipe_dir_of(run_dir))  # fmt: skip
-    found = analyze_export(run_dir / "export", recipe, prepared, out_dir)
+    found = analyze_export(run_dir / "export", recipe, prepared, out_dir, run_dir)
     path = Path(out_dir) / "summary.json"
     summary = json.loads(path.read_text()) if path.is_file() else {}
     summary.update(found)

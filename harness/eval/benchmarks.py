@@ -17,6 +17,8 @@ CHECKSUMS = {
     "mbpp.jsonl.gz": "2809de2a637dffecb4bd58128bcfe1250d0a335779b019956b7f3c28f646e4a6",
     "sanitized-mbpp.json.gz": "0eb858cb58bf7086e5d0cfb944d2e75155936dd84d8235d887523637f7af4890",
 }
+# The code benchmarks a run is scored on, as tables and figures name them.
+TASK_NAMES = {"humaneval": "HumanEval", "mbpp": "MBPP"}
 # MBPP splits by task_id (upstream README): few-shot prompts, test, validation, train.
 MBPP_SPLITS = {"prompt": (1, 10), "test": (11, 510), "validation": (511, 600), "train": (601, 974)}
 

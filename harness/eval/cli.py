@@ -74,6 +74,14 @@ def _sandbox(workers, timeout, unsafe):
     return open_sandbox(SandboxConfig(**{k: v for k, v in options.items() if v is not None}), allow_unsafe=unsafe)
 
 
+def _print_guarantees(sandbox) -> None:
+    from harness.console import stdout_console
+    from harness.eval.guarantees import as_lines
+
+    for line in as_lines(sandbox.describe()):
+        stdout_console().print(line, highlight=False)
+
+
 @eval_group.command("run")
 @click.argument("target", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--tasks", default="humaneval,mbpp", show_default=True, help="comma-separated: humaneval, mbpp")
@@ -88,20 +96,27 @@ def _sandbox(workers, timeout, unsafe):
 @click.option("--analysis/--no-analysis", default=None,
               help="per-position loss, head acceptance, speculative decoding (default: on for harness run directories)")
 @click.option("--analysis-only", is_flag=True, help="skip HumanEval/MBPP; run only the analyses of a harness run")
+@click.option("--include-path", "include_paths", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="lm-eval task directory (as lm_eval --include_path); its tasks may then be named in --tasks")
+@click.option("--backend", type=click.Choice(["hf", "vllm"]), help="generation backend (default hf; vllm needs GPUs)")
+@click.option("--threads", type=click.IntRange(1), help="torch threads while generating (1 is fastest for small models)")
 @workers_option
 @timeout_option
 @unsafe_option
 def run(target: Path, tasks, protocol, limit, out, batch_size, max_gen_toks, n_samples, temperatures, device,
-        analysis, analysis_only, workers, timeout, unsafe):  # fmt: skip
+        analysis, analysis_only, include_paths, backend, threads, workers, timeout, unsafe):  # fmt: skip
     """Score TARGET (a harness run directory or any Hugging Face causal LM directory)."""
     from harness.eval.analyze import analyze_run_dir, is_harness_run
     from harness.eval.evaluate import evaluate_model, resolve_model_dir
     from harness.eval.report import print_analysis, print_summary
 
     temps = _floats(temperatures, "--temperatures") if temperatures else None
+    names = _split(tasks, TASK_CHOICES, "task") if not include_paths else [t.strip() for t in tasks.split(",") if t.strip()]
+    extra = [name for name in names if name not in TASK_CHOICES]
     cfg = _eval_config(
-        dict(tasks=_split(tasks, TASK_CHOICES, "task"), protocol=protocol, limit=limit, batch_size=batch_size,
-             max_gen_toks=max_gen_toks, n_samples=n_samples, temperatures=temps, workers=workers, timeout_s=timeout)
+        dict(tasks=[n for n in names if n in TASK_CHOICES], protocol=protocol, limit=limit, batch_size=batch_size,
+             max_gen_toks=max_gen_toks, n_samples=n_samples, temperatures=temps, backend=backend, num_threads=threads,
+             workers=workers, timeout_s=timeout)
     )  # fmt: skip
     model_dir = resolve_model_dir(target)
     out = out or (target / "eval" if model_dir != target else Path("eval") / target.resolve().name)
@@ -110,7 +125,8 @@ def run(target: Path, tasks, protocol, limit, out, batch_size, max_gen_toks, n_s
     if analysis_only and not analysis:
         raise HarnessError("--analysis-only and --no-analysis leave nothing to do")
     if not analysis_only:
-        summary = evaluate_model(model_dir, cfg, out, device=device, allow_unsafe=unsafe)
+        summary = evaluate_model(model_dir, cfg, out, device=device, allow_unsafe=unsafe, extra_tasks=extra,
+                                 include_paths=include_paths)  # fmt: skip
         print_summary(summary, out)
     if analysis:
         print_analysis(analyze_run_dir(target, out), out)
@@ -120,12 +136,15 @@ def run(target: Path, tasks, protocol, limit, out, batch_size, max_gen_toks, n_s
 @click.argument("samples", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--task", required=True, type=click.Choice(["humaneval", "mbpp", "mbpp_sanitized"]))
 @click.option("--k", "ks", default="1,10,100", show_default=True, help="pass@k for these k (where every problem has k samples)")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="rows JSONL (default: SAMPLES_results.jsonl)")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="rows JSONL (default: SAMPLES_results.jsonl); rows already there are kept and skipped (resume)")
 @workers_option
 @timeout_option
 @unsafe_option
 def score(samples: Path, task, ks, out, workers, timeout, unsafe):
     """Score completions made elsewhere (human-eval format: task_id + completion per line)."""
+    from harness.console import stdout_console
+    from harness.eval.progress import programs_progress
     from harness.eval.report import print_score
     from harness.eval.scoring import score_file
 
@@ -134,18 +153,25 @@ def score(samples: Path, task, ks, out, workers, timeout, unsafe):
     except ValueError:
         raise HarnessError(f"--k {ks!r} is not a comma-separated list of integers") from None
     out = out or samples.with_name(samples.stem + "_results.jsonl")
-    summary = score_file(samples, task, _sandbox(workers, timeout, unsafe), out, k_values)
+    sandbox = _sandbox(workers, timeout, unsafe)
+    with programs_progress(stdout_console(), f"{task} ({sandbox.kind})") as progress:
+        summary = score_file(samples, task, sandbox, out, k_values, progress=progress)
     print_score(task, summary, out)
+    _print_guarantees(sandbox)
 
 
 @eval_group.command("reference")
 @click.option("--tasks", default="humaneval,mbpp", show_default=True, help="humaneval, mbpp, mbpp_sanitized")
+@click.option("--split", type=click.Choice(["test", "all"]), default="test", show_default=True,
+              help="MBPP: the test split (11-510), or every problem")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="write each task's rows here as JSONL")
 @workers_option
 @timeout_option
 @unsafe_option
-def reference(tasks, out, workers, timeout, unsafe):
+def reference(tasks, split, out, workers, timeout, unsafe):
     """Run the canonical solutions through the same sandbox path; exit 1 if any fails."""
+    from harness.console import stdout_console
+    from harness.eval.progress import programs_progress
     from harness.eval.report import print_reference
     from harness.eval.scoring import reference as run_reference
     from harness.eval.scoring import write_rows
@@ -153,9 +179,11 @@ def reference(tasks, out, workers, timeout, unsafe):
     sandbox = _sandbox(workers, timeout, unsafe)
     all_passed = True
     for task in _split(tasks, ("humaneval", "mbpp", "mbpp_sanitized"), "task"):
-        summary, rows = run_reference(task, sandbox)
+        with programs_progress(stdout_console(), f"{task} reference ({sandbox.kind})") as progress:
+            summary, rows = run_reference(task, sandbox, progress=progress, split=split)
         if out:
             write_rows(out / f"reference_{task}.jsonl", rows)
         all_passed &= print_reference(task, summary, rows, sandbox.kind)
+    _print_guarantees(sandbox)
     if not all_passed:
         sys.exit(1)

@@ -25,8 +25,13 @@ class EvalConfig(BaseModel):
     max_length: int | None = Field(
         default=None,
         ge=2,
-        description="prompt+generation tokens for lm-eval; None: the model's max_position_embeddings, "
-        "or that plus max_gen_toks when it is not larger (small models trained on short windows)",
+        description="prompt+generation tokens for lm-eval, the same for every task (prompts keep max_length - "
+        "max_gen_toks); None: per task, from the model's trained context (harness.eval.context.prompt_budget)",
+    )
+    backend: Literal["hf", "vllm"] = Field(
+        default="hf",
+        description="hf: transformers through lm-eval's HF backend with per-row stops (CPU or one GPU); "
+        "vllm: lm-eval's own vllm model, data parallel over the job's GPUs (needs vllm and a GPU)",
     )
     n_samples: int = Field(default=200, ge=1, description="meta: samples per problem and temperature (Meta used 200)")
     temperatures: list[float] = Field(
@@ -49,9 +54,24 @@ class EvalConfig(BaseModel):
         description="harness runs with extra depths (not STP): teacher-forced top-1 agreement of each depth "
         "and self-speculative greedy decoding vs plain greedy (eval/acceptance.json); independent of `enabled`",
     )
-    analysis_batches: int = Field(default=16, ge=1, description="held-out row batches for the two analyses above")
+    analysis_batches: int = Field(
+        default=16, ge=1,
+        description="held-out rows for the analyses: up to analysis_batches x analysis_batch_size validation "
+        "documents, one row each from its first token (eval/heldout.py)",
+    )
     analysis_batch_size: int = Field(
         default=8, ge=1, description="rows per analysis batch (memory: n x B x S x V logits)"
+    )
+    canonical_nll: bool = Field(
+        default=True,
+        description="NLL of each HumanEval/MBPP canonical solution given its benchmark prompt, per problem "
+        "(eval/nll_<task>.jsonl): a score small models move; independent of `enabled`",
+    )
+    trajectory: bool = Field(
+        default=False,
+        description="per-position loss of every kept checkpoint too (eval/per_position_trajectory.npz), for the "
+        "matched-loss late-vs-early statistic; keep checkpoints along training (train.checkpoint_every, "
+        "train.keep_checkpoints)",
     )
     speculative_prompts: int = Field(
         default=8, ge=1, description="prompts (held-out rows' first tokens) decoded by both greedy decoders"

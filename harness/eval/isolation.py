@@ -1,21 +1,27 @@
 """How a sandboxed program is launched: the bubblewrap, unshare and unisolated command lines.
 
-Three kinds, strongest first:
+Three kinds, strongest first. All of them run `python -c <sandbox_entry>`, which sets rlimits
+and the seccomp filter (`seccomp.py`: no nested namespaces, no setsid, no SysV shm or memfd)
+before the program's first line, and the harness puts the whole process tree in one cgroup
+when it can (`cgroups.py`).
 
-- `bwrap`: bubblewrap with new pid, net, ipc, uts and cgroup namespaces, a read-only view of
-  the system directories and the interpreter's prefixes only (no /etc, and nothing else of
-  /home, /root or the project), a private size-capped tmpfs as the working directory,
-  `--die-with-parent` and `--new-session`. As an ordinary user this is `--unshare-all` (a
-  user namespace too). As root it is the same set minus the user namespace: a user namespace
-  would map the sandbox to host uid 0, where RLIMIT_NPROC is not enforced (the kernel
-  exempts uid 0), so a fork bomb would go unchecked; instead the bootstrap starts with only
-  CAP_SETUID/CAP_SETGID and drops to an unprivileged uid before any untrusted code runs.
-- `unshare`: the fallback when bwrap is missing: util-linux `unshare` with new net, pid,
-  mount, ipc and uts namespaces (a user namespace when not root), so there is still no
-  network and the whole process tree dies with the namespace; the working directory is a
-  private host temp dir, but the host file system stays visible (read access as the
-  unprivileged uid).
-- `none`: no isolation, rlimits only. Used only when the user asks for it by name.
+- `bwrap`: bubblewrap with new pid, net, ipc, uts and cgroup namespaces; a view of the
+  system directories and the interpreter's prefixes only (no /etc, and nothing of /home,
+  /root or the project beyond the interpreter), all read-only, and `/` and `/dev` remounted
+  read-only after setup; private size-capped tmpfs on /tmp (the working directory) and
+  /dev/shm; `--die-with-parent`, `--new-session`. As an ordinary user this is
+  `--unshare-all` plus a user namespace of its own per program, with `--disable-userns`.
+  As root it is the same set minus the user namespace: one would map the sandbox to host
+  uid 0, which the kernel exempts from RLIMIT_NPROC; instead the entry starts with only
+  CAP_SETUID/CAP_SETGID and switches to an unprivileged uid of the program's own.
+- `unshare` (root only, when bwrap is missing): util-linux `unshare` with new net, pid,
+  mount, ipc, uts and cgroup namespaces; the entry, still root in the new mount namespace,
+  remounts every mount read-only and mounts private tmpfs (size and inode capped) on /tmp,
+  /var/tmp and /dev/shm, then switches uid. The host's file system stays *readable* where
+  its permissions let the program's uid read (bwrap shows only the interpreter). As an
+  ordinary user `unshare` would leave the program the user's own write access (a user
+  namespace maps it to the user), so it is refused there.
+- `none`: no isolation, rlimits and seccomp only. Used only when the user asks for it.
 """
 
 from __future__ import annotations
@@ -25,10 +31,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import HarnessError
+
 # Directories a Python interpreter needs from the host; symlinks (merged /usr) are recreated.
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 SANDBOX_WORKDIR = "/tmp"
 KINDS = ("bwrap", "unshare", "none")
+NO_BWRAP_FIX = "install bubblewrap (apt-get install -y bubblewrap)"
 
 
 @dataclass(frozen=True)
@@ -38,52 +47,63 @@ class Launch:
     kind: str
     prefix: tuple[str, ...]
     host_workdir: bool  # True: the caller creates a private temp dir on the host as cwd
-    drop_to_uid: int | None  # the bootstrap switches to this uid before the program runs
+    switch_uid: bool  # the entry switches to the program's own unprivileged uid (root only)
+    private_mounts: bool  # the entry makes the mounts read-only and /tmp private (unshare)
 
 
 def available_kinds() -> list[str]:
-    """Isolation kinds whose tool is installed, strongest first (not yet probed)."""
-    kinds = [k for k, tool in (("bwrap", "bwrap"), ("unshare", "unshare")) if shutil.which(tool)]
+    """Isolation kinds whose tool is installed and usable by this user, strongest first."""
+    kinds = ["bwrap"] if shutil.which("bwrap") else []
+    if shutil.which("unshare") and os.geteuid() == 0:
+        kinds.append("unshare")
     return kinds + ["none"]
 
 
-def launch_for(kind: str, python_dirs: list[str], *, uid: int, tmpfs_mb: int, drop: bool = True) -> Launch:
-    """The command prefix that runs `python -c BOOTSTRAP` under the given isolation kind.
-    As root the program switches to `uid` unless `drop` is False (only for kind `none`)."""
+def launch_for(kind: str, python_dirs: list[str], *, tmpfs_mb: int, switch_uid: bool = True) -> Launch:
+    """The command prefix that runs `python -c ENTRY` under the given isolation kind.
+    As root the program switches to its own uid unless `switch_uid` is False (`none` only)."""
     root = os.geteuid() == 0
-    drop = uid if root and (drop or kind != "none") else None
     if kind == "bwrap":
-        return Launch("bwrap", tuple(bwrap_prefix(python_dirs, root=root, tmpfs_mb=tmpfs_mb)), False, drop)
+        return Launch("bwrap", tuple(bwrap_prefix(python_dirs, root=root, tmpfs_mb=tmpfs_mb)), False, root, False)
     if kind == "unshare":
-        namespaces = ["--net", "--pid", "--fork", "--kill-child", "--mount-proc", "--ipc", "--uts"]
-        user = [] if root else ["--user", "--map-root-user"]
-        return Launch("unshare", ("unshare", *user, *namespaces), True, drop)
+        if not root:
+            raise HarnessError(
+                "the unshare sandbox is refused for an ordinary user: the program would keep your write access "
+                "to /tmp, /var/tmp, /dev/shm and your files",
+                fix=NO_BWRAP_FIX,
+            )
+        namespaces = ["--net", "--pid", "--fork", "--kill-child", "--mount", "--propagation", "private", "--mount-proc"]
+        return Launch("unshare", ("unshare", *namespaces, "--ipc", "--uts", "--cgroup"), False, True, True)
     if kind == "none":
-        return Launch("none", (), True, drop)
+        return Launch("none", (), True, root and switch_uid, False)
     raise ValueError(f"unknown sandbox kind {kind!r}")
 
 
 def bwrap_prefix(python_dirs: list[str], *, root: bool, tmpfs_mb: int) -> list[str]:
     if root:
         # --unshare-all minus the user namespace (see the module docstring), and only the two
-        # capabilities the bootstrap needs to switch to the unprivileged uid.
+        # capabilities the entry needs to switch to the unprivileged uid.
         argv = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
         argv += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:
-        argv = ["bwrap", "--unshare-all"]
+        argv = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns"]
     argv += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
     for directory in SYSTEM_DIRS:
         if os.path.islink(directory):
             argv += ["--symlink", os.readlink(directory), directory]
         elif os.path.isdir(directory):
             argv += ["--ro-bind", directory, directory]
-    argv += ["--proc", "/proc", "--dev", "/dev"]
-    argv += ["--size", str(tmpfs_mb << 20), "--perms", "1777", "--tmpfs", SANDBOX_WORKDIR]
+    size = str(tmpfs_mb << 20)
+    argv += ["--proc", "/proc", "--dev", "/dev", "--size", size, "--perms", "1777", "--tmpfs", "/dev/shm"]
+    argv += ["--size", size, "--perms", "1777", "--tmpfs", SANDBOX_WORKDIR]
     # After the tmpfs: bwrap applies its operations in order, so an interpreter that lives
     # under /tmp (a project cloned into /tmp, pytest's tmp dirs) is bound on top of the
     # private /tmp instead of being hidden by it.
     argv += _interpreter_binds(python_dirs)
-    argv += ["--chdir", SANDBOX_WORKDIR]
+    # bwrap's own / and /dev are uncapped tmpfs, writable by the program's uid in a user
+    # namespace: read-only once set up (device nodes stay usable; /tmp and /dev/shm are
+    # separate mounts).
+    argv += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", SANDBOX_WORKDIR]
     return argv
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.model.model import MTPModel
+from harness.model.mtp_model import MTPModel
 
 BINS = 16
 
@@ -77,11 +77,9 @@ def write_position_files(losses: np.ndarray, out_dir: Path, title: str = "") -> 
 
 
 def plot_positions(losses: np.ndarray, rows: list[dict], out_dir: Path, title: str = "") -> list[Path]:
-    import matplotlib
+    from harness.plotting import pyplot
 
-    matplotlib.use("Agg")  # no display on clusters and CI
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(np.arange(losses.shape[1]), losses.mean(axis=0), color="C0", alpha=0.4, lw=1, label="per position")
     starts = [r["bin_start"] for r in rows] + [rows[-1]["bin_end"]]

@@ -8,9 +8,9 @@ from rich.table import Table
 
 
 def _console():
-    from harness.cli import console_
+    from harness.console import stdout_console
 
-    return console_()
+    return stdout_console()
 
 
 def _pct(value: float) -> str:
@@ -37,6 +37,10 @@ def print_summary(summary: dict, out: Path) -> None:
 
     console = _console()
     console.print(_metric_table(title, summary, shown))
+    from harness.eval.guarantees import as_lines
+
+    for line in as_lines(summary):
+        console.print(line, highlight=False)
     console.print(f"pass@k in percent; per-sample rows and summary.json in {out}")
 
 
@@ -47,6 +51,10 @@ def print_analysis(summary: dict, out: Path) -> None:
     console.print(_metric_table(title, summary, lambda key, value: f"{value:.4g}"))
     if "speculative_identical" in summary:
         console.print(f"speculative output identical to greedy: {summary['speculative_identical']}")
+    if "speculative_transformers_identical" in summary:
+        console.print(f"transformers generate(use_mtp=True): {summary['speculative/transformers_tokens_per_step']:.2f} "
+                      f"tokens/step (ours {summary['speculative/tokens_per_step']:.2f}), output identical to greedy: "
+                      f"{summary['speculative_transformers_identical']}")  # fmt: skip
     console.print(f"per_position.* and acceptance.json in {out}")
 
 
@@ -58,6 +66,7 @@ def print_score(task: str, summary: dict, out: Path) -> None:
         f"{task}: {scores or 'no k fits every problem'} over {summary['problems']} of "
         f"{summary['benchmark_problems']} problems, {summary['samples']} samples "
         f"(passed {summary['passed']}, failed {summary['failed']}, timeout {summary['timeout']}, error {summary['error']})"
+        + (f"; {summary['resumed']} rows were already in the rows file" if summary.get("resumed") else "")
     )
     console.print(f"rows: {out}")
 

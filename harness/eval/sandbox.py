@@ -1,44 +1,64 @@
-"""The only way generated code runs: one isolated, resource-limited process per program.
+"""The only way generated code runs: a sandboxed program, asked by a checker outside it.
 
-Each program runs under the strongest isolation that works here (`isolation.py`: bubblewrap,
-else `unshare`), with rlimits set inside the sandbox by the bootstrap (`bootstrap.py`), a
-scrubbed environment, a wall-clock timeout that kills the whole process tree, and stdout and
-stderr captured up to a size cap. A program passes only when it exits 0 *and* prints the
-per-run nonce that the bootstrap writes after the program's last line, so a program that
-exits before its tests ran is a failure. If no isolation works the harness refuses, unless
-the caller passes `allow_unsafe=True` (the CLI's `--unsafe-no-sandbox`).
+Each job is a program (the completion, with what the benchmark puts before and after it) and
+the benchmark's test code. The program runs in the strongest isolation that works here
+(`isolation.py`), in a cgroup of its own when the host allows (`cgroups.py`), as a uid or
+user namespace of its own, under rlimits and a seccomp filter (`sandbox_entry.py`,
+`seccomp.py`). The test code runs in a separate checker process (`checker.py`) that calls
+the program's functions over a socket carrying only plain values (`wire.py`), so the verdict
+is decided where the program cannot reach: nothing it prints, patches or returns can turn a
+failure into a pass. If no isolation works the harness refuses, unless the caller passes
+`allow_unsafe=True` (the CLI's `--unsafe-no-sandbox`).
 
 Outcomes: `passed`; `failed` (the program ran and did not pass: an exception, a failed
-assert, an early or non-zero exit, a resource limit); `timeout` (wall-clock or CPU limit);
-`error` (the sandbox itself could not run the program; never counted as the model's fault
-silently, the summary reports how many).
+assert, a wrong or unreadable value, a resource limit); `timeout` (wall-clock or CPU limit);
+`error` (the sandbox or checker itself could not run; counted apart in every summary).
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import os
+import queue
 import secrets
 import shutil
-import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import Callable, Literal, Sequence
+from pathlib import Path
+from typing import Iterable, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.errors import HarnessError, one_line
-from harness.eval import bootstrap
-from harness.eval.isolation import SANDBOX_WORKDIR, Launch, available_kinds, launch_for
-from harness.eval.streams import communicate
+from harness.eval import cgroups, guarantees, seccomp
+from harness.eval.checker_server import CheckerServer, kill_checker
+from harness.eval.isolation import NO_BWRAP_FIX, SANDBOX_WORKDIR, Launch, available_kinds, launch_for
+from harness.eval.streams import Pump, has_exited, kill_tree, scrubbed_env, wait_for_exit
+from harness.eval.verdicts import classify
 
 STATUSES = ("passed", "failed", "timeout", "error")
+GRACE_S = 2.0  # after the verdict: how long a program that is ending may take to exit
+CHECKER_LIMITS = {"RLIMIT_AS": 2 << 30}  # trusted code on plain data; bounded all the same
+# A cgroup's pids count bwrap's own two processes and the entry as well as the program's.
+SANDBOX_OWN_TASKS = 3
+JOIN_CGROUP = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
+
+
+def _source(*names: str) -> str:
+    here = Path(__file__).parent
+    return "\n".join((here / name).read_text() for name in names)
+
+
+ENTRY_SOURCE = _source("wire.py", "sandbox_entry.py")
 
 
 class SandboxConfig(BaseModel):
@@ -47,21 +67,45 @@ class SandboxConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["auto", "bwrap", "unshare"] = Field(
-        default="auto", description="auto: bwrap, else unshare; running without isolation is a CLI flag, never a recipe value"
+        default="auto", description="auto: bwrap, else unshare (root only); no isolation is a CLI flag, never a recipe value"
     )
     # MBPP 123's reference solution needs 4-9 s on a loaded 2-core machine; 20 s keeps every
     # canonical solution passing without letting an infinite loop cost much.
     timeout_s: float = Field(default=20.0, gt=0, description="wall-clock seconds per program; the process tree is killed")
     cpu_s: int | None = Field(default=None, ge=1, description="RLIMIT_CPU per process; None: timeout_s rounded up")
-    memory_mb: int = Field(default=4096, ge=64, description="RLIMIT_AS, address space per process")
-    max_processes: int = Field(default=64, ge=1, description="RLIMIT_NPROC (threads count too): stops fork bombs")
+    memory_mb: int = Field(
+        default=2048, ge=64,
+        description="MB for the whole sandbox (its cgroup: processes, tmpfs, shm, kernel memory); "
+        "also RLIMIT_AS per process",
+    )  # fmt: skip
+    max_processes: int = Field(default=64, ge=1, description="tasks (threads count too): cgroup pids.max and RLIMIT_NPROC")
     max_file_mb: int = Field(default=16, ge=1, description="RLIMIT_FSIZE, largest file a program may write")
     max_open_files: int = Field(default=64, ge=16, description="RLIMIT_NOFILE")
-    tmpfs_mb: int = Field(default=64, ge=1, description="size of the private working directory (bwrap tmpfs)")
-    output_kb: int = Field(default=64, ge=1, description="stdout/stderr kept per program (the tail); the rest is discarded")
+    tmpfs_mb: int = Field(default=64, ge=1, description="size of each private tmpfs: /tmp (the working directory), /dev/shm")
+    output_kb: int = Field(default=64, ge=1, description="stderr kept per program (the tail), for error reasons")
+    value_kb: int = Field(default=4096, ge=1, description="largest value one call may return to the checker")
     workers: int | None = Field(default=None, ge=1, description="programs run in parallel; None: one per CPU")
-    python: str | None = Field(default=None, description="interpreter for programs; None: the one running the harness")
-    uid: int = Field(default=65534, ge=1, description="unprivileged uid programs run as when the harness runs as root")
+    python: str | None = Field(
+        default=None, description="interpreter for programs (Python >= 3.9); None: the one running the harness"
+    )
+    uid_base: int = Field(
+        default=1_900_000_000, ge=1,
+        description="as root, program i of `workers` running at once runs as uid_base + i: uids no one else may use",
+    )  # fmt: skip
+    cgroups: Literal["auto", "required", "off"] = Field(
+        default="auto", description="one cgroup per program; required: refuse without; off: rlimits only (tests)"
+    )
+
+
+@dataclass(frozen=True)
+class Job:
+    """What runs for one sample: `program` in the sandbox, the rest in the checker."""
+
+    program: str
+    tests: str
+    prelude: str = ""  # trusted code the tests need (HumanEval's prompt, MBPP's test imports)
+    call: tuple[str, str] | None = None  # HumanEval: ("check", entry point) after the tests
+    remote: tuple[str, ...] = ()  # program names the tests call even where they shadow a builtin
 
 
 @dataclass(frozen=True)
@@ -79,193 +123,204 @@ class Outcome:
 
 
 class Sandbox:
-    """A probed launch recipe plus limits; `run` and `run_many` execute untrusted programs."""
+    """A probed launch recipe, limits and (maybe) a cgroup hierarchy; `run` executes jobs."""
 
-    def __init__(self, config: SandboxConfig, launch: Launch, python: str):
-        self.config = config
-        self.launch = launch
-        self.python = python
+    def __init__(self, config: SandboxConfig, launch: Launch, python: str, hierarchy, cgroup_note: str):
+        self.config, self.launch, self.python = config, launch, python
+        self.hierarchy, self.cgroup_note = hierarchy, cgroup_note
         self.workers = config.workers or os.cpu_count() or 1
+        self.seccomp = seccomp.build(processes=hierarchy is not None)
+        # The programs' argv[1]: finds this sandbox's processes in `ps` (and the tests' checks).
+        self.tag = f"mtp-harness-sandbox-{secrets.token_hex(6)}"
+        self._slots: queue.Queue[int] = queue.Queue()
+        for slot in range(self.workers):
+            self._slots.put(slot)
+        self.checkers = CheckerServer()
+        weakref.finalize(self, self.checkers.close)
+        if hierarchy is not None:
+            hierarchy.weigh(self.workers)
+            weakref.finalize(self, hierarchy.remove)
 
     @property
     def kind(self) -> str:
         return self.launch.kind
 
+    @property
+    def cpu_limit(self) -> int:
+        return cpu_seconds(self.config)
+
     def describe(self) -> dict:
-        """What a result must record to be reproducible: the isolation kind and the limits."""
-        limits = self.config.model_dump(exclude={"kind", "workers", "python", "cpu_s"})
-        return {"kind": self.kind, "python": self.python, "cpu_s": cpu_seconds(self.config), **limits}
+        """What a result must record to be reproducible and honest: kind, limits, guarantees."""
+        limits = self.config.model_dump(exclude={"kind", "workers", "python", "cpu_s", "cgroups"})
+        return {"kind": self.kind, "python": self.python, "cpu_s": cpu_seconds(self.config), **limits,
+                **guarantees.of(self)}  # fmt: skip
 
-    def run_many(self, programs: Sequence[str], progress: Callable[[int], None] | None = None) -> list[Outcome]:
-        """Run programs in parallel worker threads (each waits on its own process); order kept."""
+    def run_many(self, jobs: Iterable[Job]) -> Iterator[Outcome]:
+        """Outcomes in the jobs' order; jobs are drawn lazily, a few per worker ahead."""
+        window = 2 * self.workers
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            outcomes = []
-            for outcome in pool.map(self.run, programs):
-                outcomes.append(outcome)
-                if progress:
-                    progress(len(outcomes))
-        return outcomes
+            pending: collections.deque = collections.deque()
+            try:
+                for job in jobs:
+                    pending.append(pool.submit(self.run, job))
+                    if len(pending) >= window:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            finally:  # a consumer that stops (Ctrl-C, an error) waits only for what is running
+                for future in pending:
+                    future.cancel()
 
-    def run(self, program: str) -> Outcome:
-        nonce = secrets.token_hex(16)
-        header = {"uid": self.launch.drop_to_uid, "limits": self._rlimits(), "nonce": nonce}
-        payload = (json.dumps(header) + "\n" + program).encode("utf-8", "replace")
-        workdir = self._make_workdir() if self.launch.host_workdir else None
+    def run(self, job: Job) -> Outcome:
+        slot = self._slots.get()
         started = time.monotonic()
         try:
-            proc = subprocess.Popen(
-                [*self.launch.prefix, self.python, "-c", bootstrap.SOURCE],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                cwd=workdir or "/", env=scrubbed_env(workdir or SANDBOX_WORKDIR), start_new_session=True,
-            )  # fmt: skip
-            result = communicate(proc, payload, self.config.timeout_s, self.config.output_kb << 10)
+            status, reason = self._run(job, slot)
         finally:
-            if workdir:
-                shutil.rmtree(workdir, ignore_errors=True)
-        status, reason = classify(result, nonce, self.launch.kind, self.config)
+            self._slots.put(slot)
         return Outcome(status, reason, round(time.monotonic() - started, 3))
 
-    def _rlimits(self) -> dict[str, int]:
+    def _run(self, job: Job, slot: int) -> tuple[str, str]:
         c = self.config
-        return {
-            "RLIMIT_CPU": cpu_seconds(c),
-            "RLIMIT_AS": c.memory_mb << 20,
-            "RLIMIT_NPROC": c.max_processes,
-            "RLIMIT_FSIZE": c.max_file_mb << 20,
-            "RLIMIT_NOFILE": c.max_open_files,
-            "RLIMIT_CORE": 0,
-        }
+        try:
+            box = self.hierarchy.create(c.memory_mb << 20, c.max_processes + SANDBOX_OWN_TASKS) if self.hierarchy else None
+        except OSError as exc:
+            return "error", f"cannot make the program's cgroup: {one_line(exc)}"
+        workdir = tempfile.mkdtemp(prefix="harness-sandbox-") if self.launch.host_workdir else None
+        try:
+            return self._run_in(job, slot, box, workdir)
+        finally:
+            if box is not None:
+                box.kill()
+                box.remove()
+            if workdir:
+                shutil.rmtree(workdir, ignore_errors=True)
 
-    def _make_workdir(self) -> str:
-        workdir = tempfile.mkdtemp(prefix="harness-sandbox-")
-        if self.launch.drop_to_uid is not None:
-            os.chown(workdir, self.launch.drop_to_uid, self.launch.drop_to_uid)
-        return workdir
+    def _run_in(self, job: Job, slot: int, box, workdir: str | None) -> tuple[str, str]:
+        c = self.config
+        uid = c.uid_base + slot if self.launch.switch_uid else None
+        if workdir and uid is not None:
+            os.chown(workdir, uid, uid)
+        program_end, checker_end = socket.socketpair()
+        job_ours, job_theirs = socket.socketpair()
+        try:
+            program = self._spawn_program(uid, box, workdir, program_end.fileno())
+            self.checkers.submit(job_theirs.fileno(), checker_end.fileno())
+        finally:
+            for end in (program_end, checker_end, job_theirs):
+                end.close()
+        checker = _JobStream(job_ours, json.dumps(self._spec(job)).encode())
+        pump = Pump()
+        pump.feed(program.stdin, self._header(uid, program.channel) + job.program.encode("utf-8", "replace"))
+        pump.collect(program.stderr, c.output_kb << 10)
+        pump.collect(checker.stream, 1 << 16)
+        started = time.monotonic()
+        deadline = started + c.timeout_s
+        finished = pump.run_until_closed([checker.stream], deadline)
+        verdict = checker.verdict(pump.tail(checker.stream)) if finished else None
+        if not finished:
+            checker.kill(pump.tail(checker.stream))
+        if verdict and verdict.get("ended"):
+            wait_for_exit(program, time.monotonic() + GRACE_S)  # its own exit status is the reason
+        ended_itself = has_exited(program)
+        kill_tree(program)
+        if box is not None:
+            box.kill()
+        pump.run_until_closed([program.stderr], time.monotonic() + GRACE_S)
+        program.wait()
+        facts = dict(timed_out=not finished, returncode=program.returncode if ended_itself else None,
+                     seconds=time.monotonic() - started, oom_kills=box.oom_kills() if box else 0,
+                     stderr=pump.tail(program.stderr))  # fmt: skip
+        pump.close()
+        return classify(verdict, facts, self)
+
+    def _spawn_program(self, uid, box, workdir, channel: int) -> subprocess.Popen:
+        argv, fds = [*self.launch.prefix, self.python, "-c", ENTRY_SOURCE, self.tag], [channel]
+        filter_fd = None
+        if self.kind == "bwrap" and self.seccomp:  # bwrap installs it, before our entry runs
+            filter_fd, write_end = os.pipe()
+            os.write(write_end, self.seccomp)  # a few hundred bytes: well within a pipe's buffer
+            os.close(write_end)
+            argv[1:1] = ["--seccomp", str(filter_fd)]
+            fds.append(filter_fd)
+        if box is not None:  # join the cgroup before anything of the sandbox runs
+            argv = ["/bin/sh", "-c", JOIN_CGROUP, "mtp-cgroup-join", *box.procs_files, "--", *argv]
+        try:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=fds,
+                cwd=workdir or "/", env=scrubbed_env(workdir or SANDBOX_WORKDIR), start_new_session=True,
+            )  # fmt: skip
+        finally:
+            if filter_fd is not None:
+                os.close(filter_fd)
+        proc.channel = channel
+        return proc
+
+    def _header(self, uid: int | None, channel: int) -> bytes:
+        """What the entry needs before the program: uid, rlimits, filter (when bwrap does not
+        install it), the channel's fd and, for `unshare`, the private mounts."""
+        c = self.config
+        cpu = cpu_seconds(c)
+        limits = {
+            "RLIMIT_CPU": (cpu, cpu + 1),  # SIGXCPU first, so a CPU limit reads as one
+            "RLIMIT_AS": (c.memory_mb << 20,) * 2,
+            "RLIMIT_NPROC": (c.max_processes,) * 2,
+            "RLIMIT_FSIZE": (c.max_file_mb << 20,) * 2,
+            "RLIMIT_NOFILE": (c.max_open_files,) * 2,
+            "RLIMIT_CORE": (0, 0),
+        }
+        private = [c.tmpfs_mb << 20, max(1024, c.tmpfs_mb * 256)] if self.launch.private_mounts else None
+        own_filter = self.seccomp and self.kind != "bwrap"
+        header = {"uid": uid, "limits": limits, "seccomp": self.seccomp.hex() if own_filter else None,
+                  "channel": channel, "frame_limit": 1 << 30, "private_mounts": private}  # fmt: skip
+        return json.dumps(header).encode() + b"\n"
+
+    def _spec(self, job: Job) -> dict:
+        limits = {**CHECKER_LIMITS, "RLIMIT_CPU": cpu_seconds(self.config) + 5}
+        return {"prelude": job.prelude, "tests": job.tests, "call": job.call,
+                "remote": list(job.remote), "seed": 0, "limits": limits,
+                "frame_limit": self.config.value_kb << 10}  # fmt: skip
+
+    def close(self) -> None:
+        self.checkers.close()
+        if self.hierarchy is not None:
+            self.hierarchy.remove()
+
+
+class _JobStream:
+    """The harness's end of one checker job: the spec goes in, `pid\\n` and the verdict come out."""
+
+    def __init__(self, sock: socket.socket, spec: bytes):
+        try:
+            sock.sendall(spec)  # the checker reads it at once; specs are kilobytes
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the server died with the job: no verdict will come, an `error` outcome
+        self.stream = os.fdopen(sock.detach(), "rb", buffering=0)
+
+    @staticmethod
+    def verdict(output: bytes) -> dict | None:
+        lines = output.split(b"\n")
+        if len(lines) < 2:
+            return None
+        try:
+            verdict = json.loads(lines[1])
+        except ValueError:
+            return None
+        return verdict if isinstance(verdict, dict) and verdict.get("status") in STATUSES else None
+
+    @staticmethod
+    def kill(output: bytes) -> None:
+        """At the deadline the job stream is still open, so the checker is still alive."""
+        first = output.split(b"\n", 1)[0]
+        if first.isdigit() and b"\n" in output:
+            kill_checker(int(first))
 
 
 def cpu_seconds(config: SandboxConfig) -> int:
     return config.cpu_s or math.ceil(config.timeout_s)
 
 
-def scrubbed_env(workdir: str) -> dict[str, str]:
-    """Nothing from the caller's environment (tokens, keys, proxies) reaches the program."""
-    return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": workdir,
-        "TMPDIR": workdir,
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "PYTHONHASHSEED": "0",  # set iteration order, and so some outputs, repeatable
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONNOUSERSITE": "1",
-        "PYTHONSAFEPATH": "1",
-        "PYTHONIOENCODING": "utf-8",
-        "OMP_NUM_THREADS": "1",  # BLAS thread pools count against RLIMIT_NPROC
-        "OPENBLAS_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-    }
-
-
-def classify(result, nonce: str, kind: str, config: SandboxConfig) -> tuple[str, str]:
-    """(status, reason) from the exit status and the captured output tails."""
-    if result.timed_out:
-        return "timeout", f"wall-clock limit of {config.timeout_s:g} s"
-    stderr = result.stderr.decode("utf-8", "replace")
-    started = bootstrap.MARKER in stderr
-    stderr = stderr.replace(bootstrap.MARKER + "\n", "")
-    sig = _signal_of(result.returncode, kind)
-    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and _cpu_exhausted(result, config)):
-        return "timeout", f"CPU limit of {cpu_seconds(config)} s"
-    if not started:
-        return "error", "sandbox did not start: " + (_last_line(stderr) or f"exit status {result.returncode}")
-    last = result.stdout.rstrip(b"\n").rsplit(b"\n", 1)[-1]
-    if result.returncode == 0 and last == nonce.encode():
-        return "passed", ""
-    if sig is not None:
-        return "failed", _signal_reason(sig, config)
-    if result.returncode == 0:
-        return "failed", "exited with status 0 before the tests finished"
-    return "failed", _exception_reason(stderr) or f"exit status {result.returncode}"
-
-
-def _signal_of(returncode: int, kind: str) -> int | None:
-    if returncode < 0:
-        return -returncode
-    # bwrap's init and our bootstrap-as-init report a child killed by signal N as 128+N.
-    if kind != "none" and 128 < returncode < 128 + signal.NSIG:
-        return returncode - 128
-    return None
-
-
-def _cpu_exhausted(result, config: SandboxConfig) -> bool:
-    return result.seconds >= cpu_seconds(config)  # SIGKILL at the hard CPU limit
-
-
-def _signal_reason(sig: int, config: SandboxConfig) -> str:
-    if sig == signal.SIGXFSZ:
-        return f"file size limit of {config.max_file_mb} MB exceeded"
-    return f"killed by {signal.Signals(sig).name}"
-
-
-def _exception_reason(stderr: str) -> str:
-    """The exception line of a traceback, with the program line it came from."""
-    line = _last_line(stderr)
-    where = [ln for ln in stderr.splitlines() if ln.strip().startswith('File "<program>", line ')]
-    if where and line:
-        number = where[-1].split("line ", 1)[1].split(",")[0]
-        line = f"{line} (line {number})"
-    return one_line(line)[:200]
-
-
-def _last_line(text: str) -> str:
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    return one_line(lines[-1])[:200] if lines else ""
-
-
-def open_sandbox(config: SandboxConfig | None = None, *, allow_unsafe: bool = False) -> Sandbox:
-    """The strongest isolation that passes a probe here, or a refusal naming the fix."""
-    config = config or SandboxConfig()
-    python = config.python or sys.executable
-    kinds = [k for k in available_kinds() if k != "none"] if config.kind == "auto" else [config.kind]
-    failures = []
-    for kind in kinds:
-        problem = probe(kind, python, config.uid, config.tmpfs_mb)
-        if problem is None:
-            return Sandbox(config, _launch(kind, python, config), python)
-        failures.append(f"{kind}: {problem}")
-    if allow_unsafe:
-        # Still switch to the unprivileged uid when the interpreter allows it (so RLIMIT_NPROC
-        # holds); an interpreter only root can read leaves the program running as root.
-        drop = probe("none", python, config.uid, config.tmpfs_mb) is None
-        return Sandbox(config, _launch("none", python, config, drop=drop), python)
-    tried = "; ".join(failures) or "neither bwrap nor unshare is installed"
-    raise HarnessError(
-        f"no working sandbox for generated code ({tried})",
-        fix="install bubblewrap (apt-get install -y bubblewrap), or pass --unsafe-no-sandbox to run model code unisolated",
-    )
-
-
-PROBE_PROGRAM = "import collections, itertools, json, math, re\nassert math.gcd(12, 18) == 6\n"
-
-
-@lru_cache(maxsize=None)
-def probe(kind: str, python: str, uid: int, tmpfs_mb: int) -> str | None:
-    """None if a trivial program passes under this kind, else why not (cached per process)."""
-    config = SandboxConfig(python=python, uid=uid, tmpfs_mb=tmpfs_mb, timeout_s=30)
-    try:
-        outcome = Sandbox(config, _launch(kind, python, config), python).run(PROBE_PROGRAM)
-    except OSError as exc:
-        return one_line(exc)
-    if outcome.passed:
-        return None
-    hint = ""
-    if os.geteuid() == 0 and kind != "bwrap":
-        hint = f" (is {python} readable by uid {uid}? interpreters under /root are not)"
-    return f"probe program {outcome.status}: {outcome.reason}{hint}"
-
-
-def _launch(kind: str, python: str, config: SandboxConfig, drop: bool = True) -> Launch:
-    return launch_for(kind, list(interpreter_dirs(python)), uid=config.uid, tmpfs_mb=config.tmpfs_mb, drop=drop)
 
 
 @lru_cache(maxsize=None)
@@ -278,3 +333,75 @@ def interpreter_dirs(python: str) -> tuple[str, ...]:
     except (OSError, subprocess.SubprocessError) as exc:
         raise HarnessError(f"cannot run the sandbox interpreter {python}: {one_line(exc)}") from None
     return tuple(json.loads(out.stdout))
+
+
+def make_launch(kind: str, python: str, config: SandboxConfig, switch_uid: bool = True) -> Launch:
+    return launch_for(kind, list(interpreter_dirs(python)), tmpfs_mb=config.tmpfs_mb, switch_uid=switch_uid)
+
+
+def _cgroups(config: SandboxConfig):
+    """(hierarchy or None, a note saying why none), honouring `cgroups: required|off`."""
+    if config.cgroups == "off":
+        return None, "off (eval.sandbox.cgroups)"
+    hierarchy, why = cgroups.discover()
+    if hierarchy is None and config.cgroups == "required":
+        raise HarnessError(
+            f"eval.sandbox.cgroups is required but no cgroup can be made here: {why}",
+            fix="run as root, or inside a delegated cgroup v2 subtree (systemd-run --user --scope -p Delegate=yes ...), "
+            "or set eval.sandbox.cgroups=auto to run with the weaker per-process limits",
+        )
+    return hierarchy, why
+
+
+def open_sandbox(config: SandboxConfig | None = None, *, allow_unsafe: bool = False) -> Sandbox:
+    """The strongest isolation that passes a probe here, or a refusal naming the fix."""
+    config = config or SandboxConfig()
+    python = config.python or sys.executable
+    if config.kind == "unshare":
+        make_launch("unshare", python, config)  # an ordinary user: refused, naming bubblewrap
+    kinds = [k for k in available_kinds() if k != "none"] if config.kind == "auto" else [config.kind]
+    failures = []
+    for kind in kinds:
+        problem = probe(kind, python, config.tmpfs_mb, config.uid_base, config.cgroups)
+        if problem is None:
+            return Sandbox(config, make_launch(kind, python, config), python, *_cgroups(config))
+        failures.append(f"{kind}: {problem}")
+    if allow_unsafe:
+        # Still switch to unprivileged uids when the interpreter allows it (so RLIMIT_NPROC
+        # holds); an interpreter only root can read leaves the program running as root.
+        switch = probe("none", python, config.tmpfs_mb, config.uid_base, config.cgroups) is None
+        return Sandbox(config, make_launch("none", python, config, switch_uid=switch), python, *_cgroups(config))
+    tried = "; ".join(failures) or "bwrap is not installed"
+    raise HarnessError(
+        f"no working sandbox for generated code ({tried})",
+        fix=f"{NO_BWRAP_FIX}, or pass --unsafe-no-sandbox to run model code unisolated",
+    )
+
+
+PROBE_JOB = Job(
+    program="import collections, itertools, json, math, re\ndef gcd(a, b):\n    return math.gcd(a, b)\n",
+    tests="assert gcd(12, 18) == 6\n",
+)
+
+
+@lru_cache(maxsize=None)
+def probe(kind: str, python: str, tmpfs_mb: int, uid_base: int, cgroups_mode: str) -> str | None:
+    """None if a trivial job passes under this kind, else why not (cached per process)."""
+    config = SandboxConfig(python=python, tmpfs_mb=tmpfs_mb, uid_base=uid_base, cgroups=cgroups_mode, timeout_s=30,
+                           workers=1)  # fmt: skip
+    try:
+        box = Sandbox(config, make_launch(kind, python, config), python, *_cgroups(config))
+    except (OSError, HarnessError) as exc:
+        return one_line(getattr(exc, "problem", exc))
+    try:
+        outcome = box.run(PROBE_JOB)
+    except OSError as exc:
+        return one_line(exc)
+    finally:
+        box.close()
+    if outcome.passed:
+        return None
+    hint = ""
+    if os.geteuid() == 0 and kind != "bwrap":
+        hint = f" (is {python} readable by uid {uid_base}? interpreters under /root are not)"
+    return f"probe program {outcome.status}: {outcome.reason}{hint}"

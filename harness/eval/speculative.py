@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from harness.model.decoding import decoding_path
-from harness.model.model import MTPModel
+from harness.model.mtp_model import MTPModel
 
 
 @dataclass

@@ -42,22 +42,43 @@ def plan_jobs(path: str, overrides: tuple[str, ...], options: SlurmOptions, jobs
     if is_study(path):
         study = load_study(path, overrides)
         check_matched(study)
-        runs = [(f"{study.config.name}-{arm}-s{seed}", recipe) for arm, seed, recipe in study.runs()]
-        digest = hashlib.sha256("".join(recipe_hash(r) for _, r in runs).encode()).hexdigest()[:8]
+        runs = [(f"{study.config.name}-{name}", recipe, study.arm_source(arm).resolve().parent)
+                for name, arm, recipe in study_jobs(study, workdir / "runs")]
+        digest = hashlib.sha256("".join(recipe_hash(r) for _, r, _ in runs).encode()).hexdigest()[:8]
         base = jobs_root / f"{study.config.name}-{digest}"
-        named = [(name, base / name.removeprefix(f"{study.config.name}-"), r) for name, r in runs]
+        named = [(name, base / name.removeprefix(f"{study.config.name}-"), r, b) for name, r, b in runs]
         title = f"study {study.config.name}"
     else:
         from harness.recipe import load_recipe
 
         recipe = load_recipe(path, overrides)
-        named = [(recipe.name, jobs_root / f"{recipe.name}-{recipe_hash(recipe)[:8]}", recipe)]
+        named = [(recipe.name, jobs_root / f"{recipe.name}-{recipe_hash(recipe)[:8]}", recipe, Path(path).resolve().parent)]
         title = f"recipe {path}"
     planned = []
-    for name, directory, recipe in named:
-        job = Job(name=name, directory=directory, recipe=directory / RECIPE_NAME, recipe_sha256=recipe_hash(recipe))
+    for name, directory, recipe, base_dir in named:
+        job = Job(name=name, directory=directory, recipe=directory / RECIPE_NAME, recipe_sha256=recipe_hash(recipe),
+                  base_dir=base_dir)
         planned.append(PlannedJob(job, recipe, render_sbatch(job, options, workdir.resolve(), title)))
     return planned
+
+
+def study_jobs(study, runs_root: Path) -> list[tuple[str, str, object]]:
+    """(job name, arm, recipe) of every run a study needs now. With a learning-rate sweep whose
+    runs have not all finished (in `runs_root`), that is the sweep's points; once they have,
+    every arm x seed at its chosen rate and the secondary views' runs (emit the jobs again)."""
+    from harness.errors import HarnessError
+    from harness.lr_sweep import choose
+
+    lrs = None
+    if study.config.lr_sweep is not None:
+        try:
+            lrs = choose(study, runs_root).chosen
+        except HarnessError:
+            return [(f"{arm}-lr{lr:g}", arm, recipe) for arm, lr, recipe in study.sweep_runs()]
+    jobs = [(f"{arm}-s{seed}", arm, recipe) for arm, seed, recipe in study.runs(lrs)]
+    for view in study.views:
+        jobs += [(f"{arm}-{view}-s{seed}", arm, recipe) for arm, seed, recipe in study.view_runs(view, lrs)]
+    return jobs
 
 
 def write_jobs(planned: list[PlannedJob]) -> None:

@@ -16,6 +16,10 @@ because a checkpoint taken in the middle of an optimizer step would be inconsist
 `finish` leaves the marker file, waits for every rank and exits PREEMPTED_EXIT (SIGINT from
 a user exits 130 and leaves no marker). The script sees the marker after srun returns and
 runs `scontrol requeue`; the requeued job runs the same `harness run`, which resumes.
+
+The other stages (data, export, evaluate, track) have no step boundary to wait for: there
+`Preemption(raising=True)` raises `Stopped` at once, the stage's cleanup removes what it
+had half made, and the pipeline closes the run and calls `finish` the same way.
 """
 
 from __future__ import annotations
@@ -30,11 +34,22 @@ PREEMPT_FILE_ENV = "MTP_HARNESS_PREEMPT_FILE"
 DEFAULT_SIGNALS = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
 
 
-class Preemption:
-    """Remembers that a stop signal arrived; the loop decides when to act on it."""
+class Stopped(BaseException):
+    """A stop signal during a stage that can be abandoned. A BaseException, as KeyboardInterrupt
+    is, so that `except Exception` in library code does not swallow it."""
 
-    def __init__(self, signals: tuple[signal.Signals, ...] = DEFAULT_SIGNALS):
+    def __init__(self, preemption: "Preemption"):
+        super().__init__(preemption.received.name if preemption.received else "stop requested")
+        self.preemption = preemption
+
+
+class Preemption:
+    """Remembers that a stop signal arrived; the loop decides when to act on it (or, with
+    `raising`, the signal raises `Stopped` where the process is)."""
+
+    def __init__(self, signals: tuple[signal.Signals, ...] = DEFAULT_SIGNALS, *, raising: bool = False):
         self.signals = signals
+        self.raising = raising
         self.received: signal.Signals | None = None
         self._previous: dict[signal.Signals, object] = {}
 
@@ -57,7 +72,10 @@ class Preemption:
     def _handle(self, signum, frame) -> None:
         if self.received == signal.SIGINT and signum == signal.SIGINT:
             signal.default_int_handler(signum, frame)  # a second Ctrl-C stops at once
+        first = self.received is None
         self.received = signal.Signals(signum)
+        if self.raising and first:  # once: a second signal must not break the cleanup
+            raise Stopped(self)
 
     @property
     def exit_code(self) -> int:
@@ -85,14 +103,15 @@ class Preemption:
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item())
 
-    def finish(self, rank: int = 0) -> None:
-        """After the checkpoint: mark the job for requeue, wait for every rank, exit."""
+    def finish(self, rank: int = 0, *, wait_for_ranks: bool = True) -> None:
+        """After the checkpoint: mark the job for requeue, wait for every rank, exit.
+        `wait_for_ranks=False` once the other ranks are gone (rank 0's stages after training)."""
         marker = os.environ.get(PREEMPT_FILE_ENV)
         if marker and rank == 0 and self.received != signal.SIGINT:
             Path(marker).write_text(f"{self.received.name if self.received else 'requested'}\n")
         import torch.distributed as dist
 
-        if dist.is_available() and dist.is_initialized():
+        if wait_for_ranks and dist.is_available() and dist.is_initialized():
             # Ranks that exit early would make srun kill the others mid-write.
             dist.barrier()
         raise SystemExit(self.exit_code)

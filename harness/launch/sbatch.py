@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from harness.containers import IMAGE_ENV
 from harness.launch.preemption import PREEMPT_FILE_ENV, PREEMPTED_EXIT
 from harness.launch.slurm_env import PORT_BASE, PORT_SPAN
 
@@ -61,12 +62,15 @@ class SlurmOptions(BaseModel):
 
 @dataclass(frozen=True)
 class Job:
-    """One sbatch script: a resolved recipe run from a job directory."""
+    """One sbatch script: a resolved recipe run from a job directory. `base_dir` is the
+    directory of the recipe file it was resolved from: relative paths in the recipe (a local
+    corpus, a tokenizer) keep meaning what they meant there (`harness run --relative-to`)."""
 
     name: str
     directory: Path
     recipe: Path
     recipe_sha256: str
+    base_dir: Path
 
 
 def _header(job: Job, o: SlurmOptions) -> list[str]:
@@ -100,33 +104,38 @@ def _container_args(o: SlurmOptions) -> tuple[list[str], list[str]]:
     return [], ["apptainer exec --nv", *binds, '"$IMAGE"']
 
 
+RUN_ARGS = '"$RECIPE" --relative-to "$RECIPE_BASE"'
+
+
 def _command(o: SlurmOptions) -> list[str]:
     if o.launcher == "srun":
-        return ["python -m harness.launch.slurm_env harness run \"$RECIPE\""]
+        return [f"python -m harness.launch.slurm_env harness run {RUN_ARGS}"]
     return [
         f"torchrun --nnodes=\"$SLURM_JOB_NUM_NODES\" --nproc-per-node={o.gpus_per_node}",
         '--rdzv-backend=c10d --rdzv-endpoint="$MASTER_ADDR:$MASTER_PORT" --rdzv-id="$SLURM_JOB_ID"',
         "--signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1",
         f"--shutdown-timeout={max(o.signal_seconds - 30, 30)}",
-        '-m harness run "$RECIPE"',
+        f"-m harness run {RUN_ARGS}",
     ]
 
 
 def _body(job: Job, o: SlurmOptions, workdir: Path) -> list[str]:
-    mounts = ",".join(f"{p}:{p}" for p in (str(workdir), *o.mounts))
+    extra = [str(job.base_dir)] if not job.base_dir.is_relative_to(workdir) else []
+    mounts = ",".join(f"{p}:{p}" for p in (str(workdir), *extra, *o.mounts))
     lines = [
         "set -euo pipefail",
         "",
         f"WORKDIR={shlex.quote(str(workdir))}",
         f"JOB_DIR={shlex.quote(str(job.directory))}",
         f"RECIPE={shlex.quote(str(job.recipe))}",
+        f"RECIPE_BASE={shlex.quote(str(job.base_dir))}  # relative paths in the recipe start here",
         f"export {PREEMPT_FILE_ENV}=\"$JOB_DIR/preempted.$SLURM_JOB_ID\"",
         f"PREEMPTED_EXIT={PREEMPTED_EXIT}",
     ]
     if o.container is not None:
         lines += [f"IMAGE={shlex.quote(o.container)}", f"MOUNTS={shlex.quote(mounts)}",
                   "# Recorded in the run's tags, as `harness container run` does.",
-                  'export MTP_HARNESS_CONTAINER_IMAGE="$IMAGE"']
+                  f'export {IMAGE_ENV}="$IMAGE"']
     if o.launcher == "torchrun":
         lines += ['MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
                   f"MASTER_PORT=$(({PORT_BASE} + SLURM_JOB_ID % {PORT_SPAN}))"]

@@ -123,11 +123,6 @@ def rank_env_from_slurm(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def under_slurm_task(environ: Mapping[str, str]) -> bool:
-    """True inside an srun task that no launcher (torchrun, deepspeed) has set ranks for."""
-    return "SLURM_PROCID" in environ and "SLURM_STEP_ID" in environ and "RANK" not in environ
-
-
 def main(argv: list[str]) -> None:
     """`python -m harness.launch.slurm_env CMD ...`: set the rank environment, exec CMD."""
     if not argv:

@@ -1,5 +1,6 @@
-"""The model: a Llama-style trunk, the MTP objectives on top of it, and Hugging Face export."""
+"""The model: a Llama-style trunk (`trunk.py`, shaped by `config.py`), the objectives on top
+of it (`objectives/`), the two composed (`mtp_model.py`), decoding and Hugging Face export.
 
-from harness.model.model import MTPModel, build_model
-
-__all__ = ["MTPModel", "build_model"]
+Importing this package imports nothing: `config.py` and the objectives' configs are read by
+recipes without torch, the rest loads when a model is built.
+"""

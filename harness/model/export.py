@@ -8,8 +8,9 @@ mtp_config.json records the harness configs, so `load_exported` rebuilds the who
 for further training or analysis. Export is deterministic: export -> load -> export gives
 byte-identical files.
 
-max_position_embeddings is max(seq_len, 2048): RoPE has no learned positions, and lm-eval's
-HFLM refuses a model whose max length is not above max_gen_toks (HumanEval asks for 1024).
+max_position_embeddings is the trained context, `seq_len`: RoPE has no learned positions, so
+transformers would run past it, but nothing past it was trained. Evaluation cuts prompts to
+fit it (`harness.eval.context`).
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ from pathlib import Path
 import torch
 
 from harness.errors import HarnessError
-from harness.model.model import MTPModel
-from harness.model.objectives.base import ObjectiveBase
-from harness.model.trunk import TrunkConfig
+from harness.model.config import TrunkConfig
+from harness.model.mtp_model import MTPModel
+from harness.model.export_mtp import write_transformers_mtp
 
 MTP_FORMAT = 1
-MIN_POSITIONS = 2048
 # The files a Hugging Face tokenizer's save_pretrained writes (fast or slow); we copy these.
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
@@ -49,7 +49,7 @@ def _trunk_names(model: MTPModel) -> dict[str, tuple[str, str | None]]:
 def export_names(model: MTPModel) -> dict[str, tuple[str, str | None]]:
     """Every harness state-dict key -> ("model" | "mtp", exported name)."""
     names = _trunk_names(model)
-    own = model.objective.export_names(len(model.trunk.layers))
+    own = model.objective_cfg.export_names(model.objective, len(model.trunk.layers))
     names.update({f"objective.{key}": target for key, target in own.items()})
     return names
 
@@ -95,7 +95,7 @@ def _llama_config(model: MTPModel, tokenizer):
         num_attention_heads=m.n_heads,
         num_key_value_heads=m.n_kv_heads,
         head_dim=m.head_dim,
-        max_position_embeddings=max(m.seq_len, MIN_POSITIONS),
+        max_position_embeddings=m.seq_len,
         rms_norm_eps=m.norm_eps,
         rope_theta=m.rope_theta,
         tie_word_embeddings=m.tie_embeddings,
@@ -112,21 +112,13 @@ def _llama_config(model: MTPModel, tokenizer):
 
 def _mtp_config(model: MTPModel) -> dict:
     n_main = len(model.trunk.layers)
-    layout = {
-        "stp": "no extra parameters",
-        "meta": f"head 1 is model.layers.{n_main} of model.safetensors; heads.<j> (j >= 1) in "
-        "mtp_heads.safetensors is head j+1, predicting t+j+1; all share model.norm and lm_head",
-        "deepseek": f"model.layers.{n_main}+k-1 in mtp_heads.safetensors is MTP module k (V3 names: "
-        "enorm, hnorm, eh_proj, shared_head.norm, then a decoder layer); shared_head.head and "
-        "embed_tokens are the main model's lm_head and model.embed_tokens (not duplicated)",
-    }[model.objective_cfg.kind]
     return {
         "format": MTP_FORMAT,
         "trunk": model.model_cfg.model_dump(mode="json"),
         "objective": model.objective_cfg.model_dump(mode="json"),
         "trunk_layers": n_main,
         "next_token_layers": len(model.next_token_layers()),
-        "layout": layout,
+        "layout": model.objective_cfg.export_layout(n_main),
     }
 
 
@@ -150,7 +142,8 @@ def export_hf(model: MTPModel, out_dir: str | Path, tokenizer_dir: str | Path, o
     save_file(files["model"], str(out / "model.safetensors"), metadata={"format": "pt"})
     if files["mtp"]:
         save_file(files["mtp"], str(out / "mtp_heads.safetensors"), metadata={"format": "pt"})
-    (out / "mtp_config.json").write_text(json.dumps(_mtp_config(model), indent=2, sort_keys=True) + "\n")
+    mtp_config = {**_mtp_config(model), "transformers_mtp": write_transformers_mtp(model, out, tokenizer, token_files)}
+    (out / "mtp_config.json").write_text(json.dumps(mtp_config, indent=2, sort_keys=True) + "\n")
     for src in token_files:
         if src.resolve() != (out / src.name).resolve():
             shutil.copyfile(src, out / src.name)
@@ -159,10 +152,9 @@ def export_hf(model: MTPModel, out_dir: str | Path, tokenizer_dir: str | Path, o
 
 def load_exported(path: str | Path) -> MTPModel:
     """Rebuild the harness model (next-token path and MTP parameters) from an export."""
-    from pydantic import TypeAdapter
     from safetensors.torch import load_file
 
-    from harness.model.objectives import ObjectiveConfig
+    from harness.model.objectives.registry import objective_config
 
     path = Path(path)
     meta_path = path / "mtp_config.json"
@@ -171,8 +163,11 @@ def load_exported(path: str | Path) -> MTPModel:
     meta = json.loads(meta_path.read_text())
     if meta.get("format") != MTP_FORMAT:
         raise HarnessError(f"{meta_path}: format {meta.get('format')!r}, this harness reads {MTP_FORMAT}")
-    model_cfg = TrunkConfig.model_validate(meta["trunk"])
-    objective_cfg: ObjectiveBase = TypeAdapter(ObjectiveConfig).validate_python(meta["objective"])
+    trunk = dict(meta["trunk"])
+    if "n_layers" in trunk:  # exports written before the field was named for what it is
+        trunk["stp_layers"] = trunk.pop("n_layers")
+    model_cfg = TrunkConfig.model_validate(trunk)
+    objective_cfg = objective_config(meta["objective"])
     model = MTPModel(model_cfg, objective_cfg)
     tensors = {"model": load_file(str(path / "model.safetensors")), "mtp": {}}
     if (path / "mtp_heads.safetensors").is_file():

@@ -1,6 +1,7 @@
 """The Llama-style decoder trunk shared by every objective (read it in one sitting).
 
-Bottom-up: RMSNorm, RoPE, attention, SwiGLU, block, `TrunkConfig`, `Trunk`. Module and
+Bottom-up: RMSNorm, RoPE, attention, SwiGLU, block, `Trunk`; the shape it is built from,
+`TrunkConfig`, lives in `config.py`, torch-free, so that recipes load without torch. Module and
 parameter names are Hugging Face Llama's (`self_attn.q_proj`, `mlp.gate_proj`,
 `input_layernorm`, ...), so that export to `LlamaForCausalLM` is a rename of prefixes only.
 No biases anywhere, as in Llama. The trunk stops before the final norm: objectives decide
@@ -13,8 +14,9 @@ import math
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
+
+from harness.model.config import TrunkConfig
 
 # RMSNorm: torch.nn.RMSNorm (weight named `weight`, as HF's LlamaRMSNorm) computes
 # x * rsqrt(mean(x^2) + eps) * weight, which is Llama's norm; no need to write our own.
@@ -108,48 +110,6 @@ class Block(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
-class TrunkConfig(BaseModel):
-    """Shape of the decoder. Every arm of a study differs only in its objective, not here."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    n_layers: int = Field(
-        ge=1,
-        description="L, the depth of the single-token baseline. Meta-style arms keep L and "
-        "turn n-1 shared layers into heads (Gloeckle et al. 2024, parameters matched).",
-    )
-    d_model: int = Field(ge=8, description="residual width d")
-    n_heads: int = Field(ge=1, description="query heads; head_dim = d_model / n_heads")
-    n_kv_heads: int = Field(ge=1, description="key/value heads (grouped-query attention)")
-    ffn_hidden: int = Field(ge=1, description="SwiGLU hidden width (three d x ffn matrices)")
-    vocab_size: int = Field(ge=16, description="embedding rows; a trained tokenizer gets exactly this many")
-    seq_len: int = Field(ge=8, description="longest context the model is trained for (positions are RoPE, not learned)")
-    norm_eps: float = Field(default=1e-5, gt=0, description="RMSNorm epsilon")
-    rope_theta: float = Field(default=10000.0, gt=0, description="RoPE base frequency")
-    tie_embeddings: bool = Field(default=False, description="share input embedding and unembedding")
-    init_std: float = Field(
-        default=0.02,
-        gt=0,
-        description="std of the normal init of weights; residual output projections (o_proj, "
-        "down_proj) get init_std / sqrt(2 L), as GPT-2 does, so the residual stream's variance "
-        "does not grow with depth",
-    )
-
-    @model_validator(mode="after")
-    def _shapes_fit(self) -> "TrunkConfig":
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model {self.d_model} must be divisible by n_heads {self.n_heads}")
-        if self.n_heads % self.n_kv_heads:
-            raise ValueError(f"n_heads {self.n_heads} must be divisible by n_kv_heads {self.n_kv_heads}")
-        if self.head_dim % 2:
-            raise ValueError(f"head_dim {self.head_dim} must be even for RoPE")
-        return self
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
-
-
 def init_linear(weight: torch.Tensor, std: float, generator: torch.Generator) -> None:
     nn.init.normal_(weight, mean=0.0, std=std, generator=generator)
 
@@ -158,7 +118,7 @@ def init_block(block: Block, config: TrunkConfig, generator: torch.Generator) ->
     """normal(0, std) matrices in a fixed order, residual projections scaled by 1/sqrt(2L)
     (GPT-2 / nanoGPT); norms start at one. L is the recipe's depth for every objective, so
     a Meta head is initialised exactly like the STP layer it replaces."""
-    std, resid_std = config.init_std, config.init_std / math.sqrt(2 * config.n_layers)
+    std, resid_std = config.init_std, config.init_std / math.sqrt(2 * config.stp_layers)
     attn, mlp = block.self_attn, block.mlp
     for weight in (attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight):
         init_linear(weight, std, generator)
@@ -171,19 +131,19 @@ def init_block(block: Block, config: TrunkConfig, generator: torch.Generator) ->
 
 
 class Trunk(nn.Module):
-    """Embedding, `n_layers` shared blocks, and the shared final norm + unembedding.
+    """Embedding, `shared_layers` blocks, and the shared final norm + unembedding.
 
-    `n_layers` is the number of *shared* layers: L for STP and DeepSeek, L - n for Meta
-    (whose heads are blocks of their own). `forward` returns the hidden state after the last
+    `shared_layers` is what the objective keeps of the recipe's L (`config.stp_layers`): L for
+    STP, DeepSeek and TOP, L - n for Meta (whose heads are blocks of their own). `forward` returns the hidden state after the last
     shared layer and before the final norm; `logits` applies the norm and unembedding.
     """
 
-    def __init__(self, config: TrunkConfig, n_layers: int):
+    def __init__(self, config: TrunkConfig, shared_layers: int):
         super().__init__()
         self.config = config
         self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model)
         self.rotary = RotaryEmbedding(config.head_dim, config.rope_theta)
-        self.layers = nn.ModuleList(Block(config) for _ in range(n_layers))
+        self.layers = nn.ModuleList(Block(config) for _ in range(shared_layers))
         self.norm = RMSNorm(config.d_model, eps=config.norm_eps)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_embeddings:

@@ -1,43 +1,10 @@
-"""`harness study`, `harness compare` and `harness ui`: parse options and delegate."""
+"""`harness compare` and `harness ui`: parse options and delegate."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
-
-from harness.errors import HarnessError
-
-
-@click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("path", type=click.Path(dir_okay=False, exists=True))
-@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE | ~KEY]...")
-@click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(file_okay=False),
-              help="where run directories live")
-@click.option("--force", multiple=True, metavar="STAGE", help="redo a stage of every run (as `harness run --force`)")
-@click.option("--emit-jobs", is_flag=True,
-              help="write one Slurm job per arm x seed instead of running here; the remaining options go to "
-                   "`harness launch slurm` (e.g. --nodes 2 --gpus-per-node 8 --submit)")
-@click.option("--local_rank", type=int, default=None, hidden=True, help="set by the deepspeed launcher")
-def study(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[str, ...], emit_jobs: bool,
-          local_rank) -> None:
-    """Run every arm x seed of a matched study (resumes finished arms), then say where results go."""
-    if emit_jobs:
-        from harness.launch.cli import slurm
-
-        slurm.main([path, *overrides], prog_name="harness study --emit-jobs", standalone_mode=False)
-        return
-    options = [o for o in overrides if o.startswith("-")]
-    if options:
-        raise HarnessError(f"unknown option(s) {' '.join(options)}",
-                           fix="Slurm options need --emit-jobs; see `harness study --help`")
-    from harness.cli import console_
-    from harness.report.summary import print_study_summary
-    from harness.study_run import run_study
-
-    loaded, done = run_study(path, overrides, Path(runs_root), force)
-    if done:  # rank 0 only, under a launcher
-        print_study_summary(loaded, done, path, overrides, runs_root, console_())
 
 
 @click.command()
@@ -54,16 +21,16 @@ def study(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[st
 def compare(targets: tuple[str, ...], experiment, study_tag, runs_root: str, baseline, force: bool,
             out_dir: Path | None, no_mlflow: bool) -> None:
     """Reproduced gains with 95% paired bootstrap intervals beside the published ones."""
-    from harness.cli import console_
+    from harness.console import stdout_console
     from harness.report import tables
     from harness.report.compare import find_runs, run_compare
     from harness.report.published import all_reported
 
     found = find_runs(targets, experiment, study_tag, Path(runs_root), force)
     result = run_compare(found, baseline=baseline, out_dir=out_dir, force=force, log=not no_mlflow)
-    console = console_()
+    console = stdout_console()
     tables.print_rich(f"study {found.name}: baseline {result.document['baseline']}", result.rows, all_reported(),
-                      result.verdicts, result.document["not_comparable"], console)
+                      result.verdicts, result.document["not_comparable"], console, result.document)
     console.print(f"wrote {result.out_dir}/: comparison.md, comparison.csv, comparison.json, report.html, "
                   f"plots/ ({len([f for f in result.files if f.parent.name == 'plots'])} files)")
     run_id, problem = result.mlflow
@@ -79,7 +46,7 @@ def compare(targets: tuple[str, ...], experiment, study_tag, runs_root: str, bas
 @click.option("--experiment", help="MLflow experiment to link to (default: the study's)")
 def ui(study_path: str | None, port: int, experiment: str | None) -> None:
     """Start the MLflow UI on 127.0.0.1 for the configured store; print where a study's runs are."""
-    from harness.cli import console_
+    from harness.console import stdout_console
     from harness.report.ui import serve
 
-    serve(study_path, port, experiment, console_())
+    serve(study_path, port, experiment, stdout_console())

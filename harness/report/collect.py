@@ -18,9 +18,13 @@ import numpy as np
 import yaml
 
 from harness.errors import HarnessError
+from harness.eval.benchmarks import TASK_NAMES
+from harness.eval.canonical_nll import per_problem
+from harness.eval.collapse import collapse_reasons
 from harness.eval.passk import pass_at_k
+from harness.eval.trajectory import read_trajectory
 
-TASKS = ("humaneval", "mbpp")
+TASKS = tuple(TASK_NAMES)
 
 
 def _json(path: Path) -> dict | None:
@@ -48,6 +52,17 @@ class RunRecord:
     @property
     def kind(self) -> str:
         return self.objective.get("kind", "stp")
+
+    @cached_property
+    def objective_cfg(self):
+        """The run's objective as its config class (`None` when its kind is not installed)."""
+        from harness.model.objectives.registry import described
+
+        return described(self.objective)
+
+    def claims(self) -> tuple[str, ...]:
+        """The comparison claims this run's objective joins (`objectives/base.py: CLAIMS`)."""
+        return self.objective_cfg.claims if self.objective_cfg is not None else ()
 
     @property
     def manifest_hash(self) -> str:
@@ -96,6 +111,38 @@ class RunRecord:
         path = self.run_dir / "eval" / "per_position.npy"
         return np.load(path).astype(np.float64) if path.exists() else None
 
+    @cached_property
+    def trajectory(self) -> np.ndarray | None:
+        """[K, rows, S] per-position losses at the run's kept checkpoints (the last final)."""
+        found = read_trajectory(self.run_dir / "eval")
+        return None if found is None or not len(found["steps"]) else found["losses"].astype(np.float64)
+
+    def nll(self, task: str) -> dict | None:
+        """Per-problem bits per byte of the canonical solution (`eval/nll_<task>.jsonl`)."""
+        return per_problem(self.run_dir / "eval" / f"nll_{task}.jsonl")
+
+    def nll_metrics(self) -> list[str]:
+        """`nll/<task>` for every task whose canonical-solution NLL was scored."""
+        return [f"nll/{task}" for task in TASKS if (self.run_dir / "eval" / f"nll_{task}.jsonl").exists()]
+
+    @property
+    def references(self) -> dict[str, float]:
+        """Count-based reference losses of the held-out rows (unigram, bigram, skip_bigram)."""
+        return {k.removeprefix("reference/"): v for k, v in self.summary.items() if k.startswith("reference/")}
+
+    @property
+    def collapse(self) -> list[str]:
+        """Why this run counts as collapsed (`eval/collapse.py`); empty when it does not."""
+        if "collapse" in self.summary:
+            return list(self.summary["collapse"])
+        return collapse_reasons(self.val, self.summary.get("position/loss_mean"),
+                                self.summary.get("reference/unigram"))
+
+    @property
+    def control_of(self) -> str | None:
+        """The arm a negative control repeats (its study's `control_of`), else None."""
+        return self.tags.get("control_of") or None
+
     @property
     def acceptance(self) -> dict | None:
         return _json(self.run_dir / "eval" / "acceptance.json")
@@ -132,12 +179,14 @@ def load_run(run_dir: str | Path) -> RunRecord:
     )
 
 
-def runs_of_study(study, runs_root: Path, *, allow_missing: bool = False) -> list[RunRecord]:
-    """The run directory of every arm x seed of a loaded study."""
+def runs_of_study(study, runs_root: Path, *, allow_missing: bool = False, lrs: dict | None = None,
+                  view: str | None = None) -> list[RunRecord]:
+    """The run directory of every arm x seed of a loaded study (of one of its secondary views
+    that trains runs of its own, with `view`); `lrs`: the sweep's chosen rates."""
     from harness.pipeline import run_dir_for
 
     records, missing = [], []
-    for arm, seed, recipe in study.runs():
+    for arm, seed, recipe in (study.runs(lrs) if view is None else study.view_runs(view, lrs)):
         run_dir = run_dir_for(recipe, runs_root)
         if not (run_dir / "stages.json").exists():
             missing.append(f"{arm} seed {seed} ({run_dir})")

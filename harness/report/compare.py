@@ -11,27 +11,35 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from harness import __version__
 from harness.errors import HarnessError
 from harness.report import html_report, plots, tables
 from harness.report.collect import RunRecord, load_run, runs_of_experiment, runs_of_study
-from harness.report.comparison import build_rows, check_comparable, group_by_arm
-from harness.report.published import all_reported
-from harness.report.verdicts import long_sequence, meta_vs_deepseek
+from harness.report.arm_rows import build_rows, check_comparable, group_by_arm
+from harness.report.published import NOT_ENTERED, all_reported
+from harness.report.verdicts import control_checks, long_sequence, meta_vs_deepseek
+from harness.report.views import view_rows
 
 METHODS = {
     "gains": "Gains are arm minus baseline, paired problem by problem (pass@k: 1/0 per problem for greedy "
              "pass@1, the unbiased per-problem estimate for sampled pass@k at the temperature of the arm's "
-             "headline figure, Meta's per-metric choice) or held-out row by row (val loss: "
-             "mean next-token cross-entropy per row of eval/per_position.npy, nats). The 95% interval is a "
-             "percentile bootstrap over problems (rows), two-level across seeds when an arm has several "
-             "(harness/report/stats.py: paired_gain). 'val loss' is the final validation loss of the next-token "
-             "head (val/depth_1).",
-    "verdicts": "Long sequences: D = R_late - R_early, R_Q = arm's mean next-token loss over the positions in Q "
-                "(first / last quarter of the window, all held-out rows) divided by the baseline's; the claim "
-                "predicts D < 0; paired bootstrap over rows. Meta vs DeepSeek: (Meta - STP) - (DeepSeek - STP) = "
-                "Meta - DeepSeek per problem (per row for loss), paired bootstrap. 'Not distinguishable at this "
-                "scale' means the 95% interval includes zero (harness/report/verdicts.py).",
+             "headline figure, Meta's per-metric choice; NLL: bits per byte of the problem's canonical solution "
+             "given its benchmark prompt, eval/nll_<task>.jsonl) or held-out document by document (val loss: "
+             "mean next-token cross-entropy per held-out document row of eval/per_position.npy, nats). The 95% "
+             "interval is a percentile bootstrap over problems (documents), two-level across seeds when an arm has "
+             "several (harness/report/stats.py: paired_gain). 'val loss' is the final validation loss of the "
+             "next-token head (val/depth_1). A COLLAPSED arm (eval/collapse.py) is shown but its gain is not "
+             "interpretable and it joins no verdict.",
+    "verdicts": "Long sequences: D = R_late - R_early at matched overall loss, R_Q = arm's mean next-token loss over "
+                "the positions in Q (first / last quarter of the window, all held-out documents) divided by the "
+                "baseline's, after replacing the better of the two runs by its own earlier checkpoint of equal mean "
+                "loss (harness/report/matched_position.py); the claim predicts D < 0; paired bootstrap over "
+                "documents, two-level over seeds. Meta vs DeepSeek: (Meta - STP) - (DeepSeek - STP) = Meta - DeepSeek "
+                "per problem (per document for loss), paired bootstrap. Negative controls repeat an arm with other "
+                "seeds and must come out null. 'Not distinguishable at this scale' means the 95% interval includes "
+                "zero (harness/report/verdicts.py).",
 }
 
 
@@ -41,6 +49,9 @@ class Found:
     name: str
     baseline: str | None = None
     experiment: str | None = None
+    study: object | None = None  # the loaded study, when compared from a study file
+    sweep: object | None = None  # its learning-rate sweep (lr_sweep.SweepResult)
+    runs_root: Path | None = None
 
 
 def find_runs(targets: tuple[str, ...], experiment: str | None, study_tag: str | None, runs_root: Path,
@@ -57,8 +68,12 @@ def find_runs(targets: tuple[str, ...], experiment: str | None, study_tag: str |
         raise HarnessError("nothing to compare", fix="pass a study file, run directories, or --experiment NAME")
     first = Path(targets[0])
     if first.is_file() and is_study(first):
+        from harness.lr_sweep import choose
+
         study = load_study(first, targets[1:])
-        return Found(runs_of_study(study, runs_root, allow_missing=force), study.config.name, study.config.baseline)
+        sweep = choose(study, runs_root)
+        records = runs_of_study(study, runs_root, allow_missing=force, lrs=sweep.chosen if sweep else None)
+        return Found(records, study.config.name, study.config.baseline, study=study, sweep=sweep, runs_root=runs_root)
     stray = [t for t in targets if not Path(t).is_dir()]
     if stray:
         raise HarnessError(f"not a run directory or study file: {', '.join(stray)}",
@@ -75,10 +90,10 @@ def _common_tag(records: list[RunRecord]) -> str | None:
 def pick_baseline(records: list[RunRecord], given: str | None) -> str:
     if given:
         return given
-    stp = sorted({r.arm for r in records if r.kind == "stp"})
-    if len(stp) == 1:
-        return stp[0]
-    raise HarnessError(f"cannot tell the baseline: {len(stp)} single-token arms ({', '.join(stp) or 'none'})",
+    single = sorted({r.arm for r in records if "baseline" in r.claims()})
+    if len(single) == 1:
+        return single[0]
+    raise HarnessError(f"cannot tell the baseline: {len(single)} single-token arms ({', '.join(single) or 'none'})",
                        fix="pass --baseline ARM")
 
 
@@ -100,10 +115,12 @@ def run_compare(found: Found, *, baseline: str | None, out_dir: Path | None, for
     rows = build_rows(groups, n_resamples)
     position_verdicts, curves = long_sequence(groups, n_resamples=min(n_resamples, 2000))
     verdicts = position_verdicts + meta_vs_deepseek(groups, n_resamples)
+    verdicts += control_checks(groups, rows, position_verdicts)
     out_dir = Path(out_dir or Path("results") / found.name)
     out_dir.mkdir(parents=True, exist_ok=True)
     reported = all_reported()
     document = _document(found, baseline, rows, verdicts, reported, problems)
+    document["protocol"] = _protocol(found, groups, rows, n_resamples, force)
     figures = _figures(groups, rows, curves, reported, out_dir / "plots")
     files = [*figures, *_write_texts(out_dir, document, rows, reported, verdicts)]
     files.append(html_report.write(out_dir / "report.html", document, rows, reported, verdicts, figures))
@@ -114,6 +131,34 @@ def run_compare(found: Found, *, baseline: str | None, out_dir: Path | None, for
         experiment = found.experiment or _experiment_of(found.records)
         result.mlflow = log_comparison(out_dir, found.name, experiment, rows)
     return result
+
+
+def _protocol(found: Found, groups, rows, n_resamples: int, force: bool) -> dict:
+    """How the gains were made comparable: the matching rule of the main table, the sweep that
+    chose each arm's learning rate (every point), the secondary views and the count-based
+    references of the held-out rows beside each arm's loss on them."""
+    study = found.study
+    held_out = {arm: float(np.mean([r.per_position.mean() for r in runs]))
+                for arm, runs in groups.items() if all(r.per_position is not None for r in runs)}
+    first = next(iter(groups.values()))[0]
+    out = {"references": first.references, "held_out_loss": held_out, "sweep": None, "views": [],
+           "matching": None}
+    if study is None:
+        return out
+    rule = study.config.matching
+    out["matching"] = {"rule": rule.rule, "tolerance": rule.tolerance, "views": list(study.views),
+                       "text": VIEW_TEXT[rule.rule]}
+    out["sweep"] = found.sweep.as_dict() if found.sweep else None
+    lrs = found.sweep.chosen if found.sweep else None
+    out["views"] = view_rows(study, lrs, groups, rows, found.runs_root, n_resamples, allow_missing=force)
+    return out
+
+
+VIEW_TEXT = {
+    "tokens": "equal training tokens (the papers' rule); parameters and training FLOPs are reported, not matched",
+    "flops": "equal training FLOPs (arms that cost more per token train on fewer tokens)",
+    "params": "equal parameters and tokens (Meta's rule)",
+}
 
 
 def _experiment_of(records: list[RunRecord]) -> str:
@@ -134,6 +179,7 @@ def _document(found: Found, baseline: str, rows, verdicts, reported, problems) -
         "arms": [row.as_dict() for row in rows],
         "verdicts": [v.as_dict() for v in verdicts],
         "reported": [asdict(r) for r in reported],
+        "not_entered": [asdict(n) for n in NOT_ENTERED],
     }
 
 
@@ -149,10 +195,15 @@ def _write_texts(out_dir: Path, document: dict, rows, reported, verdicts) -> lis
           f"Baseline **{document['baseline']}**. Δ = arm minus baseline; * marks a 95% interval that excludes "
           "zero; pass@k in percent.", ""]
     md += [f"**Compared with --force although** {p}" for p in document["not_comparable"]]
-    md += ["## Reproduced", "", tables.markdown_table(*tables.arm_columns(rows)), "", document["methods"]["gains"], "",
+    md += ["## Reproduced", "", tables.matching_line(document), "", tables.markdown_table(*tables.arm_columns(rows)),
+           "", document["methods"]["gains"], ""]
+    for title, headers, body, note in tables.protocol_sections(document, rows):
+        md += [f"## {title}", "", tables.markdown_table(headers, body), "", note, ""]
+    md += [
            "## Verdicts", "", tables.markdown_table(tables.VERDICT_HEADERS, tables.verdict_cells(verdicts))
            if verdicts else "No verdicts: no MTP arm with the outputs they need.", "", document["methods"]["verdicts"], "",
-           "## Reported (published)", "", tables.markdown_table(tables.REPORTED_HEADERS, tables.reported_cells(reported)), ""]
+           "## Reported (published)", "", tables.markdown_table(tables.REPORTED_HEADERS, tables.reported_cells(reported)), "",
+           *(f"- {line}" for line in tables.not_entered_lines()), ""]
     written = {"comparison.json": tables.to_json(document), "comparison.md": "\n".join(md),
                "comparison.csv": tables.to_csv(rows)}
     for name, text in written.items():

@@ -1,4 +1,4 @@
-"""Loss curves of one run (per depth, training and validation) as PNG and SVG."""
+"""Loss curves of one run (per depth and loss part, training and validation) as PNG and SVG."""
 
 from __future__ import annotations
 
@@ -10,17 +10,17 @@ def plot_run_losses(metrics_jsonl: Path, out_dir: Path) -> list[Path]:
     """Training loss per depth vs tokens seen, with validation points; returns the files."""
     if not Path(metrics_jsonl).exists():
         return []
-    import matplotlib
+    from harness.plotting import pyplot
 
-    matplotlib.use("Agg")  # no display on clusters and CI
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = [json.loads(line) for line in Path(metrics_jsonl).read_text().splitlines() if line.strip()]
     rows = [r for r in rows if "tokens_seen" in r]
     if not rows:
         return []
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    depths = sorted({k.split("/", 1)[1] for r in rows for k in r if k.startswith("loss/depth_")})
+    # every loss part: depths first, then any other (TOP's ranking loss)
+    parts = {k.split("/", 1)[1] for r in rows for k in r if k.startswith("loss/") and k != "loss/total"}
+    depths = sorted(parts, key=lambda p: (not p.startswith("depth_"), p))
     for i, depth in enumerate(depths):
         color = f"C{i}"
         train = [(r["tokens_seen"], r[f"loss/{depth}"]) for r in rows if f"loss/{depth}" in r]
@@ -29,7 +29,7 @@ def plot_run_losses(metrics_jsonl: Path, out_dir: Path) -> list[Path]:
         if val:
             ax.plot(*zip(*val), "o-", color=color, lw=1.5, label=f"val {depth.replace('_', ' ')}")
     ax.set_xlabel("training tokens seen")
-    ax.set_ylabel("cross-entropy (nats)")
+    ax.set_ylabel("loss (nats)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

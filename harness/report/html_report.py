@@ -15,8 +15,10 @@ from harness.report import tables
 TEMPLATE = "report.html.j2"
 CAPTIONS = {
     "val_loss": "Validation next-token loss vs training tokens (left) and training FLOPs (right), per arm.",
-    "per_position_ratio": "Next-token loss ratio MTP / STP per position on the fixed held-out rows, with the 95% "
-                          "bootstrap band over rows; dotted lines mark the first and last quarters.",
+    "per_position_ratio": "Next-token loss ratio arm / STP per position on the held-out documents (unmatched: a "
+                          "weaker arm's ratio rises with position whatever its objective; the verdict uses the "
+                          "matched-loss statistic), with the 95% bootstrap band over documents; dotted lines mark "
+                          "the first and last quarters.",
     "gains": "pass@1 gains over the baseline: published (papers, blog; [!] flagged) and reproduced with 95% intervals.",
     "acceptance": "Head acceptance per depth: how often each extra head's greedy token agrees with the next-token "
                   "head's (wide bars) and is correct (narrow bars).",
@@ -42,10 +44,13 @@ def render(document: dict, rows, reported, verdicts, figures: list[Path]) -> str
         manifest=document.get("data_manifest", "?")[:12], version=document.get("harness_version", "?"),
         commit=document.get("git_commit"), problems=document.get("not_comparable", []),
         arm_headers=arm_headers, arm_body=arm_body, gains_note=document["methods"]["gains"],
+        matching=tables.matching_line(document).replace("**", ""),
+        sections=[{"title": t, "headers": h, "body": b, "note": n} for t, h, b, n in tables.protocol_sections(document, rows)],
         verdict_headers=tables.VERDICT_HEADERS, verdicts=tables.verdict_cells(verdicts),
         verdicts_note=document["methods"]["verdicts"],
         figures=[{"svg": _inline_svg(p), "caption": CAPTIONS.get(p.stem, p.stem)} for p in svgs],
         reported_headers=tables.REPORTED_HEADERS, reported_body=tables.reported_cells(reported),
+        not_entered=tables.not_entered_lines(),
         runs=[d for r in rows for d in r.run_dirs],
     )
 

@@ -10,19 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.eval.benchmarks import TASK_NAMES
+from harness.model.objectives.registry import method_name
+from harness.plotting import pyplot as _pyplot
 from harness.report.published import Reported
 
-TASK_NAMES = {"humaneval": "HumanEval", "mbpp": "MBPP"}
-METHOD_NAMES = {"meta": "Meta", "deepseek": "DeepSeek"}
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on clusters and CI
-    import matplotlib.pyplot as plt
-
-    return plt
+REPORTED_COLORS = ("C0", "C3", "C2", "C1", "C4", "C5")  # per published method, first Meta's, then DeepSeek's
 
 
 def _save(fig, out_dir: Path, stem: str) -> list[Path]:
@@ -90,7 +83,7 @@ def position_ratio(curves: dict, colors: dict[str, str], out_dir: Path) -> list[
 
 def _reported_label(r: Reported) -> str:
     where = "blog" if r.where == "blog table" else r.where
-    return f"{METHOD_NAMES[r.method]} {r.model}, {r.data}, {r.n} ({where})" + (" [!]" if r.flag else "")
+    return f"{method_name(r.method)} {r.model}, {r.data}, {r.n} ({where})" + (" [!]" if r.flag else "")
 
 
 def _ours_label(row, gain: dict) -> str:
@@ -110,7 +103,8 @@ def gains(rows, reported: tuple[Reported, ...], out_dir: Path) -> list[Path]:
     plt = _pyplot()
     height = max(len(o) + len(t) for _, o, t in panels)
     fig, axes = plt.subplots(1, 2, figsize=(13, 1.2 + 0.24 * height))
-    colors = {"meta": "C0", "deepseek": "C3"}
+    methods = list(dict.fromkeys(r.method for r in reported))  # in the order the rows come
+    colors = {m: REPORTED_COLORS[i % len(REPORTED_COLORS)] for i, m in enumerate(methods)}
     for ax, (bench, ours, theirs) in zip(axes, panels):
         labels = [_reported_label(r) for r in theirs] + [name for name, _ in ours]
         for y, r in enumerate(theirs):

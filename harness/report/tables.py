@@ -7,15 +7,17 @@ import csv
 import io
 import json
 
-from harness.report.comparison import ArmRow
+from harness.eval.benchmarks import TASK_NAMES
+from harness.report.arm_rows import ArmRow
 from harness.report.published import Reported
-
-TASK_NAMES = {"humaneval": "HumanEval", "mbpp": "MBPP"}
 
 
 def _metric_name(metric: str) -> str:
     if metric == "val_loss":
         return "val loss"
+    if metric.startswith("nll/"):
+        task = metric.split("/", 1)[1]
+        return f"{TASK_NAMES.get(task, task)} NLL bits/byte"
     task, _, name = metric.partition("/")
     return f"{TASK_NAMES.get(task, task)} {name.replace('pass_at_', 'pass@')}"
 
@@ -26,37 +28,88 @@ def fmt_gain(g: dict | None) -> str:
         return "-"
     if g.get("note"):
         return g["note"]
-    digits = 3 if g["unit"].startswith("nats") else 1
+    digits = 3 if g["unit"].startswith(("nats", "bits")) else 1
     star = "*" if g["excludes_zero"] else ""
     return f"{g['mean']:+.{digits}f} [{g['low']:+.{digits}f}, {g['high']:+.{digits}f}]{star}"
 
 
 def _acceptance(row: ArmRow) -> str:
-    parts = [f"d{d} {a['agree_greedy']:.2f}/{a['correct']:.2f}" for d, a in row.acceptance.items()
+    parts = [f"{row.depth_names.get(d, 'd' + d)} {a['agree_greedy']:.2f}/{a['correct']:.2f}"
+             for d, a in row.acceptance.items()
              if a.get("agree_greedy") is not None and a.get("correct") is not None]
     if row.speculative.get("speedup") is not None:
         parts.append(f"spec {row.speculative['speedup']:.2f}x")
     return ", ".join(parts) or "-"
 
 
+def arm_label(row: ArmRow) -> str:
+    """The arm's name, marked when it is a negative control or collapsed (gain not interpretable)."""
+    marks = (["control"] if row.control_of else []) + (["COLLAPSED"] if row.collapsed else [])
+    return f"{row.arm} ({', '.join(marks)})" if marks else row.arm
+
+
 def arm_columns(rows: list[ArmRow]) -> tuple[list[str], list[list[str]]]:
     metrics = sorted({m for row in rows for m in row.metrics}, key=lambda m: (m.split("/")[0], int(m.split("_")[-1])))
+    nll = sorted({m for row in rows for m in row.nll})
     headers = ["arm", "objective", "seeds", "params", "train FLOPs", "tokens", "targets/step",
                "val loss", "Δ val loss [95% CI]"]
-    for metric in metrics:
+    for metric in nll + metrics:
         headers += [_metric_name(metric), f"Δ {_metric_name(metric)} [95% CI]"]
-    headers.append("acceptance agree/correct")
+    headers += ["acceptance agree/correct", "prompts cut"]
     body = []
     for row in rows:
-        cells = [row.arm, row.objective, ",".join(map(str, row.seeds)), f"{row.params:,}", f"{row.train_flops:.3g}",
-                 f"{row.tokens:,}", f"{row.targets_per_step:,}",
+        cells = [arm_label(row), row.objective, ",".join(map(str, row.seeds)), f"{row.params:,}",
+                 f"{row.train_flops:.3g}", f"{row.tokens:,}", f"{row.targets_per_step:,}",
                  "-" if row.val_loss is None else f"{row.val_loss:.4f}", fmt_gain(row.gains.get("val_loss"))]
+        for metric in nll:
+            value = row.nll.get(metric)
+            cells += ["-" if value is None else f"{value:.4f}", fmt_gain(row.gains.get(metric))]
         for metric in metrics:
             value = row.metrics.get(metric)
             cells += ["-" if value is None else f"{value:.1f}", fmt_gain(row.gains.get(metric))]
         cells.append(_acceptance(row))
+        cells.append(", ".join(f"{TASK_NAMES.get(t, t)} {n}" for t, n in sorted(row.truncated.items())) or "-")
         body.append(cells)
     return headers, body
+
+
+REFERENCE_HEADERS = ["model", "next-token loss on the held-out documents (nats)"]
+
+
+def reference_cells(references: dict[str, float], rows: list[ArmRow], held_out: dict[str, float]) -> list[list[str]]:
+    """The count-based references beside each arm's mean per-position loss on the same rows."""
+    out = [[f"{name.replace('_', '-')} (counts of the training split)", f"{value:.4f}"]
+           for name, value in sorted(references.items(), key=lambda kv: -kv[1])]
+    out += [[arm_label(row), f"{held_out[row.arm]:.4f}"] for row in rows if held_out.get(row.arm) is not None]
+    return out
+
+
+SWEEP_HEADERS = ["arm", "learning rate", "val loss", "chosen", "collapsed"]
+
+
+def sweep_cells(sweep: dict | None) -> list[list[str]]:
+    if not sweep:
+        return []
+    out = []
+    for p in sorted(sweep["points"], key=lambda p: (p["arm"], p["lr"])):
+        chosen = p["lr"] == sweep["chosen"].get(p["arm"])
+        mark = ("yes (grid edge)" if sweep["edge"].get(p["arm"]) else "yes") if chosen else ""
+        loss = "-" if p["val_loss"] is None else f"{p['val_loss']:.4f}"
+        out.append([p["arm"], f"{p['lr']:g}", loss, mark, "; ".join(p["collapsed"]) or ""])
+    return out
+
+
+VIEW_HEADERS = ["view", "arm", "seeds", "tokens", "train FLOPs", "params", "Δ val loss [95% CI]", "Δ NLL bits/byte"]
+
+
+def view_cells(views: list[dict]) -> list[list[str]]:
+    out = []
+    for v in views:
+        nll = ", ".join(f"{_metric_name(m).split(' ')[0]} {fmt_gain(g)}" for m, g in sorted(v["gains"].items())
+                        if m.startswith("nll/")) or "-"
+        out.append([v["view"], v["arm"], ",".join(map(str, v["seeds"])), f"{v['tokens']:,}", f"{v['train_flops']:.3g}",
+                    f"{v['params']:,}", v.get("note") or fmt_gain(v["gains"].get("val_loss")), nll])
+    return out
 
 
 REPORTED_HEADERS = ["source", "where", "method", "model", "data", "n", "benchmark", "protocol",
@@ -86,6 +139,37 @@ def verdict_cells(verdicts) -> list[list[str]]:
     return out
 
 
+def protocol_sections(document: dict, rows: list[ArmRow]) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """(title, headers, body, note) of each table that says how the gains were made
+    comparable: references, learning-rate sweep, secondary views. Empty ones are left out."""
+    protocol = document.get("protocol") or {}
+    out = []
+    if protocol.get("references"):
+        body = reference_cells(protocol["references"], rows, protocol.get("held_out_loss", {}))
+        out.append(("Reference losses of the held-out documents", REFERENCE_HEADERS, body,
+                    "Count-based unigram, bigram and skip-bigram models of the training split (Witten-Bell, no tuned "
+                    "constant) scored on the same held-out rows as every arm (eval/reference_losses.py). An arm "
+                    "within 0.2 nats of the unigram, or with all depths equal, is flagged COLLAPSED."))
+    if protocol.get("sweep"):
+        out.append(("Learning-rate sweep (every arm, same grid)", SWEEP_HEADERS, sweep_cells(protocol["sweep"]),
+                    "Each arm trained at every rate on the sweep seed; the lowest final next-token validation loss "
+                    "among healthy (not collapsed) points chose its rate for every seed and view (harness/lr_sweep.py)."))
+    if protocol.get("views"):
+        out.append(("Secondary views", VIEW_HEADERS, view_cells(protocol["views"]),
+                    "params: the main table's runs, parameter-matched arms only; flops: arms trained again at the "
+                    "baseline's training FLOPs (harness/report/views.py)."))
+    return out
+
+
+def matching_line(document: dict) -> str:
+    matching = (document.get("protocol") or {}).get("matching")
+    if not matching:
+        return "Matching rule: not recorded (runs compared without their study file)."
+    views = ", ".join(matching["views"]) or "none"
+    return (f"Main table: matching rule **{matching['rule']}** ({matching['text']}; tolerance "
+            f"{matching['tolerance']:.0%}). Secondary views: {views}.")
+
+
 def markdown_table(headers: list[str], body: list[list[str]]) -> str:
     def cell(text: str) -> str:
         return str(text).replace("|", "\\|").replace("\n", " ")
@@ -97,8 +181,10 @@ def markdown_table(headers: list[str], body: list[list[str]]) -> str:
 
 def to_csv(rows: list[ArmRow]) -> str:
     """One row per arm, raw numbers: pass@k in percent, gains with their interval bounds."""
-    metrics = sorted({m for row in rows for m in row.metrics} | {m for row in rows for m in row.gains})
-    fields = ["arm", "objective", "seeds", "params", "train_flops", "tokens", "targets_per_step", "val_loss"]
+    metrics = sorted({m for row in rows for m in row.metrics} | {m for row in rows for m in row.gains}
+                     | {m for row in rows for m in row.nll})
+    fields = ["arm", "objective", "seeds", "control_of", "collapsed", "params", "train_flops", "tokens",
+              "targets_per_step", "val_loss"]
     for metric in metrics:
         fields += [metric] if metric != "val_loss" else []
         fields += [f"gain:{metric}:{part}" for part in ("mean", "low", "high", "excludes_zero")]
@@ -109,12 +195,12 @@ def to_csv(rows: list[ArmRow]) -> str:
     writer.writeheader()
     for row in rows:
         out = {"arm": row.arm, "objective": row.objective, "seeds": " ".join(map(str, row.seeds)),
-               "params": row.params, "train_flops": row.train_flops, "tokens": row.tokens,
+               "control_of": row.control_of or "", "collapsed": " | ".join(row.collapsed), "params": row.params, "train_flops": row.train_flops, "tokens": row.tokens,
                "targets_per_step": row.targets_per_step, "val_loss": row.val_loss,
                "speculative_speedup": row.speculative.get("speedup")}
         for metric in metrics:
             if metric != "val_loss":
-                out[metric] = row.metrics.get(metric)
+                out[metric] = row.nll.get(metric) if metric.startswith("nll/") else row.metrics.get(metric)
             for part in ("mean", "low", "high", "excludes_zero"):
                 out[f"gain:{metric}:{part}"] = row.gains.get(metric, {}).get(part)
         for d in depths:
@@ -128,7 +214,8 @@ def to_json(document: dict) -> str:
     return json.dumps(document, indent=1, sort_keys=True, default=str) + "\n"
 
 
-def print_rich(title: str, rows: list[ArmRow], reported, verdicts, problems: list[str], console) -> None:
+def print_rich(title: str, rows: list[ArmRow], reported, verdicts, problems: list[str], console,
+               document: dict | None = None) -> None:
     from rich.table import Table
 
     def table(name: str, headers: list[str], body: list[list[str]]) -> Table:
@@ -145,6 +232,8 @@ def print_rich(title: str, rows: list[ArmRow], reported, verdicts, problems: lis
     console.print(table(title, headers[:split], [cells[:split] for cells in body]))
     console.print(table("results", headers[:1] + headers[split:], [cells[:1] + cells[split:] for cells in body]))
     console.print("Δ: arm minus baseline; * the 95% interval excludes zero. pass@k in percent.")
+    for title_, headers_, body_, _ in protocol_sections(document or {}, rows):
+        console.print(table(title_, headers_, body_))
     for problem in problems:
         console.print(f"[bold red]forced:[/] {problem}")
     if verdicts:
@@ -153,3 +242,12 @@ def print_rich(title: str, rows: list[ArmRow], reported, verdicts, problems: lis
     cited = [[f"{c[0].split(',')[0]}, {c[1]}", *c[3:7], *c[8:]] for c in reported_cells(reported)]
     console.print(table("reported (published) gains, pass@1 percentage points",
                         ["source", "model", "data", "n", "benchmark", "baseline", "MTP", "gain", "flag"], cited))
+    for line in not_entered_lines():
+        console.print(line)
+
+
+def not_entered_lines() -> list[str]:
+    """One line per paper whose objective is here but whose numbers are not in the rows."""
+    from harness.report.published import NOT_ENTERED
+
+    return [f"{n.source} ({n.method}): {n.why}" for n in NOT_ENTERED]

@@ -2,7 +2,7 @@
 
 For a local store (sqlite, MLflow's default) it starts `mlflow server` bound to loopback
 only, with job execution off and one worker (healthy in seconds instead of ~40 s with a
-dozen processes, ENV-NOTES), and prints where a study's runs are: the UI's root opens a
+dozen processes, docs/MEASURED.md), and prints where a study's runs are: the UI's root opens a
 GenAI view, the runs table is `#/experiments/<id>/runs`, filtered by the study tag. For a
 remote store (an http(s) MLFLOW_TRACKING_URI) there is nothing to start: its URL is printed.
 """
@@ -24,7 +24,10 @@ HOST = "127.0.0.1"
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could listen there now. SO_REUSEADDR as servers set it: connections
+    of a server that just stopped (TIME_WAIT) do not block its successor."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
         except OSError:
@@ -78,14 +81,19 @@ def stop_server(proc: subprocess.Popen, timeout: float = 20.0) -> None:
 
 
 def experiment_id(uri: str, name: str) -> str | None:
-    from harness.track import _quiet_mlflow_env
+    """The experiment's id, or None (the UI still starts, without a direct link) when the
+    store cannot say; the reason is printed, not swallowed."""
+    from harness.sync import store_errors
+    from harness.track import quiet_mlflow
 
-    _quiet_mlflow_env()
+    quiet_mlflow()
     from mlflow.tracking import MlflowClient
 
     try:
         found = MlflowClient(tracking_uri=uri).get_experiment_by_name(name)
-    except Exception:  # an empty or new store: the UI still starts, without a direct link
+    except store_errors() as exc:
+        print(f"warning: cannot look up experiment {name!r} in {uri} ({type(exc).__name__}: {exc}); "
+              "the UI starts without a direct link", file=sys.stderr)
         return None
     return found.experiment_id if found else None
 

@@ -17,10 +17,11 @@ def gradient_accumulation(cfg: TrainConfig, world_size: int) -> int:
     return cfg.global_batch_size // per_step
 
 
-def deepspeed_config(cfg: TrainConfig, world_size: int) -> dict:
-    """A complete DeepSpeed config dict; the optimiser and schedule come in as objects."""
+def deepspeed_config(cfg: TrainConfig, world_size: int, load_universal: bool = False) -> dict:
+    """A complete DeepSpeed config dict; the optimiser and schedule come in as objects.
+    `load_universal`: the engine will load a universal checkpoint (another world size)."""
     if cfg.precision == "bf16" and cfg.zero_stage == 0:
-        # ENV-NOTES: bf16 at stage 0 accumulates gradients in bf16 and drifts.
+        # Measured (docs/MEASURED.md): bf16 at stage 0 accumulates gradients in bf16 and drifts.
         raise HarnessError("bf16 needs train.zero_stage >= 1 (stage 0 accumulates gradients in bf16)",
                            fix="set train.zero_stage=1")
     return {
@@ -35,6 +36,7 @@ def deepspeed_config(cfg: TrainConfig, world_size: int) -> dict:
         "wall_clock_breakdown": False,
         # We pass torch AdamW as an object; ZeRO refuses a client optimizer without this.
         "zero_allow_untested_optimizer": True,
+        "checkpoint": {"load_universal": load_universal},
     }
 
 
@@ -48,7 +50,7 @@ def param_groups(model, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def build_engine(model, cfg: TrainConfig, total_steps: int, world_size: int):
+def build_engine(model, cfg: TrainConfig, total_steps: int, world_size: int, load_universal: bool = False):
     """deepspeed.initialize with torch AdamW (DeepSpeed's fused Adam JIT-compiles ~3 min on
     CPU) and our LambdaLR schedule; the engine steps both."""
     import deepspeed
@@ -60,6 +62,6 @@ def build_engine(model, cfg: TrainConfig, total_steps: int, world_size: int):
     optimizer = torch.optim.AdamW(param_groups(model, opt.weight_decay), lr=opt.lr, betas=opt.betas, eps=opt.eps)
     scheduler = build_scheduler(optimizer, cfg.schedule, total_steps)
     engine, optimizer, _, scheduler = deepspeed.initialize(
-        model=model, optimizer=optimizer, lr_scheduler=scheduler, config=deepspeed_config(cfg, world_size)
+        model=model, optimizer=optimizer, lr_scheduler=scheduler, config=deepspeed_config(cfg, world_size, load_universal)
     )
     return engine, optimizer, scheduler

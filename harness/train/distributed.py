@@ -25,7 +25,8 @@ class Dist:
         return self.rank == 0
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the OS picks it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -43,7 +44,7 @@ def rank_environment() -> Dist:
     os.environ.setdefault("WORLD_SIZE", "1")
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     if "MASTER_PORT" not in os.environ:
-        os.environ["MASTER_PORT"] = str(_free_port())
+        os.environ["MASTER_PORT"] = str(free_port())
     return Dist(int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"]))
 
 
@@ -61,7 +62,7 @@ def init_distributed() -> Dist:
     deepspeed.utils.logger.setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.distributed")
     # DeepSpeed JIT-compiles its shared-memory comm op for CPU at init (~1 min on a fresh
-    # machine, ENV-NOTES); gloo does the same job for us, so mark the op unusable.
+    # machine, docs/MEASURED.md); gloo does the same job for us, so mark the op unusable.
     deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
     if not torch.distributed.is_initialized():
         deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo",
@@ -74,3 +75,25 @@ def barrier() -> None:
 
     if td.is_available() and td.is_initialized() and td.get_world_size() > 1:
         td.barrier()
+
+
+def broadcast_object(value=None, src: int = 0):
+    """`value` from rank `src` on every rank (a picklable object); itself when alone."""
+    import torch.distributed as td
+
+    if not (td.is_available() and td.is_initialized() and td.get_world_size() > 1):
+        return value
+    box = [value]
+    td.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def all_gather(value) -> list:
+    """Every rank's `value`, in rank order; `[value]` when alone."""
+    import torch.distributed as td
+
+    if not (td.is_available() and td.is_initialized() and td.get_world_size() > 1):
+        return [value]
+    out = [None] * td.get_world_size()
+    td.all_gather_object(out, value)
+    return out

@@ -8,18 +8,23 @@ data or saving RNG states.
 
 from __future__ import annotations
 
+import math
 import os
 import random
+import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.compute import flops_per_token, targets_per_row
+from harness.compute import mfu
+from harness.errors import HarnessError
 from harness.launch.preemption import Preemption
+from harness.threads import torch_threads
 from harness.train import checkpoint
 from harness.train.deepspeed_config import build_engine
 from harness.train.progress import StepDisplay
 from harness.train.throughput import Meter, peak_flops
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -30,12 +35,10 @@ class TrainResult:
     preemption: Preemption | None = None  # set when a signal stopped the run
 
 
-def seed_everything(seed: int, deterministic: bool, num_threads: int | None) -> None:
+def seed_everything(seed: int, deterministic: bool) -> None:
     import numpy as np
     import torch
 
-    if num_threads:
-        torch.set_num_threads(num_threads)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -57,100 +60,167 @@ def _all_reduce(values: dict[str, float], world_size: int, mean: bool) -> dict[s
     return {k: v / world_size if mean else v for k, v in zip(keys, t.tolist())}
 
 
-def validate(engine, batches, dist, depths: int) -> dict[str, float]:
-    """Per-depth loss over the fixed validation rows, weighted by target counts; the rows
-    are dealt out over ranks and the sums reduced."""
+def validate(engine, batches, dist, parts: list[str]) -> dict[str, float]:
+    """Each loss part (`objective.loss_parts`: per depth, and any other such as TOP's) over
+    the fixed validation rows, weighted by its target counts; the rows are dealt out over
+    ranks and the sums reduced (every rank lists every part, so the reduction lines up)."""
     import torch
 
-    keys = [f"depth_{k}" for k in range(1, depths + 1)]
-    sums = {f"{part}/{k}": 0.0 for k in keys for part in ("s", "c")}
+    sums = {f"{side}/{key}": 0.0 for key in parts for side in ("s", "c")}
     engine.eval()
     with torch.no_grad():
         for i, rows in enumerate(batches):
             if i % dist.world_size == dist.rank:
                 out = engine(rows)
-                for key in keys:
+                for key in parts:
                     sums[f"s/{key}"] += float(out.losses[key]) * out.n_targets[key]
                     sums[f"c/{key}"] += out.n_targets[key]
     engine.train()
     totals = _all_reduce(sums, dist.world_size, mean=False)
-    return {f"val/{k}": totals[f"s/{k}"] / totals[f"c/{k}"] for k in keys if totals[f"c/{k}"]}
+    return {f"val/{k}": totals[f"s/{k}"] / totals[f"c/{k}"] for k in parts if totals[f"c/{k}"]}
 
 
-def train(recipe, run_dir: Path, data, tracker, dist, identity: dict, display_enabled: bool = True) -> TrainResult:
+def _start_engine(recipe, ckpt_dir: Path, dist, identity: dict, verify: bool, log):
+    """Build the engine and load the newest usable checkpoint (converted when it was saved by
+    another number of processes); returns (engine, optimizer, harness state or None)."""
+    from harness.model.mtp_model import build_model
+    from harness.train import universal
+
+    cfg = recipe.train
+    while True:
+        resume = checkpoint.choose(ckpt_dir, dist.world_size, cfg.zero_stage, is_main=dist.is_main, full=verify, log=log)
+        load_dir = ckpt_dir
+        if resume is not None and resume.universal:
+            load_dir = universal.convert(ckpt_dir, resume, dist.world_size, is_main=dist.is_main, log=log)
+        model = build_model(recipe.model, recipe.objective)
+        universal_load = resume is not None and resume.universal
+        engine, optimizer, _ = build_engine(model, cfg, recipe.steps, dist.world_size, load_universal=universal_load)
+        if resume is None:
+            return engine, optimizer, None
+        try:
+            state = checkpoint.load(engine, load_dir, ckpt_dir, resume, is_main=dist.is_main, log=log)
+        except checkpoint.Corrupt:
+            continue  # renamed *.corrupt; the previous checkpoint is next
+        if universal_load:
+            universal.remove(ckpt_dir, is_main=dist.is_main)
+        checkpoint.check_identity(state, identity)
+        return engine, optimizer, state
+
+
+def train(recipe, run_dir: Path, data, tracker, dist, identity: dict, display_enabled: bool = True,
+          verify: bool = False) -> TrainResult:
     """Train (or resume) the recipe's model in `run_dir`; returns where it stopped."""
+    with torch_threads(recipe.train.num_threads):
+        return _train(recipe, run_dir, data, tracker, dist, identity, display_enabled, verify)
+
+
+def _batches(recipe, data):
+    """The training windows and the fixed validation rows."""
     from harness.data.loader import TokenWindows
-    from harness.model import build_model
 
     cfg, S = recipe.train, recipe.seq_len
-    seed_everything(cfg.seed, cfg.deterministic, cfg.num_threads)
-    total = recipe.steps
-    engine, optimizer, _ = build_engine(build_model(recipe.model, recipe.objective), cfg, total, dist.world_size)
-    ckpt_dir = Path(run_dir) / "checkpoints"
-    state = checkpoint.load_latest(engine, ckpt_dir, is_main=dist.is_main)
-    if state is not None:
-        checkpoint.check_identity(state, identity)
+    windows = dict(seq_len=S, row_length=recipe.objective.row_length(S), lookahead_reserve=recipe.data.lookahead_reserve)
+    val = TokenWindows(data, split="val", **windows).val_batches(cfg.eval_batches, cfg.micro_batch_size)
+    return TokenWindows(data, split="train", **windows), val
+
+
+def _train(recipe, run_dir, data, tracker, dist, identity, display_enabled, verify) -> TrainResult:
+    cfg, S, total, ckpt_dir = recipe.train, recipe.seq_len, recipe.steps, Path(run_dir) / "checkpoints"  # S: window
+    seed_everything(cfg.seed, cfg.deterministic)
+    engine, optimizer, state = _start_engine(recipe, ckpt_dir, dist, identity, verify, _log_on(dist))
     start = state["step"] if state else 0
-    tokens_seen = state["tokens_seen"] if state else 0
-    targets_seen = state["targets_seen"] if state else 0
+    counts = {key: state[key] if state else 0 for key in ("tokens_seen", "targets_seen")}
+    loader, val_rows = _batches(recipe, data)
+    step_counts = {"tokens_seen": S, "targets_seen": recipe.objective.targets_per_row(S)}  # per row
+    speed = _Speed(recipe.objective.flops(recipe.model, S).total, peak_flops(cfg.precision), dist.world_size)
+    last_ckpt, val = (ckpt_dir / checkpoint.tag_for(start) if state else None), {}
+    if tracker is not None:
+        tracker.note_resume(start)  # from 0 too: a crash before the first checkpoint logged steps
 
-    row = recipe.objective.row_length(S)
-    windows = dict(seq_len=S, row_length=row, lookahead_reserve=recipe.data.lookahead_reserve)
-    loader = TokenWindows(data, split="train", **windows)
-    val_rows = TokenWindows(data, split="val", **windows).val_batches(cfg.eval_batches, cfg.micro_batch_size)
-    step_tokens = cfg.global_batch_size * S
-    step_targets = cfg.global_batch_size * targets_per_row(recipe.objective, S)
-    fpt = flops_per_token(recipe.model, recipe.objective, S).total
-    peak = peak_flops(cfg.precision)
-    meter, last_ckpt, val = Meter(), (ckpt_dir / checkpoint.tag_for(start) if state else None), {}
-    if tracker is not None and start:
-        tracker.note_resume(start)
+    def save(step: int) -> Path:  # with what a resume (at any world size) needs to know
+        state = {**identity, "step": step, **counts, "world_size": dist.world_size, "zero_stage": cfg.zero_stage}
+        return checkpoint.save(engine, ckpt_dir, step, state, is_main=dist.is_main, keep=cfg.keep_checkpoints)
 
-    def save(step: int) -> Path:
-        snapshot = {**identity, "step": step, "tokens_seen": tokens_seen, "targets_seen": targets_seen}
-        return checkpoint.save(engine, ckpt_dir, step, snapshot, is_main=dist.is_main, keep=cfg.keep_checkpoints)
-
-    # SIGINT/SIGTERM/SIGUSR1 (Slurm's warning before preemption) are noted by the handler and
-    # acted on between steps, once every rank agrees, so all ranks checkpoint the same step.
-    with Preemption() as stop, StepDisplay(total, start, display_enabled and dist.is_main) as display:
+    # SIGINT/SIGTERM/SIGUSR1 are noted by the handler and acted on between steps, once every
+    # rank agrees, so all ranks checkpoint the same step.
+    display = StepDisplay(total, start, display_enabled and dist.is_main)
+    with Preemption() as stop, display:
         if start:
             display.note(f"resumed from {last_ckpt.name} (step {start} of {total})")
         for step in range(start, total):
             lr = optimizer.param_groups[0]["lr"]
             rows = loader.batch(step, cfg.global_batch_size, cfg.seed, dist.rank, dist.world_size)
-            sums = defaultdict(float)
-            micro = list(rows.split(cfg.micro_batch_size))
-            for mb in micro:
-                out = engine(mb, tokens_seen=tokens_seen)
-                engine.backward(out.loss)
-                engine.step()
-                sums["loss/total"] += float(out.loss.detach()) / len(micro)
-                for key, loss in out.losses.items():
-                    sums[f"loss/{key}"] += float(loss) / len(micro)
-            tokens_seen += step_tokens
-            targets_seen += step_targets
-            metrics = _all_reduce(dict(sums), dist.world_size, mean=True)
-            metrics.update(lr=lr, tokens_seen=tokens_seen, targets_seen=targets_seen)
-            rate = meter.mark(tokens_seen)
-            if rate:
-                metrics["tokens_per_s"] = rate
-                if peak:
-                    metrics["mfu"] = fpt * rate / peak
+            metrics = _optimizer_step(engine, rows, cfg.micro_batch_size, counts["tokens_seen"], dist.world_size)
             done = step + 1
-            if done % cfg.eval_every == 0 or done == total:
-                val = validate(engine, val_rows, dist, recipe.objective.n_predict)
+            _stop_if_not_finite(metrics, done, last_ckpt)
+            for key, per_row in step_counts.items():
+                counts[key] += per_row * cfg.global_batch_size
+            metrics.update(lr=lr, **counts, **speed.mark(counts["tokens_seen"]))
+            validated = done % cfg.eval_every == 0 or done == total
+            if validated:
+                val = validate(engine, val_rows, dist, recipe.objective.loss_parts)
                 metrics.update(val)
-            if tracker is not None and dist.is_main and (done % cfg.log_every == 0 or done == total or val):
+            if tracker is not None and dist.is_main and (done % cfg.log_every == 0 or done == total or validated):
                 tracker.log_metrics(metrics, done)
             display.step(done, metrics)
             stopping = stop.agreed()
             if done % cfg.checkpoint_every == 0 or done == total or stopping:
                 last_ckpt = save(done)
+                if tracker is not None:
+                    tracker.note_checkpoint(done)  # steps up to here are final: MLflow may have them
             if stopping:
                 why = stop.received.name if stop.received else "another rank's signal"
-                display.note(f"stopped by {why} after step {done}; checkpoint {last_ckpt}; "
-                             "run the same command again to resume")
+                display.note(f"stopped by {why} after step {done}; checkpoint {last_ckpt}; run the same command again")
                 return TrainResult("interrupted", done, last_ckpt, val, stop)
     if start >= total and not val:
-        val = validate(engine, val_rows, dist, recipe.objective.n_predict)
+        val = validate(engine, val_rows, dist, recipe.objective.loss_parts)
     return TrainResult("finished", total, last_ckpt, val)
+
+
+class _Speed:
+    """tokens/s over a sliding window, and MFU: the rate counts every rank's tokens, so it is
+    set against every rank's device (world size x one device's peak)."""
+
+    def __init__(self, flops_per_token: float, peak_per_device: float | None, world_size: int):
+        self.meter, self.fpt, self.peak, self.world = Meter(), flops_per_token, peak_per_device, world_size
+
+    def mark(self, tokens_seen: int) -> dict[str, float]:
+        rate = self.meter.mark(tokens_seen)
+        if not rate:
+            return {}
+        out = {"tokens_per_s": rate}
+        if self.peak:
+            out["mfu"] = mfu(self.fpt, rate, self.peak * self.world)
+        return out
+
+
+def _log_on(dist):
+    """Messages about checkpoints, from rank 0 only (each rank sees the same)."""
+    return (lambda text: print(text, file=sys.stderr, flush=True)) if dist.is_main else (lambda text: None)
+
+
+def _optimizer_step(engine, rows, micro_batch_size: int, tokens_seen: int, world_size: int) -> dict[str, float]:
+    """One optimizer step over the rank's rows (gradient accumulation over micro-batches);
+    the losses averaged over micro-batches and ranks."""
+    sums = defaultdict(float)
+    micro = list(rows.split(micro_batch_size))
+    for mb in micro:
+        out = engine(mb, tokens_seen=tokens_seen)
+        engine.backward(out.loss)
+        engine.step()
+        sums["loss/total"] += float(out.loss.detach()) / len(micro)
+        for key, loss in out.losses.items():
+            sums[f"loss/{key}"] += float(loss) / len(micro)
+    return _all_reduce(dict(sums), world_size, mean=True)
+
+
+def _stop_if_not_finite(metrics: dict[str, float], step: int, last_ckpt: Path | None) -> None:
+    """A NaN or infinite loss poisons every later step: stop before it is logged or saved."""
+    bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+    if bad:
+        kept = f"the last good checkpoint, {last_ckpt.name}, is kept" if last_ckpt else "no checkpoint was saved"
+        raise HarnessError(
+            f"the loss is not finite at step {step} ({', '.join(f'{k}={v}' for k, v in sorted(bad.items()))}); "
+            f"training stopped, nothing is exported; {kept}",
+            fix="lower train.optimizer.lr, raise train.schedule.warmup_steps or use fp32 (a new run directory)",
+        )

@@ -7,17 +7,23 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 def describe(metrics: dict[str, float]) -> str:
-    """`loss 3.21 | d2 3.90 d3 4.41 | lr 2.9e-03 | 5.1k tok/s | MFU~4.2%`"""
-    depths = sorted(k for k in metrics if k.startswith("loss/depth_") and k != "loss/depth_1")
+    """`loss 3.21 | d2 3.90 d3 4.41 | lr 2.9e-03 | 5.1k tok/s | MFU~4.2%`; a loss part that is
+    not a depth keeps its name (`top 5.02`)."""
+    others = sorted(k for k in metrics if k.startswith("loss/") and k not in ("loss/depth_1", "loss/total"))
     parts = [f"loss {metrics['loss/depth_1']:.3f}"]
-    if depths:
-        parts.append(" ".join(f"d{k.rsplit('_', 1)[1]} {metrics[k]:.3f}" for k in depths))
+    if others:
+        parts.append(" ".join(f"{_short(k)} {metrics[k]:.3f}" for k in others))
     parts.append(f"lr {metrics['lr']:.1e}")
     if "tokens_per_s" in metrics:
         parts.append(f"{metrics['tokens_per_s'] / 1e3:.1f}k tok/s")
     if "mfu" in metrics:
         parts.append(f"MFU~{metrics['mfu']:.1%}")
     return " | ".join(parts)
+
+
+def _short(key: str) -> str:
+    name = key.removeprefix("loss/")
+    return f"d{name.removeprefix('depth_')}" if name.startswith("depth_") else name
 
 
 class StepDisplay:

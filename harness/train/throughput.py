@@ -4,6 +4,10 @@ MFU needs the hardware's peak. For GPUs we use the vendor's dense bf16/fp32 figu
 CPUs we estimate cores x clock x FLOPs per cycle from the vector units /proc/cpuinfo
 lists (FMA: 2 FLOPs per lane; AVX-512 16 fp32 lanes x 2 units, AVX2 8 lanes x 2 units).
 It is an estimate and is labelled as one; `MTP_HARNESS_PEAK_FLOPS` overrides it.
+
+`peak_flops` is one rank's device (one GPU, or the CPU threads one process uses); the
+loop's tokens/s counts every rank, so MFU divides by world size x this peak
+(`harness.train.loop.mfu`).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ def cpu_peak_flops(threads: int) -> float | None:
 
 
 def peak_flops(precision: str) -> float | None:
+    """Dense peak FLOP/s of the device one rank runs on."""
     if "MTP_HARNESS_PEAK_FLOPS" in os.environ:
         return float(os.environ["MTP_HARNESS_PEAK_FLOPS"])
     import torch
@@ -44,7 +49,7 @@ def peak_flops(precision: str) -> float | None:
         name = torch.cuda.get_device_name()
         for key, table in GPU_PEAK.items():
             if key in name:
-                return table[precision] * torch.cuda.device_count()
+                return table[precision]
         return None
     return cpu_peak_flops(torch.get_num_threads())
 

@@ -92,7 +92,7 @@ def test_harness_cli_in_the_container(image):
 TINY = """\
 recipe_version: 1
 name: container-check
-model: {{n_layers: 2, d_model: 32, n_heads: 2, n_kv_heads: 1, ffn_hidden: 64, vocab_size: 320, seq_len: 32}}
+model: {{stp_layers: 2, d_model: 32, n_heads: 2, n_kv_heads: 1, ffn_hidden: 64, vocab_size: 320, seq_len: 32}}
 objective: {{kind: deepseek, depth: 1}}
 data: {{source: {{kind: local, path: '{corpus}'}}, decontaminate: {{enabled: false}}}}
 train: {{steps: 6, global_batch_size: 4, micro_batch_size: 2, num_threads: 1, eval_every: 3, eval_batches: 2}}

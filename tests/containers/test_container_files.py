@@ -4,11 +4,15 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as the `tomli` backport (dev extra)
+    import tomli as tomllib
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.containers import IMAGE_ENV, ContainerConfig, container_image, inside_container
+from harness.containers import IMAGE_ENV, ContainerConfig, container_image
 from harness.containers.run import HostFacts, Mount, plan_run, tracking_mounts
 from harness.errors import HarnessError
 from harness.recipe import load_recipe
@@ -84,8 +84,8 @@ def test_container_section_in_recipes(tmp_path):
         load_recipe(RECIPES / "stp.yaml", ["container.memory=lots"])
 
 
-def test_inside_container_reads_the_image_variable(monkeypatch):
+def test_the_image_variable_names_the_image(monkeypatch):
     monkeypatch.delenv(IMAGE_ENV, raising=False)
-    assert not inside_container() and container_image() is None
+    assert container_image() is None
     monkeypatch.setenv(IMAGE_ENV, IMAGE)
-    assert inside_container() and container_image() == IMAGE
+    assert container_image() == IMAGE

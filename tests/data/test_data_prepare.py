@@ -4,6 +4,7 @@ between documents; a stable split; and a clear error for every kind of bad input
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -193,3 +194,77 @@ def test_two_processes_preparing_at_once_agree_with_a_third(tmp_path):
     alone = prep(folder, tmp_path / "own-cache")  # same inputs, another process and cache
     assert hashes == [alone.manifest_hash] * 2
     assert [p.name for p in (shared / "data").iterdir()] == [alone.path.name]
+
+
+# -- the cluster path: trusted hashes, --verify, stale builds, rank 0 prepares -----------------
+
+
+def _count_hashing(monkeypatch) -> list:
+    from harness.data import prepare as prepare_module
+
+    hashed = []
+    real = prepare_module.sha256_file
+    monkeypatch.setattr(prepare_module, "sha256_file", lambda p: hashed.append(p) or real(p))
+    return hashed
+
+
+def test_a_second_preparation_trusts_recorded_hashes_unless_verify(tmp_path, monkeypatch):
+    """A requeued job must not read the whole corpus again to find data it prepared before."""
+    folder = write_corpus(tmp_path / "corpus", n_files=12)
+    first = prep(folder, tmp_path / "cache")
+    hashed = _count_hashing(monkeypatch)
+    assert prep(folder, tmp_path / "cache").path == first.path and hashed == []
+    verified = prepare_data(local_config(folder), vocab_size=300, seq_len=16, base_dir=folder.parent,
+                            cache_root=tmp_path / "cache", verify=True)
+    assert verified.path == first.path and len(hashed) == 12
+    (folder / "mod_003.py").write_text(code_file(3) + "# changed\n")  # new size and mtime
+    hashed.clear()
+    assert prep(folder, tmp_path / "cache").path != first.path and len(hashed) == 1
+
+
+def test_a_build_left_by_a_killed_process_is_removed(tmp_path):
+    import socket
+
+    folder = write_corpus(tmp_path / "corpus", n_files=12)
+    data_root = tmp_path / "cache" / "data"
+    dead = 2**22 + 7  # above pid_max on ordinary systems: no such process
+    stale = [data_root / f".tmp-abc123.0badf00d.{dead}@{socket.gethostname()}", data_root / f".tmp-abc123-{dead}-0badf00d"]
+    live = data_root / f".tmp-abc123.0badf00d.{dead}@another-host"  # cannot tell from here: kept
+    for path in (*stale, live):
+        (path / "tokenizer").mkdir(parents=True)
+    prep(folder, tmp_path / "cache")
+    assert [p.exists() for p in stale] == [False, False] and live.exists()
+
+
+@pytest.mark.slow
+def test_under_two_processes_only_rank_0_hashes_the_corpus(tmp_path):
+    """torchrun, 2 ranks on CPU: rank 1 reads rank 0's manifest and hashes nothing."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    folder = write_corpus(tmp_path / "corpus", n_files=12)
+    script = tmp_path / "ranks.py"
+    script.write_text(f"""
+import json, os, sys
+from pathlib import Path
+from harness.data import prepare as p
+from harness.train.distributed import init_distributed
+from tests.data.data_helpers import local_config
+hashed = []
+real = p.sha256_file
+p.sha256_file = lambda f: hashed.append(str(f)) or real(f)
+dist = init_distributed()
+prepared = p.prepare_data_on_ranks(local_config(Path({str(folder)!r})), dist, vocab_size=300, seq_len=16,
+                                   base_dir=Path({str(tmp_path)!r}), cache_root=Path({str(tmp_path / 'cache')!r}))
+Path({str(tmp_path)!r}, f"rank{{dist.rank}}.json").write_text(json.dumps({{"path": str(prepared.path), "hashed": len(hashed)}}))
+""")
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["path"] == ranks[1]["path"]
+    assert ranks[0]["hashed"] >= 12 and ranks[1]["hashed"] == 0

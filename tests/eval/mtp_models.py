@@ -6,24 +6,24 @@ from functools import lru_cache
 
 import torch
 
-from harness.model import build_model
+from harness.model.mtp_model import build_model
+from harness.model.config import TrunkConfig
 from harness.model.objectives.deepseek import DeepSeekConfig
 from harness.model.objectives.meta import MetaConfig
-from harness.model.objectives.stp import StpConfig
-from harness.model.trunk import TrunkConfig
+from harness.model.objectives.registry import objective_class
 from tests.threads import torch_threads
 
 VOCAB = 32
 ARMS = {"meta2": MetaConfig(n=2), "meta4": MetaConfig(n=4), "deepseek1": DeepSeekConfig(depth=1)}
 
 
-def trunk(vocab: int = VOCAB, d_model: int = 32, n_layers: int = 4) -> TrunkConfig:
-    return TrunkConfig(n_layers=n_layers, d_model=d_model, n_heads=2, n_kv_heads=1, ffn_hidden=64,
+def trunk(vocab: int = VOCAB, d_model: int = 32, stp_layers: int = 4) -> TrunkConfig:
+    return TrunkConfig(stp_layers=stp_layers, d_model=d_model, n_heads=2, n_kv_heads=1, ffn_hidden=64,
                        vocab_size=vocab, seq_len=16)  # fmt: skip
 
 
 def objective(kind: str, **fields):
-    return {"stp": StpConfig, "meta": MetaConfig, "deepseek": DeepSeekConfig}[kind](**fields)
+    return objective_class(kind)(**fields)
 
 
 def random_model(objective_cfg, seed: int = 0, **trunk_fields):
@@ -78,3 +78,15 @@ def trained_model(arm: str, steps: int = 60):
             loss.backward()
             opt.step()
     return model.eval()
+
+
+@torch.no_grad()
+def training_path_position_losses(model, rows: torch.Tensor) -> torch.Tensor:
+    """(B, S): -log p(t_{i+1}) at each input position from the *training* path's next-token
+    logits on the objective's own rows (depth 1 of `depth_logits`), by log-softmax and a
+    lookup in float64: an oracle independent of `eval.position_loss`, which decodes plain
+    rows of S+1 tokens through the next-token path."""
+    logits = model.depth_logits(rows)[0].double()  # (B, S, V)
+    S = logits.shape[1]
+    logp = torch.log_softmax(logits, dim=-1)
+    return -logp.gather(-1, rows[:, 1 : S + 1].unsqueeze(-1)).squeeze(-1)

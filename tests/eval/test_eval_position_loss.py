@@ -9,21 +9,21 @@ import pytest
 import torch
 
 from harness.eval.position_loss import bin_edges, binned, position_losses, write_position_files
-from tests.eval.mtp_models import ARMS, VOCAB, objective, random_model
+from tests.eval.mtp_models import ARMS, VOCAB, objective, random_model, training_path_position_losses
 
 S = 12
-OBJECTIVES = [objective("stp"), *ARMS.values(), objective("meta", n=2, target_window="truncate")]
+OBJECTIVES = [objective("stp"), *ARMS.values(), objective("meta", n=2, target_window="truncate"),
+              objective("top", window=3)]
 
 
 @pytest.mark.parametrize("objective_cfg", OBJECTIVES, ids=lambda c: f"{c.kind}{c.n_predict}-{c.target_window}")
-def test_equals_the_models_own_per_position_loss(objective_cfg):
+def test_equals_the_training_paths_loss_at_each_position(objective_cfg):
     """Rows of S+1 tokens score the same targets as the objective's own rows (S+n tokens,
     the same windows): the next-token cross-entropy at positions 0..S-1."""
     model = random_model(objective_cfg)
     long_rows = torch.randint(0, VOCAB, (5, objective_cfg.row_length(S)), generator=torch.Generator().manual_seed(3))
     ours = position_losses(model, [long_rows[:2, : S + 1], long_rows[2:, : S + 1]])
-    with torch.no_grad():
-        theirs = model.per_position_loss(long_rows).numpy()
+    theirs = training_path_position_losses(model, long_rows).numpy()
     assert ours.shape == (5, S) and ours.dtype == np.float32
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(ours.mean(axis=0), theirs.mean(axis=0), rtol=1e-5)

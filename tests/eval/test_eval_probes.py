@@ -13,9 +13,9 @@ from harness.data.prepare import prepare_data
 from harness.data.probes.config import InductionSource, PolynomialSource
 from harness.errors import HarnessError
 from harness.eval.probes import induction, load_test_set, polynomial
-from harness.model import build_model
+from harness.model.mtp_model import build_model
 from harness.model.objectives.stp import StpConfig
-from harness.model.trunk import TrunkConfig
+from harness.model.config import TrunkConfig
 
 
 def _prepare(source, tmp_path, vocab_size):
@@ -70,7 +70,7 @@ def _copier(tokenizer, firsts: set[str]):
 
 def _tiny_model(vocab_size: int, seed: int = 0):
     torch.manual_seed(seed)
-    cfg = TrunkConfig(n_layers=2, d_model=16, n_heads=2, n_kv_heads=1, ffn_hidden=32, vocab_size=vocab_size, seq_len=256)
+    cfg = TrunkConfig(stp_layers=2, d_model=16, n_heads=2, n_kv_heads=1, ffn_hidden=32, vocab_size=vocab_size, seq_len=256)
     model = build_model(cfg, StpConfig())
     model.init_weights(torch.Generator().manual_seed(seed))
     return model

@@ -12,7 +12,7 @@ import pytest
 RECIPE = """\
 recipe_version: 1
 name: {name}
-model: {{n_layers: 2, d_model: 16, n_heads: 2, n_kv_heads: 1, ffn_hidden: 32, vocab_size: {vocab}, seq_len: 64}}
+model: {{stp_layers: 2, d_model: 16, n_heads: 2, n_kv_heads: 1, ffn_hidden: 32, vocab_size: {vocab}, seq_len: 64}}
 objective: {objective}
 data:
   source: {source}

@@ -11,7 +11,7 @@ import pytest
 from harness.errors import HarnessError
 from harness.eval.config import EvalConfig
 from harness.eval.evaluate import evaluate_model, resolve_model_dir
-from harness.eval.lmeval import model_max_length, rows_of, run_variant
+from harness.eval.lmeval import rows_of, run_variant
 from harness.eval.protocols import Variant, protocol_metrics, variants
 from harness.eval.sandbox import STATUSES
 from harness.eval.scoring import summarize, using_sandbox
@@ -79,15 +79,6 @@ def test_meta_protocol_reports_best_temperature_per_k():
     assert not any("@" in key for key in metrics)  # MLflow refuses '@' in metric names
 
 
-def test_max_length_leaves_room_to_generate(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"max_position_embeddings": 256}))
-    assert model_max_length(tmp_path, 1024, None) == 256 + 1024
-    (tmp_path / "config.json").write_text(json.dumps({"max_position_embeddings": 4096}))
-    assert model_max_length(tmp_path, 1024, None) == 4096
-    with pytest.raises(HarnessError, match="must exceed max_gen_toks"):
-        model_max_length(tmp_path, 1024, 512)
-
-
 def test_target_resolution(tmp_path, tiny_model):
     assert resolve_model_dir(tiny_model) == tiny_model
     run = tmp_path / "run"
@@ -107,8 +98,13 @@ def test_cli_scores_a_run_directory_offline(cli, tmp_path, tiny_model, default_s
     assert "humaneval/pass_at_1" in result.output and "sandbox " in result.output
     summary = json.loads((run / "eval" / "summary.json").read_text())
     assert summary["protocol"] == "deepseek" and summary["batch_size"] == 2 and summary["limit"] == 2
+    assert summary["backend"] == "hf" and summary["context_length"] == 2048  # the tiny model's config
+    assert summary["prompt_budget_mbpp"] == 2048 - 16 and summary["mbpp/truncated_prompts"] == 0
     assert summary["humaneval/problems"] == 2 and summary["mbpp/problems"] == 2
     assert 0.0 <= summary["mbpp/pass_at_1"] <= 1.0 and summary["lm_eval_version"]
+    # what held while model code ran, in words (issue 12): the summary and the printed table
+    assert summary["sandbox_verdicts"].startswith("decided by a checker outside the sandbox")
+    assert summary["sandbox_memory"] in result.output and summary["sandbox_cgroup"] in result.output
     for task in ("humaneval", "mbpp"):
         rows = [json.loads(line) for line in (run / "eval" / f"{task}_greedy.jsonl").read_text().splitlines()]
         assert len(rows) == 2 and all(r["status"] in STATUSES for r in rows)
@@ -124,3 +120,25 @@ def test_meta_protocol_on_a_random_model(tmp_path, tiny_model, default_sandbox):
     assert {"humaneval/pass_at_1_t0.6", "humaneval/pass_at_2_t1.2", "humaneval/pass_at_2_temperature"} <= set(summary)
     assert summary["n_samples"] == 2 and summary["temperatures"] == "0.6,1.2" and summary["top_p"] == 0.95
     assert len((tmp_path / "humaneval_t1.2.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_malformed_config_json_is_one_line(tmp_path, cli):
+    (tmp_path / "config.json").write_text('{"model_type": "llama", ')  # cut short
+    result = cli("eval", tmp_path, "--tasks", "humaneval", "--limit", "1")
+    assert result.exit_code == 2 and "config.json is not valid JSON" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output + result.stderr
+
+
+def test_the_eval_thread_count_is_restored(tmp_path, monkeypatch):
+    """`eval.num_threads` must not leak into the next arm of a study (same process)."""
+    import torch
+
+    from harness.eval import evaluate
+    from harness.eval.config import EvalConfig
+
+    seen = []
+    monkeypatch.setattr(evaluate, "_evaluate_model", lambda *a, **k: seen.append(torch.get_num_threads()) or {})
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    evaluate.evaluate_model(tmp_path, EvalConfig(num_threads=other), tmp_path / "out")
+    assert seen == [other] and torch.get_num_threads() == before

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from harness.errors import HarnessError
 from harness.eval import isolation
 
 
@@ -19,22 +20,25 @@ def as_uid(monkeypatch):
 
 def test_bwrap_as_user_unshares_everything(as_uid, tmp_path):
     as_uid(1000)
-    launch = isolation.launch_for("bwrap", [str(tmp_path)], uid=65534, tmpfs_mb=8)
+    launch = isolation.launch_for("bwrap", [str(tmp_path)], tmpfs_mb=8)
     argv = list(launch.prefix)
     assert "--unshare-all" in argv and "--cap-add" not in argv
-    assert {"--die-with-parent", "--new-session"} <= set(argv)
-    assert launch.drop_to_uid is None and not launch.host_workdir
-    start = argv.index("--size")
-    assert argv[start : start + 6] == ["--size", str(8 << 20), "--perms", "1777", "--tmpfs", "/tmp"]
+    assert {"--die-with-parent", "--new-session", "--unshare-user", "--disable-userns"} <= set(argv)
+    assert not launch.switch_uid and not launch.host_workdir
+    for mount in ("/dev/shm", "/tmp"):  # private, size-capped
+        at = argv.index(mount, argv.index("--dev"))
+        assert argv[at - 5 : at + 1] == ["--size", str(8 << 20), "--perms", "1777", "--tmpfs", mount]
+    # bwrap's own / and /dev are writable tmpfs without a size: read-only once set up
+    assert argv[-6:-2] == ["--remount-ro", "/dev", "--remount-ro", "/"]
 
 
 def test_bwrap_as_root_keeps_uid_separation(as_uid, tmp_path):
     as_uid(0)
-    launch = isolation.launch_for("bwrap", [str(tmp_path)], uid=65534, tmpfs_mb=8)
+    launch = isolation.launch_for("bwrap", [str(tmp_path)], tmpfs_mb=8)
     argv = list(launch.prefix)
     assert "--unshare-all" not in argv and "--unshare-user" not in argv
     assert {"--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"} <= set(argv)
-    assert argv[argv.index("--cap-drop") + 1] == "ALL" and launch.drop_to_uid == 65534
+    assert argv[argv.index("--cap-drop") + 1] == "ALL" and launch.switch_uid
 
 
 def test_interpreter_binds_create_traversable_parents(tmp_path):
@@ -51,15 +55,21 @@ def test_interpreter_binds_create_traversable_parents(tmp_path):
 
 
 def test_unshare_and_none(as_uid):
-    as_uid(1000)
-    user = isolation.launch_for("unshare", [], uid=65534, tmpfs_mb=8)
-    assert user.prefix[:3] == ("unshare", "--user", "--map-root-user") and "--net" in user.prefix
     as_uid(0)
-    root = isolation.launch_for("unshare", [], uid=65534, tmpfs_mb=8)
-    assert "--user" not in root.prefix and root.drop_to_uid == 65534 and root.host_workdir
-    assert isolation.launch_for("none", [], uid=65534, tmpfs_mb=8, drop=False).drop_to_uid is None
+    root = isolation.launch_for("unshare", [], tmpfs_mb=8)
+    assert {"--net", "--pid", "--mount", "--ipc", "--uts", "--kill-child"} <= set(root.prefix)
+    assert root.switch_uid and root.private_mounts and not root.host_workdir
+    assert isolation.launch_for("none", [], tmpfs_mb=8, switch_uid=False).switch_uid is False
     with pytest.raises(ValueError, match="unknown sandbox kind"):
-        isolation.launch_for("docker", [], uid=65534, tmpfs_mb=8)
+        isolation.launch_for("docker", [], tmpfs_mb=8)
+
+
+def test_unshare_is_refused_for_an_ordinary_user(as_uid):
+    """A user namespace would map the program to the user: their files stay writable."""
+    as_uid(1000)
+    with pytest.raises(HarnessError, match="refused for an ordinary user.*apt-get install -y bubblewrap"):
+        isolation.launch_for("unshare", [], tmpfs_mb=8)
+    assert "unshare" not in isolation.available_kinds()
 
 
 def test_available_kinds_end_with_none():
@@ -70,10 +80,10 @@ def test_available_kinds_end_with_none():
 
 def test_bwrap_binds_the_interpreter_after_the_private_tmp(as_uid, tmp_path):
     as_uid(0)
-    argv = list(isolation.launch_for("bwrap", [str(tmp_path)], uid=65534, tmpfs_mb=8).prefix)
-    tmpfs = argv.index("--tmpfs")
+    argv = list(isolation.launch_for("bwrap", [str(tmp_path)], tmpfs_mb=8).prefix)
+    tmpfs = argv.index("/tmp") - 1
     bind = argv.index(str(tmp_path))
-    assert argv[tmpfs + 1] == "/tmp" and tmpfs < bind  # else the private /tmp would hide it
+    assert argv[tmpfs] == "--tmpfs" and tmpfs < bind  # else the private /tmp would hide it
     assert argv[-2:] == ["--chdir", "/tmp"]
 
 
@@ -84,7 +94,7 @@ def test_an_interpreter_under_tmp_runs_in_bwrap(tmp_path):
     import subprocess
     import sys
 
-    from harness.eval.sandbox import SandboxConfig, open_sandbox, probe
+    from harness.eval.sandbox import Job, SandboxConfig, open_sandbox, probe
 
     if not shutil.which("bwrap"):
         pytest.skip("bwrap is not installed")
@@ -94,8 +104,13 @@ def test_an_interpreter_under_tmp_runs_in_bwrap(tmp_path):
         pytest.skip(f"pytest's tmp_path {tmp_path} is not under /tmp")
     subprocess.run([base, "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True)
     python = str(tmp_path / "venv" / "bin" / "python")
-    if probe("bwrap", base, 65534, 64) is not None:
+    uid_base = SandboxConfig().uid_base
+    if probe("bwrap", base, 64, uid_base, "auto") is not None:
         pytest.skip("bwrap cannot run this machine's base interpreter at all")
-    assert probe("bwrap", python, 65534, 64) is None
+    assert probe("bwrap", python, 64, uid_base, "auto") is None
     box = open_sandbox(SandboxConfig(kind="bwrap", python=python, timeout_s=10, workers=1))
-    assert box.run("import sys\nassert sys.prefix.startswith('/tmp/')\n").status == "passed"
+    try:
+        job = Job(program="import sys\ndef prefix():\n    return sys.prefix\n", tests="assert prefix().startswith('/tmp/')\n")
+        assert box.run(job).status == "passed"
+    finally:
+        box.close()

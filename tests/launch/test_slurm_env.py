@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from harness.errors import HarnessError
-from harness.launch.slurm_env import expand_hostlist, rank_env_from_slurm, tasks_per_node, under_slurm_task
+from harness.launch.slurm_env import expand_hostlist, rank_env_from_slurm, tasks_per_node
 
 
 @pytest.mark.parametrize("hostlist, hosts", [
@@ -83,12 +83,6 @@ def test_missing_or_inconsistent_slurm_environment_is_a_clear_error():
         rank_env_from_slurm(_task(10, 2, 0))
     with pytest.raises(HarnessError, match="inconsistent"):
         rank_env_from_slurm(_task(9, 2, 2))
-
-
-def test_under_slurm_task():
-    assert under_slurm_task(_task(0, 0, 0))
-    assert not under_slurm_task({**_task(0, 0, 0), "RANK": "0"})
-    assert not under_slurm_task({"HOME": "/root"})
 
 
 def test_module_execs_the_command_with_the_rank_environment():

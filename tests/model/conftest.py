@@ -5,23 +5,21 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.model import build_model
-from harness.model.objectives.deepseek import DeepSeekConfig
-from harness.model.objectives.meta import MetaConfig
-from harness.model.objectives.stp import StpConfig
-from harness.model.trunk import TrunkConfig
+from harness.model.mtp_model import build_model
+from harness.model.objectives.registry import objective_class
+from harness.model.config import TrunkConfig
 
 VOCAB = 300
 
 
 def tiny_trunk(**overrides) -> TrunkConfig:
-    fields = dict(n_layers=4, d_model=32, n_heads=4, n_kv_heads=2, ffn_hidden=64, vocab_size=VOCAB, seq_len=16)
+    fields = dict(stp_layers=4, d_model=32, n_heads=4, n_kv_heads=2, ffn_hidden=64, vocab_size=VOCAB, seq_len=16)
     fields.update(overrides)
     return TrunkConfig(**fields)
 
 
 def objective(kind: str, **fields):
-    return {"stp": StpConfig, "meta": MetaConfig, "deepseek": DeepSeekConfig}[kind](**fields)
+    return objective_class(kind)(**fields)
 
 
 def make(model_cfg: TrunkConfig, objective_cfg, seed: int = 0):

@@ -7,27 +7,21 @@ still sees every gradient (ZeRO 0 and 2), and that ZeRO-3 is refused with a clea
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
 
+from harness.train.distributed import free_port
 from tests.model.conftest import make, objective, rows, tiny_trunk
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def deepspeed():
-    """One-process DeepSpeed as ENV-NOTES describes: env for a single rank, no shm op build."""
+    """One-process DeepSpeed as docs/MEASURED.md describes: env for a single rank, no shm op build."""
     with pytest.MonkeyPatch.context() as mp:
         for key, value in dict(
             RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
-            MASTER_PORT=str(_free_port()), DS_ACCELERATOR="cpu",
+            MASTER_PORT=str(free_port()), DS_ACCELERATOR="cpu",
         ).items():
             mp.setenv(key, os.environ.get(key, value))
         import deepspeed as ds

@@ -1,5 +1,6 @@
-"""`harness.compute` against the real modules: parameter counts exactly, and training FLOPs
-per token within 2% of torch's FlopCounterMode over a real forward + backward.
+"""Each objective's `params` and `flops` (built from `harness.compute`'s pieces) against the
+real modules: parameter counts exactly, and training FLOPs per token exactly equal to
+torch's FlopCounterMode over a real forward + backward.
 
 FlopCounterMode counts nothing for CPU `scaled_dot_product_attention` (the fused CPU op has
 no formula registered), so the count runs under the MATH backend, where attention is the
@@ -12,13 +13,13 @@ import pytest
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from harness.compute import embedding_params, flops_per_token, param_counts
+from harness.compute import embedding_params
 from tests.model.conftest import make, objective, rows, tiny_trunk
 
 SHAPES = {
     "gqa": dict(),
-    "mha-tied": dict(n_layers=5, d_model=48, n_heads=6, n_kv_heads=6, ffn_hidden=96, vocab_size=256, tie_embeddings=True),
-    "mqa-wide-vocab": dict(n_layers=6, d_model=64, n_heads=4, n_kv_heads=1, ffn_hidden=176, vocab_size=1024),
+    "mha-tied": dict(stp_layers=5, d_model=48, n_heads=6, n_kv_heads=6, ffn_hidden=96, vocab_size=256, tie_embeddings=True),
+    "mqa-wide-vocab": dict(stp_layers=6, d_model=64, n_heads=4, n_kv_heads=1, ffn_hidden=176, vocab_size=1024),
 }
 OBJECTIVES = [
     ("stp", {}),
@@ -27,6 +28,8 @@ OBJECTIVES = [
     ("meta", {"n": 4, "memory_efficient": False, "target_window": "truncate"}),
     ("deepseek", {"depth": 1}),
     ("deepseek", {"depth": 2, "target_window": "truncate"}),
+    ("top", {"window": 3}),
+    ("top", {"window": 5, "target_window": "truncate"}),
 ]
 
 
@@ -35,7 +38,7 @@ OBJECTIVES = [
 def test_param_counts_are_exact(shape, kind, fields):
     cfg, obj = tiny_trunk(**SHAPES[shape]), objective(kind, **fields)
     model = make(cfg, obj)
-    counted = param_counts(cfg, obj)
+    counted = obj.params(cfg)
     assert sum(p.numel() for p in model.parameters()) == counted.total
     embedding = {id(model.trunk.embed_tokens.weight), id(model.trunk.lm_head.weight)}
     assert sum(p.numel() for p in model.parameters() if id(p) in embedding) == embedding_params(cfg)
@@ -50,5 +53,5 @@ def test_training_flops_match_the_flop_counter(shape, kind, fields, S):
     x = rows(obj, S=S, B=2, vocab=cfg.vocab_size)
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         model(x).loss.backward()
-    want = flops_per_token(cfg, obj, S).total * x.shape[0] * S
-    assert counter.get_total_flops() == pytest.approx(want, rel=0.02)
+    want = obj.flops(cfg, S).total * x.shape[0] * S
+    assert counter.get_total_flops() == want

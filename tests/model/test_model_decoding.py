@@ -51,7 +51,7 @@ def reference_drafts(model, seq: list[int], nxt: int, count: int) -> list[int]:
     for k in range(1, count + 1):
         full = torch.tensor([tokens])
         rope = model.trunk.rope(m)
-        logits = model.objective.depth_logits(model.trunk, model.trunk(full[:, :m], rope), full, rope)
+        logits = model.depth_logits_at(model.trunk(full[:, :m], rope), full, rope)
         drafts.append(int(logits[k][0, m - 1].argmax()))
         tokens.append(drafts[-1])
     return drafts

@@ -18,6 +18,7 @@ CASES = {
     "meta": ("meta", {"n": 3}, {}),
     "deepseek": ("deepseek", {"depth": 2}, {}),
     "deepseek-truncate-tied": ("deepseek", {"depth": 1, "target_window": "truncate"}, {"tie_embeddings": True}),
+    "top": ("top", {"window": 4}, {}),
 }
 
 
@@ -36,7 +37,7 @@ def test_transformers_logits_equal_harness_logits(case, tokenizer_dir, tmp_path)
     hf, info = AutoModelForCausalLM.from_pretrained(str(out), output_loading_info=True)
     assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys"))
     assert hf.config.num_hidden_layers == len(model.next_token_layers())
-    assert hf.config.max_position_embeddings == 2048
+    assert hf.config.max_position_embeddings == model.model_cfg.seq_len  # the trained context, no more
     tokenizer = AutoTokenizer.from_pretrained(str(out))
     ids = tokenizer("def add(a, b):\n    return a + b\n", return_tensors="pt").input_ids
     x = torch.cat([ids, rows(objective("stp"), S=20, B=1)], dim=1)  # a prompt, then 21 random ids
@@ -53,9 +54,10 @@ def test_export_reload_export_is_byte_identical(case, tokenizer_dir, tmp_path):
     first = export_hf(model, tmp_path / "first", tokenizer_dir)
     reloaded = load_exported(first)
     second = export_hf(reloaded, tmp_path / "second", first)
-    names = sorted(p.name for p in first.iterdir())
-    assert names == sorted(p.name for p in second.iterdir())
+    names = sorted(str(p.relative_to(first)) for p in first.rglob("*") if p.is_file())
+    assert names == sorted(str(p.relative_to(second)) for p in second.rglob("*") if p.is_file())
     assert ("mtp_heads.safetensors" in names) == (kind != "stp")
+    assert ("transformers_mtp/model.safetensors" in names) == (kind == "deepseek" and fields["depth"] == 1)
     assert all((first / n).read_bytes() == (second / n).read_bytes() for n in names)
     x = rows(cfg)
     with torch.no_grad():
@@ -76,15 +78,20 @@ def test_deepseek_modules_use_the_v3_names(tokenizer_dir, tmp_path):
     assert json.loads((out / "mtp_config.json").read_text())["objective"]["depth"] == 2
 
 
-def test_lm_eval_hflm_loads_the_export_with_room_for_humaneval(tokenizer_dir, tmp_path):
+def test_lm_eval_loads_the_export_and_the_hf_backend_generates_past_its_context(tokenizer_dir, tmp_path):
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
+    from harness.eval.hf_backend import HarnessHFLM
+
     out = export_hf(make(tiny_trunk(), objective("meta", n=2)), tmp_path / "e", tokenizer_dir)
     lm = HFLM(pretrained=str(out), device="cpu", batch_size=1, dtype="float32")
-    assert lm.max_length > 1024  # HumanEval's max_gen_toks
-    request = Instance("generate_until", {}, ("def f(x):", {"until": ["\nclass"], "max_gen_toks": 4}), 0)
-    assert isinstance(lm.generate_until([request])[0], str)
+    assert lm.max_length == 16  # lm-eval reads the trained context from the export
+    ours = HarnessHFLM(pretrained=str(out), device="cpu", batch_size=1, dtype="float32", context_length=16)
+    kwargs = {"until": ["\nclass"], "max_gen_toks": 1024}  # HumanEval's, far past a 16-token context
+    request = Instance("generate_until", {}, ("def f(x):" * 10, kwargs), 0, ("t", 0, 1))
+    assert isinstance(ours.generate_until([request])[0], str)
+    assert ours.budgets == {"t": 8} and ours.truncated == {"t": {0}}  # half the context kept for the prompt
 
 
 def test_bad_exports_are_refused(tokenizer_dir, tmp_path):

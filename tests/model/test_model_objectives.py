@@ -7,7 +7,7 @@ import torch
 
 from harness.errors import HarnessError
 from harness.model.export import export_names
-from harness.model.objectives.registry import get_objective, register_objective, registered_objectives
+from harness.model.objectives.registry import objective_class, registered
 from tests.model.conftest import make, objective, rows, tiny_trunk
 
 S = 12
@@ -16,6 +16,7 @@ ALL = [
     ("meta", {"n": 3, "memory_efficient": False}),
     ("meta", {"n": 3, "memory_efficient": True, "loss_weights": [1.0, 0.5, 0.25]}),
     ("deepseek", {"depth": 2, "mtp_lambda": 0.3}),
+    ("top", {"window": 4}),
 ]
 
 
@@ -25,13 +26,11 @@ def named_grads(model) -> dict[str, torch.Tensor]:
     return {name: grads[key] for key, (_, name) in export_names(model).items() if name and key in grads}
 
 
-def test_registry_covers_every_recipe_kind_and_suggests_names():
-    assert registered_objectives() == ["deepseek", "meta", "stp"]
+def test_registry_finds_every_objective_file_and_suggests_names():
+    assert list(registered()) == ["stp", "deepseek", "meta", "top"]  # the default first
+    assert all(cls.model_fields["kind"].default == kind for kind, cls in registered().items())
     with pytest.raises(HarnessError, match="unknown objective 'mta'; did you mean 'meta'"):
-        get_objective("mta")
-    with pytest.raises(ValueError, match="already registered"):
-        register_objective("meta")(type("Other", (), {}))
-    assert register_objective("meta")(get_objective("meta")) is get_objective("meta")
+        objective_class("mta")
 
 
 @pytest.mark.parametrize("window", ["full", "truncate"])
@@ -84,7 +83,8 @@ def test_each_depth_loss_is_cross_entropy_against_the_shifted_targets(kind, fiel
     with torch.no_grad():
         out, logits = model(x), model.depth_logits(x)
     n = cfg.n_predict
-    assert list(out.losses) == [f"depth_{k}" for k in range(1, n + 1)] and len(logits) == n
+    assert list(out.losses) == cfg.loss_parts and len(logits) == n
+    assert [k for k in out.losses if k.startswith("depth_")] == [f"depth_{k}" for k in range(1, n + 1)]
     for k in range(1, n + 1):
         want, count = hand_cross_entropy(logits[k - 1], x, k)
         assert out.losses[f"depth_{k}"].item() == pytest.approx(want, abs=1e-5)
@@ -150,15 +150,13 @@ def test_inference_hooks_agree_with_the_training_path(kind, fields):
     with torch.no_grad():
         out = model(x)
         next_logits = model.next_token_logits(x[:, :S])
-        per_position = model.per_position_loss(x)
         assert torch.allclose(next_logits, model.depth_logits(x)[0], atol=1e-6)
-    assert per_position.shape == (3, S)
-    assert per_position.mean().item() == pytest.approx(out.losses["depth_1"].item(), abs=1e-6)
+    assert out.losses["depth_1"].item() == pytest.approx(hand_cross_entropy(next_logits, x, 1)[0], abs=1e-5)
 
 
 def test_bad_shapes_are_refused():
-    with pytest.raises(HarnessError, match="needs model.n_layers >= n"):
-        make(tiny_trunk(n_layers=2), objective("meta", n=3))
+    with pytest.raises(HarnessError, match="objective.n 3 heads need at least as many layers"):
+        make(tiny_trunk(stp_layers=2), objective("meta", n=3))
     model = make(tiny_trunk(), objective("meta", n=3))
     with pytest.raises(ValueError, match="too short"):
         model(torch.zeros(2, 3, dtype=torch.long))
@@ -169,7 +167,52 @@ def test_every_objective_has_a_design_note_with_a_depth_table():
     import inspect
     from pathlib import Path
 
-    for name in registered_objectives():
-        note = Path(inspect.getfile(get_objective(name))).with_suffix(".md")
+    for cls in registered().values():
+        note = Path(inspect.getfile(cls)).with_suffix(".md")
         text = note.read_text()
         assert "| depth" in text and "label" in text, note
+
+
+def brute_force_top_target(row: list[int], i: int, window: int, vocab: int) -> list[float]:
+    """The paper's target for position i, by a loop: W - d for the nearest d in 0..W-1 with
+    row[i+1+d] == v (the next token scores W), -inf for tokens not in the window."""
+    target = [float("-inf")] * vocab
+    for d in range(window):
+        if i + 1 + d < len(row) and target[row[i + 1 + d]] == float("-inf"):
+            target[row[i + 1 + d]] = float(window - d)
+    return target
+
+
+@pytest.mark.parametrize("window, row_extra", [(1, 1), (3, 3), (5, 1), (6, 6)])
+def test_top_targets_rank_upcoming_tokens_by_first_appearance(window, row_extra):
+    from harness.model.objectives.top import proximity_scores
+
+    vocab, S = 7, 9
+    tokens = torch.randint(0, vocab, (3, S + row_extra), generator=torch.Generator().manual_seed(window))
+    tokens[0, 1:6] = torch.tensor([4, 2, 4, 4, 2])  # repeats: the nearest occurrence counts
+    scores = proximity_scores(tokens, S, window, vocab)
+    for b in range(3):
+        for i in range(S):
+            want = brute_force_top_target(tokens[b].tolist(), i, window, vocab)
+            assert scores[b, i].tolist() == want, (b, i)
+
+
+def test_top_loss_is_next_token_plus_listnet_by_hand():
+    cfg = objective("top", window=3)
+    model, stp = make(tiny_trunk(), cfg), make(tiny_trunk(), objective("stp"))
+    x = rows(cfg, B=2)
+    with torch.no_grad():
+        out = model(x)
+        normed = model.trunk.norm(model.trunk(x[:, :S], model.trunk.rope(S)))
+        top_logits = model.objective.top_head(normed).double()
+    total = 0.0
+    for b in range(2):
+        for i in range(S):
+            target = torch.tensor(brute_force_top_target(x[b].tolist(), i, 3, 300), dtype=torch.double)
+            p = torch.softmax(target, dim=-1)  # ListNet's top-one probabilities of the target
+            total -= float((p * torch.log_softmax(top_logits[b, i], dim=-1)).sum())
+    assert out.losses["top"].item() == pytest.approx(total / (2 * S), abs=1e-5)
+    assert out.loss.item() == pytest.approx(out.losses["depth_1"].item() + out.losses["top"].item(), abs=1e-6)
+    # The trunk draws what STP's does for the same seed, so the next-token loss is STP's.
+    assert torch.equal(out.losses["depth_1"], stp(x[:, : S + 1]).losses["depth_1"])
+    assert out.n_targets == {"depth_1": 2 * S, "top": 2 * S}

@@ -17,13 +17,15 @@ OBJECTIVES = {"stp": {"kind": "stp"}, "meta": {"kind": "meta", "n": 2}, "deepsee
 
 def make_run(root: Path, arm: str, kind: str, *, seed: int = 0, outcomes: dict | None = None,
              per_position: np.ndarray | None = None, acceptance: dict | None = None, manifest: str = "m" * 64,
-             tokenizer: str = "t" * 64, val: float = 4.5, study: str = "syn", eval_facts: dict | None = None) -> Path:
-    """A finished run directory; `outcomes`: task -> list of 0/1 per problem (greedy pass@1)."""
+             tokenizer: str = "t" * 64, val: float = 4.5, study: str = "syn", eval_facts: dict | None = None,
+             trajectory: np.ndarray | None = None, tags: dict | None = None, summary: dict | None = None) -> Path:
+    """A finished run directory; `outcomes`: task -> list of 0/1 per problem (greedy pass@1);
+    `trajectory`: [K, rows, S] per-position losses at K checkpoints (the last = final)."""
     run_dir = Path(root) / f"{arm}-s{seed}"
     (run_dir / "eval").mkdir(parents=True)
     (run_dir / "track").mkdir()
     recipe = {"recipe_version": 1, "name": arm, "objective": OBJECTIVES[kind], "train": {"seed": seed},
-              "track": {"experiment": "syn-exp", "tags": {"study": study, "arm": arm, "seed": str(seed)}}}
+              "track": {"experiment": "syn-exp", "tags": {"study": study, "arm": arm, "seed": str(seed), **(tags or {})}}}
     (run_dir / "recipe.yaml").write_text("# resolved recipe\n" + yaml.safe_dump(recipe))
     per_token = 1.0e7 if kind == "stp" else 1.2e7
     tokens = int(1e6 * 1.0e7 / per_token)
@@ -36,7 +38,7 @@ def make_run(root: Path, arm: str, kind: str, *, seed: int = 0, outcomes: dict |
     stages["train"]["outputs"] = {"val": vals, "step": 10}
     (run_dir / "stages.json").write_text(json.dumps(stages))
     (run_dir / "data.json").write_text(json.dumps({"manifest_hash": manifest, "manifest": {"tokenizer": {"hash": tokenizer}}}))
-    summary = {"val": vals, **(eval_facts or EVAL_FACTS)}
+    summary = {"val": vals, **(eval_facts or EVAL_FACTS), **(summary or {})}
     for task, results in (outcomes or {}).items():
         prefix = "HumanEval/" if task == "humaneval" else ""
         rows = [{"task_id": f"{prefix}{i}" if prefix else 11 + i, "sample": 0, "completion": "", "reason": "",
@@ -49,13 +51,27 @@ def make_run(root: Path, arm: str, kind: str, *, seed: int = 0, outcomes: dict |
         np.save(run_dir / "eval" / "per_position.npy", per_position.astype(np.float32))
     if acceptance is not None:
         (run_dir / "eval" / "acceptance.json").write_text(json.dumps(acceptance))
+    if trajectory is not None:
+        steps = np.arange(1, len(trajectory) + 1) * 10
+        np.savez(run_dir / "eval" / "per_position_trajectory.npz", steps=steps, tokens=steps * 4096,
+                 losses=trajectory.astype(np.float32))
     lines = [{"step": s, "time_ms": s, "tokens_seen": s * tokens // 4, "val/depth_1": val + 2.0 / s} for s in (1, 2, 3, 4)]
     (run_dir / "track" / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     return run_dir
 
 
+TRAINING = (1.3, 1.2, 1.1, 1.0)  # each run's earlier checkpoints: its final losses scaled up uniformly
+
+
+def along_training(final: np.ndarray) -> np.ndarray:
+    """[K, rows, S]: a trajectory whose checkpoints differ from the final one by a uniform
+    factor, so matching overall loss keeps the shape of the curve (and its late-vs-early D)."""
+    return np.stack([final * f for f in TRAINING])
+
+
 def study_runs(root: Path, *, rows: int = 64, length: int = 32, late_gain: float = 0.0, seed: int = 0) -> list[Path]:
-    """An STP baseline, a Meta n=2 arm and a DeepSeek D=1 arm on shared problems and rows.
+    """An STP baseline, a Meta n=2 arm and a DeepSeek D=1 arm on shared problems and rows,
+    each with per-position losses along training.
 
     `late_gain`: how much lower (as a fraction) the MTP arms' loss is at the last position
     than at the first, growing linearly along the window."""
@@ -68,10 +84,12 @@ def study_runs(root: Path, *, rows: int = 64, length: int = 32, late_gain: float
     flip = lambda x, p: np.where(rng.random(x.size) < p, 1, x)  # noqa: E731
     acc = {"depths": {"2": {"agree_greedy": 0.4, "correct": 0.3, "n": 1000}},
            "speculative": {"tokens_per_step": 1.4, "speedup": 1.2, "identical": True}}
+    meta_pp, deep_pp = base_pp * 0.98 * shape + noise(), base_pp * 0.97 * shape + noise()
     return [
-        make_run(root, "stp", "stp", outcomes={"humaneval": he, "mbpp": mb}, per_position=base_pp, val=4.6),
+        make_run(root, "stp", "stp", outcomes={"humaneval": he, "mbpp": mb}, per_position=base_pp, val=4.6,
+                 trajectory=along_training(base_pp)),
         make_run(root, "meta_n2", "meta", outcomes={"humaneval": flip(he, 0.05), "mbpp": flip(mb, 0.05)},
-                 per_position=base_pp * 0.98 * shape + noise(), acceptance=acc, val=4.5),
+                 per_position=meta_pp, acceptance=acc, val=4.5, trajectory=along_training(meta_pp)),
         make_run(root, "deepseek_n2", "deepseek", outcomes={"humaneval": flip(he, 0.06), "mbpp": flip(mb, 0.02)},
-                 per_position=base_pp * 0.97 * shape + noise(), acceptance=acc, val=4.45),
+                 per_position=deep_pp, acceptance=acc, val=4.45, trajectory=along_training(deep_pp)),
     ]

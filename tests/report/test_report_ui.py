@@ -12,12 +12,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.report.ui import HOST, experiment_id, runs_url, start_server, stop_server, wait_healthy
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+from harness.train.distributed import free_port
 
 
 @pytest.mark.slow
@@ -28,7 +23,7 @@ def test_server_starts_answers_and_stops(tmp_path):
     client = MlflowClient(tracking_uri=uri)
     exp = client.create_experiment("ui-exp", artifact_location=str(tmp_path / "art"))
     client.create_run(exp, tags={"study": "s1"})
-    port = _free_port()
+    port = free_port()
     proc = start_server(uri, port)
     try:
         base = f"http://{HOST}:{port}"
@@ -52,3 +47,10 @@ def test_server_starts_answers_and_stops(tmp_path):
 def test_urls_without_an_experiment():
     assert runs_url("http://127.0.0.1:5000", None) == "http://127.0.0.1:5000/#/experiments"
     assert runs_url("http://h", "3") == "http://h/#/experiments/3/runs"
+
+
+def test_a_store_that_cannot_answer_is_reported_not_swallowed(tmp_path, capsys):
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # a path *under* a regular file can never be a database
+    assert experiment_id(f"sqlite:///{blocked}/mlflow.db", "x") is None
+    assert "cannot look up experiment 'x'" in capsys.readouterr().err

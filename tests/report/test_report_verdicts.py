@@ -3,14 +3,17 @@ give the right answer (and the honest 'not distinguishable') on constructed data
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from harness.report.collect import load_run
-from harness.report.comparison import group_by_arm
+from harness.report.arm_rows import build_rows, group_by_arm
 from harness.report.stats import position_ratio
-from harness.report.verdicts import CONTRADICTED, SUPPORTED, UNCLEAR, UNTESTABLE, long_sequence, meta_vs_deepseek
-from tests.report.report_helpers import make_run, study_runs
+from harness.report.verdicts import (CONTRADICTED, SUPPORTED, UNCLEAR, UNTESTABLE, control_checks, long_sequence,
+                                     meta_vs_deepseek)
+from tests.report.report_helpers import along_training, make_run, study_runs
 
 
 def _groups(dirs):
@@ -93,3 +96,94 @@ def test_meta_pairs_with_the_deepseek_arm_predicting_as_many_tokens(tmp_path):
     run.recipe["objective"]["n"] = 4
     groups = group_by_arm([load_run(dirs[0]), load_run(dirs[1]), run, load_run(dirs[3])], "stp")
     assert {v.arms for v in meta_vs_deepseek(groups)} == {"meta_n2 vs deepseek_n2"}
+
+
+DOCUMENTS = np.random.default_rng(4).normal(0, 0.2, (60, 1))  # how hard each held-out document is, for every model
+
+
+def _family_member(rng, quality: float, length: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Final per-position losses and a trajectory of a model whose context use grows with its
+    quality (what a weaker run of the same objective looks like): loss(p) = 6 - 2q - 1.5 q log(1+p)/log(S)."""
+    p = np.log1p(np.arange(length)) / np.log(length)
+    noise = DOCUMENTS + rng.normal(0, 0.03, (len(DOCUMENTS), length))
+    steps = [quality * f for f in (0.4, 0.6, 0.8, 1.0)]
+    trajectory = np.stack([6 - 2 * q - 1.5 * q * p + noise for q in steps])
+    return trajectory[-1], trajectory
+
+
+def test_a_weaker_run_of_the_baseline_objective_is_not_distinguishable_late_vs_early(tmp_path):
+    """The review's counterexample: a less-trained STP against STP. The unmatched ratio rises
+    with position (D > 0, which used to read 'contradicted'); matched overall loss, it is null."""
+    rng = np.random.default_rng(5)
+    base, base_traj = _family_member(rng, 1.0)
+    weak, weak_traj = _family_member(rng, 0.7)
+    dirs = [make_run(tmp_path, "stp", "stp", per_position=base, trajectory=base_traj),
+            make_run(tmp_path, "stp_short", "stp", per_position=weak, trajectory=weak_traj,
+                     tags={"control_of": "stp"})]
+    (verdict,), curves = long_sequence(_groups(dirs), n_resamples=500)
+    assert curves["stp_short"].late_minus_early.low > 0  # the unmatched statistic is biased
+    assert verdict.verdict == UNCLEAR and "negative control" in verdict.arms and "unmatched D = +" in verdict.text
+
+
+def test_without_trajectories_the_late_vs_early_claim_is_not_testable(tmp_path):
+    rng = np.random.default_rng(6)
+    rows = 3 + rng.random((30, 8))
+    dirs = [make_run(tmp_path, "stp", "stp", per_position=rows), make_run(tmp_path, "meta_n2", "meta", per_position=rows)]
+    (verdict,), _ = long_sequence(_groups(dirs), n_resamples=200)
+    assert verdict.verdict == UNTESTABLE and "no checkpoint trajectories" in verdict.text
+
+
+def test_a_collapsed_arm_joins_no_claim(tmp_path):
+    dirs = study_runs(tmp_path, late_gain=0.05)
+    collapsed = {"reference/unigram": 6.6, "position/loss_mean": 6.5}  # within 0.2 nats of the unigram
+    meta = tmp_path / "meta_n2-s0"
+    summary = json.loads((meta / "eval" / "summary.json").read_text())
+    (meta / "eval" / "summary.json").write_text(json.dumps({**summary, **collapsed}))
+    groups = _groups(dirs)
+    verdicts, _ = long_sequence(groups, n_resamples=200)
+    by_arm = {v.arms: v for v in verdicts}
+    assert by_arm["meta_n2 vs stp"].verdict == UNTESTABLE and "collapsed" in by_arm["meta_n2 vs stp"].text
+    assert by_arm["deepseek_n2 vs stp"].verdict == SUPPORTED
+    assert [v.verdict for v in meta_vs_deepseek(groups)] == [UNTESTABLE]
+    rows = build_rows(groups, n_resamples=200)
+    assert rows[1].collapsed and "unigram" in rows[1].collapsed[0] and not rows[2].collapsed
+
+
+def _nll_rows(run_dir, values):
+    (run_dir / "eval" / "nll_humaneval.jsonl").write_text("".join(
+        json.dumps({"task_id": f"HumanEval/{i}", "bits_per_byte": float(v)}) + "\n" for i, v in enumerate(values)))
+
+
+def test_canonical_nll_gains_are_paired_by_problem_and_a_control_must_be_null(tmp_path):
+    rng = np.random.default_rng(7)
+    base = 2.0 + rng.random(164)
+    dirs = study_runs(tmp_path)
+    twin = make_run(tmp_path, "stp_twin", "stp", per_position=np.load(dirs[0] / "eval" / "per_position.npy"),
+                    trajectory=along_training(np.load(dirs[0] / "eval" / "per_position.npy").astype(float)),
+                    tags={"control_of": "stp"})
+    for run_dir, shift in ((dirs[0], 0.0), (dirs[1], -0.05), (dirs[2], -0.10), (twin, 0.0)):
+        _nll_rows(run_dir, base + shift + rng.normal(0, 0.01, 164))
+    groups = group_by_arm([load_run(d) for d in [*dirs, twin]], "stp")
+    rows = build_rows(groups, n_resamples=1000)
+    gains = {row.arm: row.gains.get("nll/humaneval") for row in rows}
+    assert gains["deepseek_n2"]["mean"] == pytest.approx(-0.10, abs=0.01) and gains["deepseek_n2"]["excludes_zero"]
+    assert gains["stp_twin"]["unit"].startswith("bits/byte")
+    position, _ = long_sequence(groups, n_resamples=300)
+    checks = control_checks(groups, rows, position)
+    assert checks and all(c.arms.startswith("stp_twin vs stp") for c in checks)
+    assert {c.statistic for c in checks} >= {"gain on nll/humaneval", "gain on val_loss"}
+    assert all(c.verdict == "null, as it must be" for c in checks), [c.text for c in checks]
+    nll = {v.statistic.split(" on ")[1]: v for v in meta_vs_deepseek(groups, n_resamples=1000)}
+    assert nll["nll/humaneval"].verdict == "DeepSeek lower loss at this scale"
+
+
+def test_a_control_with_an_effect_is_reported_as_not_null(tmp_path):
+    dirs = study_runs(tmp_path)
+    base = np.load(dirs[0] / "eval" / "per_position.npy").astype(float)
+    biased = make_run(tmp_path, "stp_twin", "stp", per_position=base * 0.9, trajectory=along_training(base * 0.9),
+                      tags={"control_of": "stp"})
+    groups = group_by_arm([load_run(d) for d in [*dirs, biased]], "stp")
+    rows = build_rows(groups, n_resamples=500)
+    checks = control_checks(groups, rows, long_sequence(groups, n_resamples=200)[0])
+    val = next(c for c in checks if c.statistic == "gain on val_loss")
+    assert val.verdict.startswith("NOT null")

@@ -11,7 +11,7 @@ import pytest
 TINY_RUN = """\
 recipe_version: 1
 name: tiny
-model: {n_layers: 2, d_model: 32, n_heads: 2, n_kv_heads: 1, ffn_hidden: 64, vocab_size: 320, seq_len: 32}
+model: {stp_layers: 2, d_model: 32, n_heads: 2, n_kv_heads: 1, ffn_hidden: 64, vocab_size: 320, seq_len: 32}
 objective: {kind: deepseek, depth: 1}
 data: {source: {kind: stdlib, max_files: 30}, decontaminate: {enabled: false}}
 train: {steps: 8, global_batch_size: 4, micro_batch_size: 2, num_threads: 1, eval_every: 4, eval_batches: 2,

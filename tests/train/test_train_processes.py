@@ -90,11 +90,16 @@ def test_sigusr1_checkpoints_and_exits_cleanly(long_tiny, tmp_path, reference):
     assert losses(run_dir) == reference
 
 
+def _rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "track" / "metrics.jsonl").read_text().splitlines()]
+
+
 def test_two_processes_give_the_losses_of_one(long_tiny, tmp_path):
     common = ["train.steps=6", "train.micro_batch_size=1", "train.checkpoint_every=100"]
-    one = harness("run", long_tiny, "--runs", tmp_path / "one", *common)
+    peak = 1e12  # per device: MFU must divide by world size x this
+    one = harness("run", long_tiny, "--runs", tmp_path / "one", *common, env=clean_env(MTP_HARNESS_PEAK_FLOPS=str(peak)))
     assert one.wait(600) == 0, one.stdout.read()
-    env = clean_env(OMP_NUM_THREADS="1")
+    env = clean_env(OMP_NUM_THREADS="1", MTP_HARNESS_PEAK_FLOPS=str(peak))
     two = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          "-m", "harness", "run", str(long_tiny), "--runs", str(tmp_path / "two"), *common],
@@ -107,3 +112,7 @@ def test_two_processes_give_the_losses_of_one(long_tiny, tmp_path):
         assert double[step] == pytest.approx(loss, abs=1e-5), step
     tags = json.loads((only_run(tmp_path / "two") / "track" / "tags.json").read_text())
     assert tags["harness.world_size"] == "2"
+    for run, world in ((only_run(tmp_path / "one"), 1), (only_run(tmp_path / "two"), 2)):
+        per_token = json.loads((run / "plan.json").read_text())["flops_per_token"]["total"]
+        timed = [r for r in _rows(run) if "mfu" in r]
+        assert timed and all(r["mfu"] == pytest.approx(per_token * r["tokens_per_s"] / (world * peak)) for r in timed)

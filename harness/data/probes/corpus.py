@@ -25,7 +25,7 @@ class ProbeCorpus:
     def __init__(self, generator):
         self.generator = generator
 
-    def identity(self) -> dict:
+    def identity(self, digest=None) -> dict:  # generated: nothing to hash but the settings
         return {"kind": self.generator.name, "generator_version": self.generator.version,
                 "settings": self.generator.cfg.model_dump(mode="json")}
 

@@ -11,20 +11,39 @@ h^0 is the main model's last hidden state *before* its final norm: V3 Sec. 2.2 s
 "the representation given by the main model", and hnorm normalises it anyway; we follow
 torchtitan (`models/deepseek_v3/mtp.py`: "preserve the pre-norm hidden state because MTP
 consumes the last decoder-layer output").
+
+Parameters: STP's + D * (enorm d + hnorm d + eh_proj 2 d^2 + block + final norm d).
+Training FLOPs per position: (L + D) block passes + D eh_proj (6 * 2 d^2) + (1 + D)
+unembeddings.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
-import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from torch import nn
 
-from harness.model.objectives.base import ModelOutput, ObjectiveBase, depth_cross_entropy, depth_key, depth_targets
-from harness.model.objectives.registry import register_objective
-from harness.model.trunk import Block, RMSNorm, Trunk, TrunkConfig, init_block, init_linear
+from harness.compute import (
+    Flops,
+    ParamCounts,
+    block_flops,
+    block_params,
+    embedding_params,
+    linear_flops,
+    unembedding_flops,
+)
+from harness.model.config import TrunkConfig
+from harness.model.decoding import NextTokenPath, as_ids, greedy
+from harness.model.objectives.base import (
+    ModelOutput,
+    ObjectiveConfig,
+    depth_cross_entropy,
+    depth_key,
+    depth_targets,
+    kind_of,
+)
+
+KIND = kind_of(__name__)
 
 
 class LambdaStage(BaseModel):
@@ -35,14 +54,17 @@ class LambdaStage(BaseModel):
     value: float = Field(ge=0)
 
 
-class DeepSeekConfig(ObjectiveBase):
-    kind: Literal["deepseek"] = "deepseek"
+class DeepSeekConfig(ObjectiveConfig):
+    kind: Literal[KIND] = KIND
     depth: int = Field(ge=1, le=16, description="D chained modules; module k predicts t+k+1")
     mtp_lambda: list[LambdaStage] = Field(
         default=[LambdaStage(from_tokens=0, value=0.3)],
         description="L = L_main + lambda/D * sum_k CE_k. A number is a constant; a list of "
         "{from_tokens, value} is piecewise by tokens seen (V3: 0.3 for the first 10T, then 0.1)",
     )
+    method: ClassVar[str] = "DeepSeek"
+    claims: ClassVar[tuple[str, ...]] = ("late_positions", "chained_modules")
+    standard_mtp_layout: ClassVar[str | None] = "deepseek_v3_nextn"
 
     @field_validator("mtp_lambda", mode="before")
     @classmethod
@@ -69,80 +91,65 @@ class DeepSeekConfig(ObjectiveBase):
     def lambda_at(self, tokens_seen: int) -> float:
         return [s.value for s in self.mtp_lambda if s.from_tokens <= tokens_seen][-1]
 
+    def label(self) -> str:
+        return f"deepseek D={self.depth}"
 
-class SharedHead(nn.Module):
-    """V3's `shared_head`: the module's own final norm; its `head` is the main model's
-    unembedding (shared, so not duplicated here)."""
+    def params(self, m: TrunkConfig) -> ParamCounts:
+        d = m.d_model
+        module = 2 * d + 2 * d * d + block_params(m) + d  # enorm, hnorm, eh_proj, block, shared_head.norm
+        return ParamCounts(embedding=embedding_params(m), trunk=m.stp_layers * block_params(m) + d,
+                           heads=self.depth * module)
 
-    def __init__(self, config: TrunkConfig):
-        super().__init__()
-        self.norm = RMSNorm(config.d_model, eps=config.norm_eps)
+    def flops(self, m: TrunkConfig, seq_len: int) -> Flops:
+        D, d = self.depth, m.d_model
+        return ((m.stp_layers + D) * block_flops(m, seq_len) + D * linear_flops(2 * d * d)
+                + (1 + D) * unembedding_flops(m))
 
+    def export_layout(self, n_trunk_layers: int) -> str:
+        return (f"model.layers.{n_trunk_layers}+k-1 in mtp_heads.safetensors is MTP module k (V3 names: "
+                "enorm, hnorm, eh_proj, shared_head.norm, then a decoder layer); shared_head.head and "
+                "embed_tokens are the main model's lm_head and model.embed_tokens (not duplicated)")
 
-class MTPModule(nn.Module):
-    """One V3 MTP module: combine h^{k-1} with the embedding of the token k ahead, one block."""
+    # ---- the model -------------------------------------------------------------------------
 
-    def __init__(self, config: TrunkConfig):
-        super().__init__()
-        d = config.d_model
-        self.enorm = RMSNorm(d, eps=config.norm_eps)
-        self.hnorm = RMSNorm(d, eps=config.norm_eps)
-        self.eh_proj = nn.Linear(2 * d, d, bias=False)  # M_k in R^{d x 2d}
-        self.block = Block(config)
-        self.shared_head = SharedHead(config)
+    def build(self, m: TrunkConfig):
+        """`layers`: D modules after the full L-layer main model, in V3's names."""
+        from torch import nn
 
-    def forward(self, h_prev: torch.Tensor, emb: torch.Tensor, rope, cache=None) -> torch.Tensor:
-        # [emb; h] as in the released code that uses these weights (vLLM deepseek_mtp.py,
-        # torchtitan), though the paper writes [h; emb]: a fixed permutation of M's columns.
-        x = torch.cat([self.enorm(emb), self.hnorm(h_prev)], dim=-1)  # (B, S, 2d)
-        return self.block(self.eh_proj(x), rope, cache)  # (B, S, d) = h^k, before shared_head.norm
+        from harness.model.trunk import Block, RMSNorm
 
+        def mtp_module() -> nn.ModuleDict:
+            d = m.d_model
+            return nn.ModuleDict({
+                "enorm": RMSNorm(d, eps=m.norm_eps),
+                "hnorm": RMSNorm(d, eps=m.norm_eps),
+                "eh_proj": nn.Linear(2 * d, d, bias=False),  # M_k in R^{d x 2d}
+                "block": Block(m),
+                # V3's `shared_head`: the module's own final norm; its `head` is the main
+                # model's unembedding (shared, so not duplicated here)
+                "shared_head": nn.ModuleDict({"norm": RMSNorm(d, eps=m.norm_eps)}),
+            })  # fmt: skip
 
-def module_inputs(tokens: torch.Tensor, S: int, k: int) -> torch.Tensor:
-    """t_{i+k} for the S positions: (B, S). A truncated row lacks the last k-1 of them; those
-    positions get token 0 (as torchtitan fills) and have no target, and under the causal mask
-    nothing earlier sees them."""
-    ids = tokens[:, k : k + S]
-    return F.pad(ids, (0, S - ids.shape[1]), value=0)
+        return nn.ModuleDict({"layers": nn.ModuleList(mtp_module() for _ in range(self.depth))})
 
+    def init_weights(self, module, m: TrunkConfig, generator) -> None:
+        from torch import nn
 
-@register_objective("deepseek")
-class DeepSeekObjective(nn.Module):
-    """D chained `MTPModule`s after the full L-layer main model; loss L_main + lambda/D sum CE_k."""
+        from harness.model.trunk import init_block, init_linear
 
-    def __init__(self, config: DeepSeekConfig, model_cfg: TrunkConfig):
-        super().__init__()
-        self.config = config
-        self.layers = nn.ModuleList(MTPModule(model_cfg) for _ in range(config.depth))
-        self._model_cfg = model_cfg
+        for layer in module.layers:
+            nn.init.ones_(layer.enorm.weight)
+            nn.init.ones_(layer.hnorm.weight)
+            init_linear(layer.eh_proj.weight, m.init_std, generator)
+            init_block(layer.block, m, generator)
+            nn.init.ones_(layer.shared_head.norm.weight)
 
-    @staticmethod
-    def shared_layers(config: DeepSeekConfig, model_cfg: TrunkConfig) -> int:
-        return model_cfg.n_layers
-
-    def init_weights(self, generator: torch.Generator) -> None:
-        for module in self.layers:
-            nn.init.ones_(module.enorm.weight)
-            nn.init.ones_(module.hnorm.weight)
-            init_linear(module.eh_proj.weight, self._model_cfg.init_std, generator)
-            init_block(module.block, self._model_cfg, generator)
-            nn.init.ones_(module.shared_head.norm.weight)
-
-    def _chain(self, trunk: Trunk, hidden: torch.Tensor, tokens: torch.Tensor, rope):
-        """Logits of every depth, main first: [(B, S, V)] * (1 + D)."""
-        S = hidden.shape[1]
-        logits, h = [trunk.logits(hidden)], hidden
-        for k, module in enumerate(self.layers, start=1):
-            h = module(h, trunk.embed(module_inputs(tokens, S, k)), rope)
-            logits.append(trunk.lm_head(module.shared_head.norm(h)))
-        return logits
-
-    def forward(self, trunk: Trunk, hidden, tokens, rope, tokens_seen: int = 0) -> ModelOutput:
-        S, D = hidden.shape[1], self.config.depth
+    def forward(self, module, trunk, hidden, tokens, rope, tokens_seen: int = 0) -> ModelOutput:
+        S, D = hidden.shape[1], self.depth
         targets = [depth_targets(tokens, S, k) for k in range(1, D + 2)]
-        ces = [depth_cross_entropy(lg, t) for lg, t in zip(self._chain(trunk, hidden, tokens, rope), targets)]
-        lam = self.config.lambda_at(tokens_seen)
-        loss = ces[0] + (lam / D) * sum(ces[1:])
+        logits = self.depth_logits(module, trunk, hidden, tokens, rope)
+        ces = [depth_cross_entropy(lg, t) for lg, t in zip(logits, targets)]
+        loss = ces[0] + (self.lambda_at(tokens_seen) / D) * sum(ces[1:])
         keys = [depth_key(k) for k in range(1, D + 2)]
         return ModelOutput(
             loss=loss,
@@ -150,18 +157,98 @@ class DeepSeekObjective(nn.Module):
             n_targets={key: t.numel() for key, t in zip(keys, targets)},
         )
 
-    def depth_logits(self, trunk: Trunk, hidden, tokens, rope) -> list[torch.Tensor]:
-        return self._chain(trunk, hidden, tokens, rope)
+    def depth_logits(self, module, trunk, hidden, tokens, rope):
+        """Logits of every depth, main first: [(B, S, V)] * (1 + D)."""
+        S = hidden.shape[1]
+        logits, h = [trunk.logits(hidden)], hidden
+        for k, layer in enumerate(module.layers, start=1):
+            h = module_step(layer, h, trunk.embed(module_inputs(tokens, S, k)), rope)
+            logits.append(trunk.lm_head(layer.shared_head.norm(h)))
+        return logits
 
-    def next_token_blocks(self) -> list[Block]:
-        return []
-
-    def export_names(self, n_trunk_layers: int) -> dict[str, tuple[str, str]]:
+    def export_names(self, module, n_trunk_layers: int) -> dict[str, tuple[str, str]]:
         """Module k becomes `model.layers.{L+k-1}` as in V3 (MTP layers follow the main ones);
         its block's parameters sit directly in that layer, as V3's do."""
         names = {}
-        for key in self.state_dict():
+        for key in module.state_dict():
             _, k, rest = key.split(".", 2)  # layers.<k>.<param>
             rest = rest.removeprefix("block.")
             names[key] = ("mtp", f"model.layers.{n_trunk_layers + int(k)}.{rest}")
         return names
+
+    def drafter(self, model, max_len: int) -> "DeepSeekPath":
+        return DeepSeekPath(model, max_len)
+
+
+def module_step(layer, h_prev, emb, rope, cache=None):
+    """One V3 MTP module: combine h^{k-1} with the embedding of the token k ahead, one block.
+    (B, S, d) each -> (B, S, d) = h^k, before shared_head.norm."""
+    import torch
+
+    # [emb; h] as in the released code that uses these weights (vLLM deepseek_mtp.py,
+    # torchtitan), though the paper writes [h; emb]: a fixed permutation of M's columns.
+    x = torch.cat([layer.enorm(emb), layer.hnorm(h_prev)], dim=-1)  # (B, S, 2d)
+    return layer.block(layer.eh_proj(x), rope, cache)
+
+
+def module_inputs(tokens, S: int, k: int):
+    """t_{i+k} for the S positions: (B, S). A truncated row lacks the last k-1 of them; those
+    positions get token 0 (as torchtitan fills) and have no target, and under the causal mask
+    nothing earlier sees them."""
+    import torch.nn.functional as F
+
+    ids = tokens[:, k : k + S]
+    return F.pad(ids, (0, S - ids.shape[1]), value=0)
+
+
+class DeepSeekPath(NextTokenPath):
+    """The main model verifies; modules 1..D draft in a chain after each commit (V3 Sec. 2.2):
+    module k at position i reads h^{k-1}_i and the embedding of token i+k, the token drafted
+    just before (module 1: the greedy token itself), and proposes token i+k+1. Module k's
+    cache keeps only positions whose token i+k is committed; the positions that read a draft
+    are recomputed at the next `draft`."""
+
+    def __init__(self, model, max_len: int):
+        import torch
+
+        from harness.model.kv_cache import CachedStack, KVCache
+
+        super().__init__(model, max_len)
+        self.modules = list(model.objective.layers)
+        self.n_draft = len(self.modules)
+        self.stack = CachedStack(self.trunk.layers, self.rope)
+        d = model.model_cfg.d_model
+        dtype = self.trunk.embed_tokens.weight.dtype
+        # h^k of every position computed so far, k = 0 (main) .. D; (1, max_len, d) each
+        self.levels = [torch.zeros(1, max_len, d, dtype=dtype, device=self.device) for _ in range(self.n_draft + 1)]
+        self.caches = [
+            KVCache(1, m.block.self_attn.n_kv_heads, m.block.self_attn.head_dim, max_len, dtype, self.device)
+            for m in self.modules
+        ]
+        self.tokens: list[int] = []  # the committed tokens, one per committed position
+        self.block: list[int] = []
+
+    def verify(self, ids: list[int], last_only: bool = False) -> list[int]:
+        self.start, self.block = self.stack.length, list(ids)
+        h = self.stack(self.trunk.embed(as_ids(ids, self.device)))  # (1, T, d) = h^0
+        self.levels[0][:, self.start : self.start + h.shape[1]] = h
+        return greedy(self.trunk.logits(h[:, -1:] if last_only else h))
+
+    def commit(self, kept: int) -> None:
+        self.stack.truncate(self.start + kept)
+        self.tokens.extend(self.block[:kept])
+
+    def draft(self, token: int, count: int) -> list[int]:
+        """Module k runs on the positions it has not committed, lo..m-1, reading h^{k-1}
+        there and tokens lo+k..m-1+k (committed, then `token`, then earlier drafts)."""
+        m, seq, drafts = len(self.tokens), [*self.tokens, token], []
+        for k, (module, cache) in enumerate(zip(self.modules[:count], self.caches), start=1):
+            lo = cache.length
+            rope = (self.rope[0][lo:m], self.rope[1][lo:m])
+            emb = self.trunk.embed(as_ids(seq[lo + k : m + k], self.device))  # (1, m-lo, d)
+            h = module_step(module, self.levels[k - 1][:, lo:m], emb, rope, cache)  # (1, m-lo, d) = h^k
+            self.levels[k][:, lo:m] = h
+            drafts.append(greedy(self.trunk.lm_head(module.shared_head.norm(h[:, -1])))[0])
+            seq.append(drafts[-1])
+            cache.length = max(lo, m - k + 1)  # keep the positions whose token i+k is committed
+        return drafts

@@ -4,25 +4,37 @@ Design note, with the per-depth table and our deviations: meta.md.
 Layout (parameters matched to STP, the paper's rule): the recipe's L layers become a shared
 trunk of L-n layers and n one-layer heads; head 1 stands where STP's last layer stands, so the
 next-token path has L-n+1 layers. All heads share the trunk's final norm and unembedding.
+
+Parameters: embedding + (L-n) shared blocks + n head blocks + d (one shared final norm),
+exactly the STP count. Training FLOPs per position: L block passes (L-n trunk + n heads) and
+n unembeddings.
 """
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable, Literal
+from typing import ClassVar, Literal
 
-import torch
 from pydantic import Field, model_validator
-from torch import nn
 
+from harness.compute import Flops, ParamCounts, block_flops, block_params, embedding_params, unembedding_flops
 from harness.errors import HarnessError
-from harness.model.objectives.base import ModelOutput, ObjectiveBase, depth_cross_entropy, depth_key, depth_targets
-from harness.model.objectives.registry import register_objective
-from harness.model.trunk import Block, Trunk, TrunkConfig, init_block
+from harness.model.config import TrunkConfig
+from harness.model.decoding import NextTokenPath, as_ids, greedy
+from harness.model.objectives.base import (
+    ModelOutput,
+    ObjectiveConfig,
+    depth_cross_entropy,
+    depth_key,
+    depth_targets,
+    kind_of,
+)
+
+KIND = kind_of(__name__)
 
 
-class MetaConfig(ObjectiveBase):
-    kind: Literal["meta"] = "meta"
+class MetaConfig(ObjectiveConfig):
+    kind: Literal[KIND] = KIND
     n: int = Field(ge=1, le=16, description="heads; head k predicts t+k (the paper studies 1, 2, 4, 6, 8)")
     loss_weights: list[float] | None = Field(
         default=None, description="weight of each head's cross-entropy; default all 1 (the paper's sum)"
@@ -32,6 +44,8 @@ class MetaConfig(ObjectiveBase):
         description="forward+backward one head at a time so peak memory is O(V+d), not O(nV+d) "
         "(Gloeckle et al. Sec. 2)",
     )
+    method: ClassVar[str] = "Meta"
+    claims: ClassVar[tuple[str, ...]] = ("late_positions", "independent_heads")
 
     @model_validator(mode="after")
     def _weights_match_heads(self) -> "MetaConfig":
@@ -47,92 +61,59 @@ class MetaConfig(ObjectiveBase):
     def weights(self) -> list[float]:
         return list(self.loss_weights) if self.loss_weights is not None else [1.0] * self.n
 
+    def label(self) -> str:
+        return f"meta n={self.n}"
 
-class SequentialHeads(torch.autograd.Function):
-    """Gloeckle et al. Sec. 2 / Fig. 2: the heads' forward *and* backward run one at a time
-    inside this forward, so only one head's logits (B, S, V) are alive at once.
+    def model_problem(self, m: TrunkConfig) -> str | None:
+        if self.n > m.stp_layers:
+            return (f"objective.n {self.n} heads need at least as many layers, but model.stp_layers "
+                    f"is {m.stp_layers} (the trunk keeps L-n layers)")
+        return None
 
-    Inputs are the trunk output (detached inside) and every head parameter, explicitly: the
-    gradients computed here come back out of `backward` through autograd, so they reach the
-    parameters by ordinary accumulation (AccumulateGrad), where DeepSpeed's ZeRO hooks and
-    loss scaling see them. The trunk's backward then runs once, from the summed gradient.
-    """
+    def shared_layers(self, m: TrunkConfig) -> int:
+        if problem := self.model_problem(m):
+            raise HarnessError(problem, fix="raise model.stp_layers or lower objective.n")
+        return m.stp_layers - self.n
 
-    @staticmethod
-    def forward(ctx, head_ce: list[Callable], weights: list[float], groups: list[list[int]], hidden, *params):
-        grad_hidden = torch.zeros_like(hidden)
-        grad_params: list[torch.Tensor | None] = [None] * len(params)
-        total = hidden.new_zeros((), dtype=torch.float32)
-        ces = []
-        for ce_of, weight, group in zip(head_ce, weights, groups):
-            with torch.enable_grad():
-                h = hidden.detach().requires_grad_()
-                # A view, so the heads see a non-leaf: module trackers (FlopCounterMode's)
-                # hook module inputs, and autograd.grad refuses such hooks on leaves.
-                ce = ce_of(h.view_as(h))
-                loss = weight * ce
-                grads = torch.autograd.grad(loss, [h, *(params[i] for i in group)])
-            grad_hidden += grads[0]
-            for i, g in zip(group, grads[1:]):
-                grad_params[i] = g if grad_params[i] is None else grad_params[i] + g
-            total = total + loss.detach()
-            ces.append(ce.detach())
-        ctx.save_for_backward(grad_hidden, *grad_params)
-        per_head = torch.stack(ces)
-        ctx.mark_non_differentiable(per_head)
-        return total, per_head
+    def params(self, m: TrunkConfig) -> ParamCounts:
+        return ParamCounts(embedding=embedding_params(m), trunk=(m.stp_layers - self.n) * block_params(m),
+                           heads=self.n * block_params(m) + m.d_model)
 
-    @staticmethod
-    def backward(ctx, grad_total, _grad_per_head):
-        grad_hidden, *grad_params = ctx.saved_tensors
-        scaled = [None if g is None else g * grad_total for g in grad_params]
-        return None, None, None, grad_hidden * grad_total, *scaled
+    def flops(self, m: TrunkConfig, seq_len: int) -> Flops:
+        return m.stp_layers * block_flops(m, seq_len) + self.n * unembedding_flops(m)
 
+    def export_layout(self, n_trunk_layers: int) -> str:
+        return (f"head 1 is model.layers.{n_trunk_layers} of model.safetensors; heads.<j> (j >= 1) in "
+                "mtp_heads.safetensors is head j+1, predicting t+j+1; all share model.norm and lm_head")
 
-def _refuse_partitioned(params: list[nn.Parameter]) -> None:
-    # DeepSpeed ZeRO-3 partitions parameters (they carry `ds_id`) and gathers them in module
-    # hooks around forward and backward; our in-forward backward would see empty shards.
-    if any(hasattr(p, "ds_id") for p in params):
-        raise NotImplementedError(
-            "Meta memory-efficient heads do not support partitioned parameters (DeepSpeed ZeRO stage 3); "
-            "use train.zero_stage <= 2 or objective.memory_efficient=false"
-        )
+    # ---- the model -------------------------------------------------------------------------
 
+    def build(self, m: TrunkConfig):
+        """`heads`: n `Block`s; head k (1-based) predicts t+k from the shared trunk output."""
+        from torch import nn
 
-@register_objective("meta")
-class MetaObjective(nn.Module):
-    """n heads, each one `Block`; head k (1-based) predicts t+k from the shared trunk output."""
+        from harness.model.trunk import Block
 
-    def __init__(self, config: MetaConfig, model_cfg: TrunkConfig):
-        super().__init__()
-        self.config = config
-        self.heads = nn.ModuleList(Block(model_cfg) for _ in range(config.n))
-        self._model_cfg = model_cfg
+        return nn.ModuleDict({"heads": nn.ModuleList(Block(m) for _ in range(self.n))})
 
-    @staticmethod
-    def shared_layers(config: MetaConfig, model_cfg: TrunkConfig) -> int:
-        if config.n > model_cfg.n_layers:
-            raise HarnessError(
-                f"Meta with n={config.n} heads needs model.n_layers >= n, got {model_cfg.n_layers}",
-                fix="raise model.n_layers or lower objective.n (the trunk keeps L-n layers)",
-            )
-        return model_cfg.n_layers - config.n
+    def init_weights(self, module, m: TrunkConfig, generator) -> None:
+        from harness.model.trunk import init_block
 
-    def init_weights(self, generator: torch.Generator) -> None:
-        for head in self.heads:  # head 1 first: it draws what STP's last layer would
-            init_block(head, self._model_cfg, generator)
+        for head in module.heads:  # head 1 first: it draws what STP's last layer would
+            init_block(head, m, generator)
 
-    def _head_ce(self, trunk: Trunk, k: int, targets: torch.Tensor, rope, hidden: torch.Tensor) -> torch.Tensor:
-        return depth_cross_entropy(trunk.logits(self.heads[k](hidden, rope)), targets)
+    def forward(self, module, trunk, hidden, tokens, rope, tokens_seen: int = 0) -> ModelOutput:
+        import torch
 
-    def forward(self, trunk: Trunk, hidden, tokens, rope, tokens_seen: int = 0) -> ModelOutput:
-        S, n, weights = hidden.shape[1], self.config.n, self.config.weights
+        S, n, weights = hidden.shape[1], self.n, self.weights
         targets = [depth_targets(tokens, S, k + 1) for k in range(n)]
-        head_ce = [partial(self._head_ce, trunk, k, targets[k], rope) for k in range(n)]
+        head_ce = [partial(_head_ce, trunk, module.heads[k], targets[k], rope) for k in range(n)]
         # Only when a backward will follow: evaluation (no_grad, or eval mode) takes the plain
         # path, which computes the same losses without doing the heads' backward.
-        if self.config.memory_efficient and self.training and torch.is_grad_enabled():
-            params, groups = self._params_and_groups(trunk)
+        if self.memory_efficient and module.training and torch.is_grad_enabled():
+            from harness.model.sequential_heads import SequentialHeads
+
+            params, groups = _params_and_groups(trunk, module.heads)
             _refuse_partitioned(params)
             loss, per_head = SequentialHeads.apply(head_ce, weights, groups, hidden, *params)
         else:
@@ -146,30 +127,85 @@ class MetaObjective(nn.Module):
             n_targets={key: t.numel() for key, t in zip(keys, targets)},
         )
 
-    def _params_and_groups(self, trunk: Trunk) -> tuple[list[nn.Parameter], list[list[int]]]:
-        """Trainable parameters the heads touch, and for each head the indices of its own
-        plus the shared final norm and unembedding (listed once even when tied)."""
-        shared = [p for p in (trunk.norm.weight, trunk.lm_head.weight) if p.requires_grad]
-        params, groups = list(shared), []
-        for head in self.heads:
-            own = [p for p in head.parameters() if p.requires_grad]
-            groups.append(list(range(len(shared))) + list(range(len(params), len(params) + len(own))))
-            params.extend(own)
-        return params, groups
+    def depth_logits(self, module, trunk, hidden, tokens, rope):
+        return [trunk.logits(head(hidden, rope)) for head in module.heads]
 
-    def depth_logits(self, trunk: Trunk, hidden, tokens, rope) -> list[torch.Tensor]:
-        return [trunk.logits(head(hidden, rope)) for head in self.heads]
+    def next_token_blocks(self, module):
+        return [module.heads[0]]
 
-    def next_token_blocks(self) -> list[Block]:
-        return [self.heads[0]]
-
-    def export_names(self, n_trunk_layers: int) -> dict[str, tuple[str, str]]:
+    def export_names(self, module, n_trunk_layers: int) -> dict[str, tuple[str, str]]:
         """Head 1 is the Llama model's last layer; heads 2..n keep their harness names."""
         names = {}
-        for key in self.state_dict():
+        for key in module.state_dict():
             _, j, rest = key.split(".", 2)  # heads.<j>.<param>
             if j == "0":
                 names[key] = ("model", f"model.layers.{n_trunk_layers}.{rest}")
             else:
                 names[key] = ("mtp", key)
         return names
+
+    def drafter(self, model, max_len: int) -> "MetaPath":
+        return MetaPath(model, max_len)
+
+
+def _head_ce(trunk, head, targets, rope, hidden):
+    return depth_cross_entropy(trunk.logits(head(hidden, rope)), targets)
+
+
+def _params_and_groups(trunk, heads) -> tuple[list, list[list[int]]]:
+    """Trainable parameters the heads touch, and for each head the indices of its own
+    plus the shared final norm and unembedding (listed once even when tied)."""
+    shared = [p for p in (trunk.norm.weight, trunk.lm_head.weight) if p.requires_grad]
+    params, groups = list(shared), []
+    for head in heads:
+        own = [p for p in head.parameters() if p.requires_grad]
+        groups.append(list(range(len(shared))) + list(range(len(params), len(params) + len(own))))
+        params.extend(own)
+    return params, groups
+
+
+def _refuse_partitioned(params: list) -> None:
+    # DeepSpeed ZeRO-3 partitions parameters (they carry `ds_id`) and gathers them in module
+    # hooks around forward and backward; our in-forward backward would see empty shards.
+    if any(hasattr(p, "ds_id") for p in params):
+        raise NotImplementedError(
+            "Meta memory-efficient heads do not support partitioned parameters (DeepSpeed ZeRO stage 3); "
+            "use train.zero_stage <= 2 or objective.memory_efficient=false"
+        )
+
+
+class MetaPath(NextTokenPath):
+    """Self-speculative decoding (Gloeckle et al. Sec. 3.2, after Stern et al. 2018's blockwise
+    parallel decoding): the trunk, then head 1 (the next-token path) and heads 2..n (the
+    drafters) on its output. Heads 2..n read the trunk state at the last committed position
+    and propose t+2..t+n in parallel; each head is a transformer layer, so it keeps its own
+    KV cache and runs on every position `verify` feeds, and the heads' states at the last
+    accepted position are the next drafts: a step is one forward."""
+
+    def __init__(self, model, max_len: int):
+        from harness.model.kv_cache import CachedStack
+
+        super().__init__(model, max_len)
+        heads = model.objective.heads
+        self.n_draft = len(heads) - 1
+        self.stack = CachedStack(self.trunk.layers, self.rope)
+        self.heads = [CachedStack([head], self.rope) for head in heads]
+        self.states = []
+
+    def verify(self, ids: list[int], last_only: bool = False) -> list[int]:
+        self.start = self.stack.length
+        z = self.stack(self.trunk.embed(as_ids(ids, self.device)))  # (1, T, d) trunk output
+        self.states = [head(z) for head in self.heads]  # every head fills its cache
+        h1 = self.states[0]
+        return greedy(self.trunk.logits(h1[:, -1:] if last_only else h1))
+
+    def commit(self, kept: int) -> None:
+        import torch
+
+        for stack in (self.stack, *self.heads):
+            stack.truncate(self.start + kept)
+        self.drafter_states = torch.cat([h[:, kept - 1] for h in self.states[1:]])  # (n-1, d)
+
+    def draft(self, token: int, count: int) -> list[int]:
+        # one unembedding for all drafts: at small d it costs several blocks (V x d)
+        return greedy(self.trunk.logits(self.drafter_states[:count])) if count else []

@@ -1,83 +1,155 @@
-"""The objective registry: the interface every objective satisfies, and lookup by name.
+"""Finding the objectives: every module of this package, and every entry point in the
+`mtp_harness.objectives` group, so that another package adds one without touching this repo.
 
-As lm-eval registers models: `@register_objective("meta")` on a class, a second class under
-the same name raises, and an unknown name raises with close matches. The name is the
-`kind:` of the objective's config in a recipe.
+A module's kind is its file name (an entry point's, its name); the module defines one
+`ObjectiveConfig` subclass with that `kind`. Every module of the folder is an objective except
+`base`, `registry` and names starting with an underscore (for helpers). The recipe schema's `objective:` union is built
+from what is found, so an unknown kind fails when the recipe is read (`harness plan`,
+before anything runs), naming the registered kinds and the close ones. Discovery imports
+only the objectives' torch-free top level (see this package's docstring).
+
+A third-party package declares, in its pyproject.toml:
+    [project.entry-points."mtp_harness.objectives"]
+    my_kind = "my_package.my_kind"        # a module defining an ObjectiveConfig with kind "my_kind"
 """
 
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Callable, Protocol
+import functools
+import importlib
+import inspect
+import pkgutil
+from types import ModuleType
+from typing import Any
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, one_line
+from harness.model.objectives.base import ObjectiveConfig
 
-if TYPE_CHECKING:
-    import torch
-
-    from harness.model.objectives.base import ModelOutput, ObjectiveBase
-    from harness.model.trunk import Block, Trunk, TrunkConfig
-
-class Objective(Protocol):
-    """An `nn.Module` that owns the parameters an objective adds on top of the trunk.
-
-    Constructed as `cls(config, model_cfg)`. The trunk is passed to each call (not owned), so
-    that the shared embedding, final norm and unembedding stay the trunk's.
-    """
-
-    config: ObjectiveBase
-
-    @staticmethod
-    def shared_layers(config: ObjectiveBase, model_cfg: TrunkConfig) -> int:
-        """How many of the recipe's L layers the trunk keeps (Meta: L - n; others: L)."""
-
-    def init_weights(self, generator: torch.Generator) -> None:
-        """Initialise own parameters; called after the trunk's, in a fixed order."""
-
-    def forward(
-        self, trunk: Trunk, hidden: torch.Tensor, tokens: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], tokens_seen: int
-    ) -> ModelOutput:
-        """hidden: (B, S, d) trunk output before the final norm; tokens: the row (B, S+lookahead)."""
-
-    def depth_logits(self, trunk: Trunk, hidden: torch.Tensor, tokens: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:
-        """Per depth (B, S, V) logits; depth 1 predicts the next token."""
-
-    def next_token_blocks(self) -> list[Block]:
-        """Blocks the next-token path runs after the trunk's layers (Meta: head 1)."""
-
-    def export_names(self, n_trunk_layers: int) -> dict[str, tuple[str, str]]:
-        """Own state-dict key -> ("model" | "mtp", exported name). "model" keys join the
-        Hugging Face Llama directory; "mtp" keys go to mtp_heads.safetensors."""
+ENTRY_POINT_GROUP = "mtp_harness.objectives"
+DEFAULT_KIND = "stp"  # what a recipe without `objective:` trains
+_NOT_OBJECTIVES = {"base", "registry"}
 
 
-_REGISTRY: dict[str, type] = {}
-
-
-def register_objective(name: str) -> Callable[[type], type]:
-    def decorate(cls: type) -> type:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"objective {name!r} is already registered by {_REGISTRY[name].__qualname__}")
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorate
-
-
-def get_objective(name: str) -> type:
-    """The objective class registered as `name`; an unknown name names the close ones."""
-    import harness.model.objectives  # noqa: F401  (registers the built-in objectives)
-
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3)
-        hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
+def _config_class(module: ModuleType, kind: str, where: str) -> type[ObjectiveConfig]:
+    """The one ObjectiveConfig subclass `module` defines for `kind`."""
+    found = [
+        obj for obj in vars(module).values()
+        if inspect.isclass(obj) and issubclass(obj, ObjectiveConfig) and obj.__module__ == module.__name__
+        and obj.model_fields["kind"].default == kind
+    ]  # fmt: skip
+    if len(found) != 1:
         raise HarnessError(
-            f"unknown objective {name!r}; {hint}registered: {', '.join(sorted(_REGISTRY))}",
-            fix="set objective.kind to a registered name",
+            f"objective {kind!r} ({where}): expected one ObjectiveConfig subclass with kind {kind!r} "
+            f"in {module.__name__}, found {len(found)}",
+            fix="define `KIND = kind_of(__name__)` and `kind: Literal[KIND] = KIND` in the objective's config",
         )
-    return _REGISTRY[name]
+    return found[0]
 
 
-def registered_objectives() -> list[str]:
-    import harness.model.objectives  # noqa: F401
+def _import(name: str, where: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:  # a broken plug-in is the user's to fix, not a harness bug
+        raise HarnessError(f"objective module {name} ({where}) failed to import: {one_line(exc)}",
+                           fix="fix or uninstall the package that provides it") from None
 
-    return sorted(_REGISTRY)
+
+def _package_objectives() -> dict[str, type[ObjectiveConfig]]:
+    import harness.model.objectives as package
+
+    found = {}
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if info.name in _NOT_OBJECTIVES or info.name.startswith("_"):
+            continue
+        module = _import(f"{package.__name__}.{info.name}", "this package")
+        found[info.name] = _config_class(module, info.name, "this package")
+    return found
+
+
+def _entry_point_objectives() -> dict[str, type[ObjectiveConfig]]:
+    from importlib.metadata import entry_points
+
+    found = {}
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        where = f"entry point {ep.name} = {ep.value}"
+        module_name, _, attr = ep.value.partition(":")
+        module = _import(module_name.strip(), where)
+        if attr:
+            cls = getattr(module, attr.strip(), None)
+            if not (inspect.isclass(cls) and issubclass(cls, ObjectiveConfig)
+                    and cls.model_fields["kind"].default == ep.name):
+                raise HarnessError(f"objective {ep.name!r} ({where}): not an ObjectiveConfig with kind {ep.name!r}")
+        else:
+            cls = _config_class(module, ep.name, where)
+        found[ep.name] = cls
+    return found
+
+
+@functools.cache
+def registered() -> dict[str, type[ObjectiveConfig]]:
+    """kind -> config class: the default (STP) first, then the rest in name order."""
+    found = _package_objectives()
+    for kind, cls in _entry_point_objectives().items():
+        if kind in found:
+            raise HarnessError(
+                f"objective {kind!r} is defined twice: {found[kind].__module__} and {cls.__module__}",
+                fix="rename one of them (an objective's kind is its module's or entry point's name)",
+            )
+        found[kind] = cls
+    if DEFAULT_KIND not in found:
+        raise HarnessError(f"no objective {DEFAULT_KIND!r} (the default) among {', '.join(found)}")
+    return {DEFAULT_KIND: found[DEFAULT_KIND], **{k: c for k, c in sorted(found.items()) if k != DEFAULT_KIND}}
+
+
+def objective_class(kind: str) -> type[ObjectiveConfig]:
+    """The config class registered as `kind`; an unknown kind names the close ones."""
+    known = registered()
+    if kind not in known:
+        raise HarnessError(unknown_kind_message(kind, list(known)), fix="set objective.kind to a registered kind")
+    return known[kind]
+
+
+def unknown_kind_message(kind: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(str(kind), known, n=3)
+    hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
+    return f"unknown objective {kind!r}; {hint}registered: {', '.join(known)}"
+
+
+@functools.cache
+def objective_union() -> Any:
+    """The type of a recipe's `objective:` section: one of the registered configs, by `kind`."""
+    from harness.config_tree import kind_union
+
+    return kind_union(*registered().values())
+
+
+def objective_config(data: dict) -> ObjectiveConfig:
+    """Validate an `objective:` mapping (a recipe's, an export's mtp_config.json's)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    kind = data.get("kind", DEFAULT_KIND)
+    objective_class(kind)  # the clear error for an unknown kind
+    try:
+        return TypeAdapter(objective_union()).validate_python(data)
+    except ValidationError as exc:
+        raise HarnessError(f"objective {kind!r}: {one_line(exc)}") from None
+
+
+def described(data: dict) -> ObjectiveConfig | None:
+    """A recorded `objective:` mapping (a finished run's) as its config, or None when its kind
+    is not installed here or its fields no longer validate: reports then show the raw kind."""
+    try:
+        return objective_config(data)
+    except HarnessError:
+        return None
+
+
+def method_name(kind: str) -> str:
+    """The method's name in tables and plots ("Meta", "DeepSeek"); the kind when unknown."""
+    cls = registered().get(kind)
+    return cls.method if cls is not None and cls.method else kind
+
+
+def default_objective() -> ObjectiveConfig:
+    return registered()[DEFAULT_KIND]()

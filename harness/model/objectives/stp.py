@@ -1,51 +1,45 @@
-"""Single-token prediction (STP): the next-token cross-entropy baseline. Design note: stp.md."""
+"""Single-token prediction (STP): the next-token cross-entropy baseline. Design note: stp.md.
+
+The smallest objective, and the template for a new one: a copy of this file under another
+name is another objective (its kind is the file's name), which is how the plug-in door is
+tested. It adds no parameters; the trunk's final norm and unembedding predict t+1.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
-import torch
-from torch import nn
+from harness.compute import Flops, ParamCounts, block_flops, block_params, embedding_params, unembedding_flops
+from harness.model.config import TrunkConfig
+from harness.model.objectives.base import (
+    ObjectiveConfig,
+    depth_cross_entropy,
+    depth_targets,
+    kind_of,
+    next_token_output,
+)
 
-from harness.model.objectives.base import ModelOutput, ObjectiveBase, depth_cross_entropy, depth_key, depth_targets
-from harness.model.objectives.registry import register_objective
-from harness.model.trunk import Trunk, TrunkConfig
+KIND = kind_of(__name__)
 
 
-class StpConfig(ObjectiveBase):
-    kind: Literal["stp"] = "stp"
+class StpConfig(ObjectiveConfig):
+    kind: Literal[KIND] = KIND
+    method: ClassVar[str] = "STP"
+    claims: ClassVar[tuple[str, ...]] = ("baseline",)
 
     @property
     def n_predict(self) -> int:
         """Tokens predicted per position (t+1 only)."""
         return 1
 
+    def params(self, m: TrunkConfig) -> ParamCounts:
+        """Embedding, L blocks and the final norm (d)."""
+        return ParamCounts(embedding=embedding_params(m), trunk=m.stp_layers * block_params(m) + m.d_model, heads=0)
 
-@register_objective("stp")
-class StpObjective(nn.Module):
-    """No parameters of its own: the trunk's final norm and unembedding predict t+1."""
+    def flops(self, m: TrunkConfig, seq_len: int) -> Flops:
+        """L block passes and one unembedding."""
+        return m.stp_layers * block_flops(m, seq_len) + unembedding_flops(m)
 
-    def __init__(self, config: StpConfig, model_cfg: TrunkConfig):
-        super().__init__()
-        self.config = config
-
-    @staticmethod
-    def shared_layers(config: StpConfig, model_cfg: TrunkConfig) -> int:
-        return model_cfg.n_layers
-
-    def init_weights(self, generator: torch.Generator) -> None:
-        pass
-
-    def forward(self, trunk: Trunk, hidden, tokens, rope, tokens_seen: int = 0) -> ModelOutput:
+    def forward(self, module, trunk, hidden, tokens, rope, tokens_seen: int = 0):
         targets = depth_targets(tokens, hidden.shape[1], 1)
-        loss = depth_cross_entropy(trunk.logits(hidden), targets)
-        return ModelOutput(loss=loss, losses={depth_key(1): loss.detach()}, n_targets={depth_key(1): targets.numel()})
-
-    def depth_logits(self, trunk: Trunk, hidden, tokens, rope) -> list[torch.Tensor]:
-        return [trunk.logits(hidden)]
-
-    def next_token_blocks(self) -> list:
-        return []
-
-    def export_names(self, n_trunk_layers: int) -> dict[str, tuple[str, str]]:
-        return {}
+        return next_token_output(depth_cross_entropy(trunk.logits(hidden), targets), targets)

@@ -1,10 +1,11 @@
 """The trainable model: a trunk plus one objective, the one object the training loop sees.
 
 `build_model(model_cfg, objective_cfg)` composes `Trunk` (embedding, shared layers, shared
-final norm and unembedding) with the objective registered under `objective_cfg.kind`, which
-owns whatever it adds (Meta's heads, DeepSeek's modules). Everything an objective needs,
-including Meta's memory-efficient backward, happens inside `forward`, so a training loop
-only calls `loss.backward()` (or `engine.backward(loss)`).
+final norm and unembedding) with the parameters the objective adds (`objective_cfg.build`:
+Meta's heads, DeepSeek's modules, TOP's unembedding), held as `self.objective`. The
+objective's config runs them (`objective_cfg.forward`). Everything an objective needs,
+including Meta's memory-efficient backward, happens inside `forward`, so a training loop only
+calls `loss.backward()` (or `engine.backward(loss)`).
 """
 
 from __future__ import annotations
@@ -12,25 +13,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from harness.model.objectives.base import ModelOutput, ObjectiveBase, depth_targets
-from harness.model.objectives.registry import Objective, get_objective
-from harness.model.trunk import Trunk, TrunkConfig
+from harness.model.config import TrunkConfig
+from harness.model.objectives.base import ModelOutput, ObjectiveConfig
+from harness.model.trunk import Trunk
 
 
 class MTPModel(nn.Module):
     """Trunk + objective. `forward(tokens)` takes a row of `objective_cfg.row_length(S)` tokens."""
 
-    def __init__(self, model_cfg: TrunkConfig, objective_cfg: ObjectiveBase):
+    def __init__(self, model_cfg: TrunkConfig, objective_cfg: ObjectiveConfig):
         super().__init__()
         self.model_cfg, self.objective_cfg = model_cfg, objective_cfg
-        cls = get_objective(objective_cfg.kind)
-        self.trunk = Trunk(model_cfg, cls.shared_layers(objective_cfg, model_cfg))
-        self.objective: Objective = cls(objective_cfg, model_cfg)
+        self.trunk = Trunk(model_cfg, objective_cfg.shared_layers(model_cfg))
+        self.objective = objective_cfg.build(model_cfg)
 
     def init_weights(self, generator: torch.Generator) -> None:
         """Trunk first, then the objective's own parameters, each in a fixed order."""
         self.trunk.init_weights(generator)
-        self.objective.init_weights(generator)
+        self.objective_cfg.init_weights(self.objective, self.model_cfg, generator)
 
     def _hidden(self, tokens: torch.Tensor):
         S = self.objective_cfg.input_length(tokens.shape[1])
@@ -40,19 +40,23 @@ class MTPModel(nn.Module):
     def forward(self, tokens: torch.Tensor, tokens_seen: int = 0) -> ModelOutput:
         """Losses of one row batch (B, row_length(S)); `tokens_seen` drives scheduled weights."""
         hidden, rope = self._hidden(tokens)
-        return self.objective(self.trunk, hidden, tokens, rope, tokens_seen)
+        return self.objective_cfg.forward(self.objective, self.trunk, hidden, tokens, rope, tokens_seen)
 
     def depth_logits(self, tokens: torch.Tensor) -> list[torch.Tensor]:
         """Per depth (B, S, V) logits for a row batch; depth 1 is next-token. Positions past
         a truncated row's targets are still computed (DeepSeek's on padded inputs)."""
         hidden, rope = self._hidden(tokens)
-        return self.objective.depth_logits(self.trunk, hidden, tokens, rope)
+        return self.depth_logits_at(hidden, tokens, rope)
+
+    def depth_logits_at(self, hidden: torch.Tensor, tokens: torch.Tensor, rope) -> list[torch.Tensor]:
+        """Per depth logits from a trunk output `hidden` (B, T, d) of the row `tokens`."""
+        return self.objective_cfg.depth_logits(self.objective, self.trunk, hidden, tokens, rope)
 
     def next_token_hidden(self, tokens: torch.Tensor) -> torch.Tensor:
         """The next-token path (what export writes as a Llama model), before the final norm."""
         rope = self.trunk.rope(tokens.shape[1])
         x = self.trunk(tokens, rope)
-        for block in self.objective.next_token_blocks():
+        for block in self.objective_cfg.next_token_blocks(self.objective):
             x = block(x, rope)
         return x  # (B, T, d)
 
@@ -60,20 +64,12 @@ class MTPModel(nn.Module):
         """Inference: (B, T) plain input ids -> (B, T, V) next-token logits, no targets."""
         return self.trunk.logits(self.next_token_hidden(tokens))
 
-    def per_position_loss(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Next-token cross-entropy at each input position of a row batch: (B, S)."""
-        S = self.objective_cfg.input_length(tokens.shape[1])
-        logits = self.next_token_logits(tokens[:, :S])  # (B, S, V)
-        targets = depth_targets(tokens, S, 1)  # (B, S): every row has S+1 tokens or more
-        ce = nn.functional.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")
-        return ce  # (B, S)
-
     def next_token_layers(self) -> list[nn.Module]:
         """The blocks of the next-token path in order: export's `model.layers`."""
-        return [*self.trunk.layers, *self.objective.next_token_blocks()]
+        return [*self.trunk.layers, *self.objective_cfg.next_token_blocks(self.objective)]
 
 
-def build_model(model_cfg: TrunkConfig, objective_cfg: ObjectiveBase) -> MTPModel:
+def build_model(model_cfg: TrunkConfig, objective_cfg: ObjectiveConfig) -> MTPModel:
     """A freshly initialised model; deterministic given `torch.manual_seed`.
 
     One number is drawn from the global generator and seeds a private one that initialises

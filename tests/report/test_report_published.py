@@ -73,3 +73,16 @@ def test_probe_claims_quote_facts_and_hold_no_numbers_read_off_plots():
         assert claim.claim in flat, claim.claim  # quoted verbatim from FACTS.md
         assert claim.where.split(", ")[-1] in flat, claim.where
         assert claim.metric.split("/")[0] == claim.probe
+
+
+def test_every_objective_but_the_baseline_has_reported_rows_or_says_why_not():
+    """A method the harness trains either has published rows (checked above against
+    FACTS.md) or an entry saying why none are entered, which `compare` prints."""
+    from harness.model.objectives.registry import registered
+    from harness.report.published import NOT_ENTERED, all_reported
+
+    covered = {r.method for r in all_reported()} | {n.method for n in NOT_ENTERED}
+    methods = {kind for kind, cls in registered().items() if "baseline" not in cls.claims}
+    assert methods <= covered, methods - covered
+    for n in NOT_ENTERED:
+        assert n.source.split(",")[0] in FACTS and n.why

@@ -21,7 +21,8 @@ from harness.report.collect import RunRecord
 from harness.report.stats import paired_gain
 
 # What must agree for two runs' numbers to be compared (besides their problem sets).
-EVAL_SETTINGS = ("protocol", "tasks", "limit", "max_gen_toks", "n_samples", "temperatures", "top_p", "batch_size")
+EVAL_SETTINGS = ("protocol", "tasks", "limit", "max_gen_toks", "n_samples", "temperatures", "top_p", "batch_size",
+                 "prompt_budget_humaneval", "prompt_budget_mbpp")
 
 
 def group_by_arm(records: list[RunRecord], baseline: str) -> dict[str, list[RunRecord]]:
@@ -72,13 +73,10 @@ def check_comparable(records: list[RunRecord], force: bool) -> list[str]:
     return problems
 
 
-def objective_label(objective: dict) -> str:
-    kind = objective.get("kind", "stp")
-    if kind == "meta":
-        return f"meta n={objective.get('n')}"
-    if kind == "deepseek":
-        return f"deepseek D={objective.get('depth')}"
-    return kind
+def objective_label(record: RunRecord) -> str:
+    """The objective's own label ("meta n=2"); the kind when it is not installed here."""
+    cfg = record.objective_cfg
+    return cfg.label() if cfg is not None else record.kind
 
 
 @dataclass
@@ -93,10 +91,15 @@ class ArmRow:
     tokens: int
     targets_per_step: int
     val_loss: float | None
+    collapsed: list[str] = field(default_factory=list)  # "seed N: reason" for every collapsed run
+    control_of: str | None = None  # a negative control of this arm (its gains must be null)
+    nll: dict[str, float] = field(default_factory=dict)  # nll/<task> -> bits per byte, mean over seeds
     metrics: dict[str, float] = field(default_factory=dict)  # pass@k in percent, mean over seeds
     gains: dict[str, dict] = field(default_factory=dict)  # metric -> Gain fields (+ unit)
     acceptance: dict[str, dict] = field(default_factory=dict)  # depth -> agree_greedy, correct
+    depth_names: dict[str, str] = field(default_factory=dict)  # depth -> the objective's name for it
     speculative: dict = field(default_factory=dict)
+    truncated: dict[str, int] = field(default_factory=dict)  # task -> prompts cut to the trained context
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -114,8 +117,11 @@ def _mean(values):
 
 
 def outcome_matrix(runs: list[RunRecord], other: list[RunRecord], metric: str):
-    """[seeds, problems] for both arms over the problems every run of both has, or None."""
-    per_run = [r.outcomes(metric) for r in runs + other]
+    """[seeds, problems] for both arms over the problems every run of both has, or None.
+    `metric`: pass@k (`humaneval/pass_at_1`: 1/0 or the per-problem estimate) or the
+    canonical-solution NLL (`nll/humaneval`: bits per byte)."""
+    getter = (lambda r: r.nll(metric.split("/", 1)[1])) if metric.startswith("nll/") else (lambda r: r.outcomes(metric))
+    per_run = [getter(r) for r in runs + other]
     if any(o is None for o in per_run):
         return None
     common = sorted(set.intersection(*(set(o) for o in per_run)), key=str)
@@ -148,10 +154,23 @@ def gains_over(base: list[RunRecord], runs: list[RunRecord], n_resamples: int) -
             out[metric] = _gain_dict(paired_gain(*pair, n_resamples=n_resamples), 100.0, "percentage points")
             if not (pair[0].any() or pair[1].any()):  # a zero-width interval here measures nothing
                 out[metric]["note"] = "neither arm solves a problem"
+    for metric in sorted(set(base[0].nll_metrics()) & set(runs[0].nll_metrics())):
+        pair = outcome_matrix(base, runs, metric)
+        if pair is not None:
+            out[metric] = _gain_dict(paired_gain(*pair, n_resamples=n_resamples), 1.0, NLL_UNIT)
     b, a = rows_matrix(base), rows_matrix(runs)
     if b is not None and a is not None and b.shape[1] == a.shape[1]:
         out["val_loss"] = _gain_dict(paired_gain(b, a, n_resamples=n_resamples), 1.0, "nats (lower is better)")
     return out
+
+
+NLL_UNIT = "bits/byte (lower is better)"
+
+
+def _nll_means(runs: list[RunRecord]) -> dict[str, float]:
+    """Byte-weighted canonical-solution bits per byte per task, averaged over seeds."""
+    keys = sorted({k for r in runs for k in r.summary if k.startswith("nll/") and k.endswith("/bits_per_byte")})
+    return {k.removesuffix("/bits_per_byte"): _mean([r.summary.get(k) for r in runs]) for k in keys}
 
 
 def _acceptance(runs: list[RunRecord]) -> tuple[dict, dict]:
@@ -170,6 +189,12 @@ def _acceptance(runs: list[RunRecord]) -> tuple[dict, dict]:
     return per_depth, speculative
 
 
+def _truncated(run: RunRecord) -> dict[str, int]:
+    """Prompts the evaluation cut to the trained context, per task (the same for every seed)."""
+    suffix = "/truncated_prompts"
+    return {key.removesuffix(suffix): int(v) for key, v in run.summary.items() if key.endswith(suffix)}
+
+
 def build_rows(groups: dict[str, list[RunRecord]], n_resamples: int = 10_000) -> list[ArmRow]:
     baseline = next(iter(groups))
     rows = []
@@ -178,13 +203,17 @@ def build_rows(groups: dict[str, list[RunRecord]], n_resamples: int = 10_000) ->
         metrics = {m: _mean([100.0 * r.metrics().get(m) if m in r.metrics() else None for r in runs])
                    for m in sorted({m for r in runs for m in r.metrics()})}
         acceptance, speculative = _acceptance(runs)
+        cfg = runs[0].objective_cfg
+        names = {d: cfg.depth_name(int(d)) if cfg is not None else f"d{d}" for d in acceptance}
         rows.append(ArmRow(
-            arm=arm, objective=objective_label(runs[0].objective), kind=runs[0].kind,
+            arm=arm, objective=objective_label(runs[0]), kind=runs[0].kind,
             seeds=[r.seed for r in runs], run_dirs=[_shown(r.run_dir) for r in runs],
             params=int(plan.get("params_total", 0)), train_flops=float(plan.get("total_flops", 0.0)),
             tokens=int(plan.get("tokens", 0)), targets_per_step=int(plan.get("targets_per_step", 0)),
             val_loss=_mean([r.val.get("val/depth_1") for r in runs]), metrics=metrics,
+            collapsed=[f"seed {r.seed}: {'; '.join(r.collapse)}" for r in runs if r.collapse],
+            control_of=runs[0].control_of, nll=_nll_means(runs),
             gains={} if arm == baseline else gains_over(groups[baseline], runs, n_resamples),
-            acceptance=acceptance, speculative=speculative,
+            acceptance=acceptance, depth_names=names, speculative=speculative, truncated=_truncated(runs[0]),
         ))
     return rows

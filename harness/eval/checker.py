@@ -1,0 +1,293 @@
+"""The trusted checker: runs a benchmark's test code outside the sandbox and decides the verdict.
+
+One checker process per program, outside the sandbox: a fork of a server that the harness
+starts once with its own interpreter (`python -I -S -c <wire.py + this file> FD`), so each
+check has a fresh process without paying an interpreter's start. A check reads a JSON spec,
+runs the trusted prelude (HumanEval: the prompt, whose helpers such as `poly` or
+`encode_cyclic` the tests call; sanitized MBPP: `test_imports`), binds every other global
+name the tests use to a `Remote` that calls into the sandboxed program over the channel,
+runs the tests, and writes one JSON verdict line on its job socket (after its pid, which the
+harness needs to kill it at the deadline). A `Remote` sends its arguments as plain
+values and gets a plain value back (`wire.py`); it cannot receive an object, so an
+always-equal object, a patched `check` or a rewritten `assert` has nothing to act on. The
+program can answer each call with any value it likes, which is what solving the problem
+means; it cannot see or change the test code, the comparisons or this process.
+
+The test's random inputs are seeded (`seed` in the spec), so a verdict repeats.
+"""
+
+import ast
+import builtins
+import json
+import os
+import sys
+
+
+class Stop(BaseException):
+    """The program cannot answer any more: the verdict's reason is the message. A
+    BaseException, and remembered in STOPPED, so that test code that catches exceptions
+    (expecting the program to raise) cannot turn a dead program into a pass."""
+
+    def __init__(self, message, ended=False):
+        super().__init__(message)
+        self.ended = ended  # the program's side of the channel closed: it exited or was killed
+        STOPPED.append(message)
+
+
+STOPPED = []
+
+
+class ProgramRaised(Exception):
+    """The program's function raised something that is not a builtin exception type."""
+
+
+def _builtin_exception(name, message):
+    """The program's exception, for tests that expect one: the builtin type of that name
+    (so `except ValueError` works), else ProgramRaised."""
+    kind = getattr(builtins, name, None)
+    if isinstance(kind, type) and issubclass(kind, Exception) and not issubclass(kind, (Stop, StopIteration)):
+        try:
+            error = kind(message)
+        except Exception:  # a constructor that wants other arguments (UnicodeDecodeError...)
+            error = ProgramRaised(f"{name}: {message}")
+    else:
+        error = ProgramRaised(f"{name}: {message}")
+    error.from_program = True
+    return error
+
+
+class Remote:
+    """A global name of the sandboxed program: calling it is a request over the channel;
+    passing it as an argument passes the program's own value of that name."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"<program's {self.name}>"
+
+    def __call__(self, *args, **kwargs):
+        _send(["call", self.name, list(args), kwargs])
+        reply = _receive()
+        if reply[0] == "return" and len(reply) == 2:
+            return reply[1]
+        if reply[0] == "raise" and len(reply) == 3:
+            raise _builtin_exception(str(reply[1]), str(reply[2]))
+        if reply[0] == "notplain":
+            raise Stop(f"{self.name} returned a value the channel cannot carry ({str(reply[1])[:160]})")
+        raise Stop(f"unexpected reply to a call of {self.name}")
+
+
+def _name_other(value):
+    """How an argument that is not plain data is named to the program (else NotPlain)."""
+    if isinstance(value, Remote):
+        return {"ref": value.name}
+    if isinstance(value, Ref) and value.tag == "handle":
+        return {"handle": value.body}
+    name = getattr(value, "__name__", None)
+    if isinstance(name, str) and getattr(builtins, name, None) is value:
+        return {"builtin": name}
+    raise NotPlain(f"a {type(value).__name__} object is not plain data")
+
+
+HANDLES = {}
+
+
+def _resolve(tag, body):
+    """A handle the program sent: one Ref per program value, so `is` works on them."""
+    if tag != "handle" or not isinstance(body, list) or len(body) != 2 or type(body[0]) is not int:
+        raise NotPlain(f"the program may not send {tag!r}")
+    return HANDLES.setdefault(body[0], Ref("handle", body))
+
+
+CHANNEL = -1  # the spec's fd of the channel's checker end
+FRAME_LIMIT = 1 << 20
+
+
+def _send(message):
+    try:
+        write_frame(CHANNEL, encode(message, other=_name_other))
+    except NotPlain as exc:
+        raise Stop(f"the test passed a value the channel cannot carry ({exc}); harness bug") from None
+    except OSError:
+        raise Stop("the program ended during a call", ended=True) from None
+
+
+def _receive(expect_calls=True):
+    try:
+        frame = read_frame(CHANNEL, FRAME_LIMIT)
+    except NotPlain as exc:
+        raise Stop(f"the program's reply: {exc}") from None
+    except OSError:
+        frame = None
+    if frame is None:
+        raise Stop("the program ended during a call" if expect_calls else "the program ended while loading", ended=True)
+    try:
+        reply = decode(frame, resolve=_resolve)
+    except NotPlain as exc:
+        raise Stop(f"the program's reply: {exc}") from None
+    if not isinstance(reply, list) or not reply or not isinstance(reply[0], str):
+        raise Stop("the program's reply is not a message")
+    return reply
+
+
+def _bound_names(tree):
+    """Every name the test code binds itself (assignments, defs, imports, parameters)."""
+    bound = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            bound.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+    return bound
+
+
+def _remote_names(tree, namespace, program_names):
+    """Names the tests read that neither they, the prelude nor builtins define: the program's.
+    Stdlib modules a test uses without importing (MBPP 596's `sys`) are imported here instead.
+    `program_names` (from the benchmark's own solution, never from the program) may shadow
+    builtins: MBPP 126 defines `sum`."""
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    free = used - _bound_names(tree) - set(namespace)
+    modules = {name for name in free if name in sys.stdlib_module_names}
+    for name in modules:
+        namespace[name] = __import__(name)
+    return sorted((free - modules - set(dir(builtins))) | set(program_names))
+
+
+def _wait_until_loaded():
+    """None once the program has loaded and waits for calls, else the verdict. Stage
+    `start`: the sandbox never reported (the harness's error, not the program's)."""
+    try:
+        first = _receive(expect_calls=False)
+    except Stop:
+        first = None
+    if first != ["started"]:
+        return {"status": "error", "reason": "the sandbox did not start", "stage": "start"}
+    try:
+        reply = _receive(expect_calls=False)
+    except Stop as exc:
+        return {"status": "failed", "reason": str(exc), "stage": "load", "ended": exc.ended}
+    if reply[0] == "error" and len(reply) == 2:
+        return {"status": "failed", "reason": str(reply[1])[:300], "stage": "load"}
+    if reply != ["ready"]:
+        return {"status": "failed", "reason": "the program sent an unexpected message", "stage": "load"}
+    return None
+
+
+def _test_failure(exc, tests):
+    """A one-line reason for an exception raised by the test code."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == "<test>"]
+    where = f" at test line {frames[-1].lineno}" if frames else ""
+    if isinstance(exc, AssertionError):
+        line = tests.splitlines()[frames[-1].lineno - 1].strip() if frames else ""
+        return f"AssertionError{where}: {line[:160]}" if line else f"AssertionError{where}"
+    if isinstance(exc, ProgramRaised):
+        return f"{exc} (raised by the program){where}"
+    origin = " (raised by the program)" if getattr(exc, "from_program", False) else ""
+    return f"{type(exc).__name__}: {str(exc)[:160]}{origin}{where}"
+
+
+def _run_tests(spec, namespace):
+    tree = ast.parse(spec["tests"], "<test>")
+    for name in spec["remote"]:
+        namespace.pop(name, None)  # HumanEval's prompt defines the entry point as a stub
+    for name in _remote_names(tree, namespace, spec["remote"]):
+        namespace[name] = Remote(name)
+    exec(compile(tree, "<test>", "exec"), namespace)
+    if spec["call"]:
+        function, argument = spec["call"]
+        namespace[function](namespace[argument])
+
+
+def _check(spec):
+    import random
+
+    random.seed(spec["seed"])
+    problem = _wait_until_loaded()
+    if problem is not None:
+        return problem
+    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    try:
+        exec(compile(spec["prelude"], "<prelude>", "exec"), namespace)
+    except BaseException as exc:
+        return {"status": "error", "reason": f"the benchmark's own prelude failed: {type(exc).__name__}: {exc}"}
+    try:
+        _run_tests(spec, namespace)
+    except Stop as exc:
+        return {"status": "failed", "reason": str(exc), "stage": "call", "ended": exc.ended}
+    except BaseException as exc:
+        return {"status": "failed", "reason": _test_failure(exc, spec["tests"]), "stage": "test"}
+    if STOPPED:
+        return {"status": "failed", "reason": STOPPED[0], "stage": "call"}
+    return {"status": "passed", "reason": ""}
+
+
+def _read_all(fd):
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _job(job_fd, channel_fd):
+    """One check, in a fresh forked process: pid line, spec in, verdict line out."""
+    global CHANNEL, FRAME_LIMIT
+    import resource
+
+    try:
+        os.write(job_fd, b"%d\n" % os.getpid())  # so the harness can kill it at the deadline
+        spec = json.loads(_read_all(job_fd))
+        for name, value in spec["limits"].items():
+            resource.setrlimit(getattr(resource, name), (value, value))
+        CHANNEL, FRAME_LIMIT = channel_fd, spec["frame_limit"]
+        try:
+            verdict = _check(spec)
+        except BaseException as exc:  # a bug here must read as the harness's error, never a pass
+            verdict = {"status": "error", "reason": f"checker: {type(exc).__name__}: {exc}"}
+        try:
+            _send(["stop"])
+        except Stop:
+            pass
+        os.write(job_fd, json.dumps(verdict).encode() + b"\n")
+    finally:
+        os._exit(0)
+
+
+def _serve(control_fd):
+    """The fork server: for each job (its socket and channel, passed as fds) fork a checker.
+    Its modules are imported once, here; each check still gets a process of its own."""
+    import decimal  # noqa: F401  (preloaded for the children, as is everything above)
+    import fractions  # noqa: F401
+    import random  # noqa: F401
+    import resource  # noqa: F401
+    import signal
+    import socket
+    import traceback  # noqa: F401
+
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    control = socket.socket(fileno=control_fd)
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(control, 16, 2)
+        except InterruptedError:
+            continue
+        if not message:
+            return
+        if len(fds) == 2 and os.fork() == 0:
+            control.close()
+            _job(*fds)
+        for fd in fds:
+            os.close(fd)
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]))

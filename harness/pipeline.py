@@ -349,6 +349,11 @@ class Pipeline:
 
                 self.log("evaluate: reference losses, per-position loss, canonical-solution NLL, acceptance")
                 summary.update(analyze_export(export_dir, self.recipe, self.data, staging, self.run_dir))
+                if self.recipe.eval.probes:
+                    from harness.eval.probes import evaluate_probes
+
+                    self.log(f"evaluate: probes {', '.join(self.recipe.eval.probes)}")
+                    summary.update(evaluate_probes(export_dir, self.recipe, self.data, staging))
                 summary["collapse"] = collapse_reasons(summary["val"], summary.get("position/loss_mean"),
                                                        summary.get("reference/unigram"))
                 summary["collapse/flagged"] = float(bool(summary["collapse"]))

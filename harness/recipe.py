@@ -60,6 +60,9 @@ class Recipe(BaseModel):
             )
         if problem := self.objective.model_problem(self.model):
             raise ValueError(problem)
+        wrong = [p for p in self.eval.probes if p != self.data.source.kind]
+        if wrong:
+            raise ValueError(f"eval.probes {wrong} need the matching data.source.kind (it is {self.data.source.kind})")
         if self.objective.lookahead > self.data.lookahead_reserve:
             raise ValueError(
                 f"the objective's targets reach {self.objective.lookahead} tokens ahead but "

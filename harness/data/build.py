@@ -18,7 +18,7 @@ from harness.data.config import DataConfig
 from harness.data.decontaminate import Decontaminator
 from harness.data.shards import ShardWriter, token_dtype, write_shards
 from harness.data.sources import CorpusSource, ReadStats
-from harness.data.tokenizer import load_pretrained, save_tokenizer, train_bpe
+from harness.data.tokenizer import load_pretrained, save_tokenizer, train_bpe, vocabulary_tokenizer
 from harness.errors import HarnessError
 from harness.hashing import sha256_directory
 
@@ -96,6 +96,10 @@ def make_tokenizer(source, plan, cfg: DataConfig, vocab_size: int, base_dir: Pat
         wrapped, backend = load_pretrained(cfg.tokenizer, base_dir, vocab_size)
         wrapped.save_pretrained(str(out))
         return backend, wrapped.eos_token_id, wrapped.eos_token
+    if cfg.tokenizer.kind == "vocabulary":
+        backend = vocabulary_tokenizer(source.vocabulary(), cfg.tokenizer, vocab_size)
+        save_tokenizer(backend, cfg.tokenizer.eos_token, out)
+        return backend, backend.token_to_id(cfg.tokenizer.eos_token), cfg.tokenizer.eos_token
     texts = (text for _, text in _planned(source, plan, {TRAIN}))
     with console.status("training the BPE tokenizer"):
         backend = train_bpe(texts, cfg.tokenizer, vocab_size, n_docs=plan.count(TRAIN))
@@ -129,6 +133,8 @@ def build(out: Path, cfg: DataConfig, source, vocab_size: int, base_dir: Path, c
         "dtype": dtype.name,
         "splits": splits,
     }
+    if hasattr(source, "write_eval_sets"):  # a probe: its test set beside the shards, never in them
+        manifest["probe"] = source.write_eval_sets(out)
     seconds = {"read_decontaminate": clock["read"] - clock["start"], "tokenizer": clock["tokenizer"] - clock["read"],
                "tokenise": clock["shards"] - clock["tokenizer"]}
     tokens = sum(s["tokens"] for s in splits.values())

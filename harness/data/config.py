@@ -2,9 +2,10 @@
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.config_tree import kind_union
+from harness.data.probes.config import InductionSource, PolynomialSource
 
 
 class _Section(BaseModel):
@@ -53,7 +54,9 @@ class HFSource(_Section):
     max_docs: int | None = Field(default=None, ge=1)
 
 
-Source = kind_union(StdlibSource, LocalSource, HFSource)
+Source = kind_union(StdlibSource, LocalSource, HFSource, InductionSource, PolynomialSource)
+# Sources that generate text from a fixed vocabulary (the synthetic probes).
+PROBE_SOURCES = ("induction", "polynomial")
 
 
 class BPETokenizer(_Section):
@@ -75,7 +78,17 @@ class PretrainedTokenizer(_Section):
     revision: str | None = None
 
 
-Tokenizer = kind_union(BPETokenizer, PretrainedTokenizer)
+class VocabularyTokenizer(_Section):
+    """One token per whitespace-separated word of the source's fixed vocabulary (the synthetic
+    probes): a name written as two words is exactly two tokens and every arithmetic symbol is
+    one token, which a BPE cannot promise. Ids: EOS 0, unknown 1, then the vocabulary."""
+
+    kind: Literal["vocabulary"] = "vocabulary"
+    eos_token: str = "<|endoftext|>"
+    unk_token: str = "<unk>"
+
+
+Tokenizer = kind_union(BPETokenizer, PretrainedTokenizer, VocabularyTokenizer)
 
 
 class Decontamination(_Section):
@@ -107,3 +120,14 @@ class DataConfig(_Section):
         "shards end at document ends, so one can pass it by a document; 2^28 keeps a uint16 shard "
         "near 512 MiB",
     )
+
+    @model_validator(mode="after")
+    def _probe_tokenizer(self) -> "DataConfig":
+        probe, vocabulary = self.source.kind in PROBE_SOURCES, self.tokenizer.kind == "vocabulary"
+        if probe and not vocabulary:
+            raise ValueError(f"data.source.kind {self.source.kind} needs data.tokenizer.kind: vocabulary "
+                             "(its metric assumes one token per word)")
+        if vocabulary and not probe:
+            raise ValueError(f"data.tokenizer.kind vocabulary needs a source with a fixed vocabulary "
+                             f"({', '.join(PROBE_SOURCES)}), not {self.source.kind}")
+        return self

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
-from harness.data.config import DataConfig, LocalSource, StdlibSource
+from harness.data.config import PROBE_SOURCES, DataConfig, LocalSource, StdlibSource
 from harness.errors import HarnessError
 from harness.hashing import sha256_file
 
@@ -240,6 +240,10 @@ def open_source(cfg: DataConfig, base_dir: Path) -> CorpusSource:
         return StdlibCorpus(source, cfg.strict_utf8)
     if source.kind == "local":
         return LocalCorpus(source, base_dir, cfg.strict_utf8)
+    if source.kind in PROBE_SOURCES:
+        from harness.data.probes.corpus import open_probe
+
+        return open_probe(source)
     from harness.data.hf_source import HFCorpus
 
     return HFCorpus(source, base_dir)

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from harness.data.config import BPETokenizer, PretrainedTokenizer
+from harness.data.config import BPETokenizer, PretrainedTokenizer, VocabularyTokenizer
 from harness.errors import HarnessError, one_line
 
 BYTE_ALPHABET = 256
@@ -56,6 +56,28 @@ def train_bpe(texts: Iterable[str], cfg: BPETokenizer, vocab_size: int, n_docs: 
             f"{cfg.min_frequency} times ran out), not model.vocab_size {vocab_size}",
             fix="add data, lower data.tokenizer.min_frequency, or lower model.vocab_size",
         )
+    return tokenizer
+
+
+def vocabulary_tokenizer(words: list[str], cfg: VocabularyTokenizer, vocab_size: int):
+    """A word-level tokenizer over a fixed vocabulary: whitespace split, one id per word, EOS 0
+    and unknown 1 first. Decoding joins tokens with one space, so a text written with single
+    spaces (as the probe generators write) round-trips exactly."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    entries = [cfg.eos_token, cfg.unk_token, *words]
+    repeated = sorted({w for w in entries if entries.count(w) > 1})
+    if repeated or any(not w or w != w.strip() or len(w.split()) != 1 for w in entries):
+        raise ValueError(f"a fixed vocabulary needs distinct single words; repeated: {repeated[:5]}")  # generator bug
+    if len(entries) > vocab_size:
+        raise HarnessError(
+            f"the source's vocabulary has {len(entries)} tokens (with EOS and unknown) but model.vocab_size is {vocab_size}",
+            fix=f"set model.vocab_size to at least {len(entries)}",
+        )
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(entries)}, unk_token=cfg.unk_token))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins with spaces; no word has "##"
+    tokenizer.add_special_tokens([cfg.eos_token, cfg.unk_token])
     return tokenizer
 
 

@@ -78,6 +78,10 @@ class EvalConfig(BaseModel):
     )
     speculative_prompt_tokens: int = Field(default=32, ge=1, description="tokens per prompt (at most S)")
     speculative_max_new_tokens: int = Field(default=128, ge=1, description="tokens each decoder generates per prompt")
+    probes: list[Literal["induction", "polynomial"]] = Field(
+        default=[], description="synthetic probes scored on the data's own test set (harness/eval/probes; the "
+        "data source must be that probe; `analysis_batch_size` examples per forward); independent of `enabled`",
+    )
 
     @model_validator(mode="after")
     def _sampling_is_possible(self) -> "EvalConfig":

@@ -92,6 +92,59 @@ def all_reported() -> tuple[Reported, ...]:
 
 
 @dataclass(frozen=True)
+class ProbeClaim:
+    """A published claim about a synthetic probe (docs/FACTS.md, "Meta's small-model probes").
+
+    The paper shows these results only as plots: `claim` is its statement (quoted where it
+    quotes), `numbers` stays None rather than hold values read off a figure, and `metric` and
+    `direction` say what a reproduction tests: the sign of MTP minus STP on that metric.
+    """
+
+    source: str
+    where: str  # section and figure / table
+    probe: str  # induction | polynomial
+    models: str  # non-embedding parameters
+    n: str  # what the MTP arm predicted
+    data: str
+    training: str  # Table S13's row
+    metric: str  # the harness metric the claim is about
+    direction: str  # "MTP > STP", "MTP ~ STP", ...
+    claim: str
+    numbers: None = None  # plot only
+
+
+_S13_INDUCTION = "Table S13: batch 0.25M tokens, 100k steps, 26.2B tokens, LR 1e-4, context 2048; up to 90 epochs, epoch oracle"
+_S13_ARITHMETIC = "Table S13: batch 0.25M tokens, 100k steps, 26.2B tokens, LR 1e-4, context 1024 (30M) / 2048 (100M)"
+_STORIES = "children stories; test: 100 stories with two-token random names"
+_POLY = "F_7[X]/(X^5), m ops uniform in 1..5 (train); 2000 test expressions per m"
+
+PROBE_CLAIMS: tuple[ProbeClaim, ...] = (
+    ProbeClaim(META, "Sec. 4.1, Figure 7", "induction", "1M-30M", "n=2", _STORIES, _S13_INDUCTION,
+               "induction/accuracy", "MTP > STP",
+               "2-token prediction loss leads to a vastly improved formation of induction capability for models of "
+               "size 30M nonembedding parameters and below"),
+    ProbeClaim(META, "Sec. 4.1, Figure 7", "induction", "100M-1B", "n=2", _STORIES, _S13_INDUCTION,
+               "induction/accuracy", "MTP ~ STP",
+               "their advantage disappearing for sizes of 100M nonembedding parameters and above"),
+    ProbeClaim(META, "App. J, Figure S14", "induction", "1M-1B", "n=2", "9:1 books : children stories",
+               "Table S13 (App. J): batch 0.5M tokens, 50k steps, 26.2B tokens, LR 1e-4, context 2048",
+               "induction/accuracy", "MTP ~ STP except the smallest",
+               "the advantage of 2-token prediction models on this task disappears except for the smallest models"),
+    ProbeClaim(META, "Sec. 4.2, Figure 8", "polynomial", "100M", "multi-token (n in the plot legend)", _POLY,
+               _S13_ARITHMETIC, "polynomial/exact_match_id", "MTP > STP",
+               "Training with multi-token prediction losses increases accuracy across task difficulties"),
+    ProbeClaim(META, "Sec. 4.2, Figure 8", "polynomial", "100M", "multi-token (n in the plot legend)", _POLY,
+               _S13_ARITHMETIC, "polynomial/exact_match_ood", "MTP > STP",
+               "it also significantly improves out-of-domain generalization performance, albeit at a low absolute "
+               "level"),
+    ProbeClaim(META, "App. K, Figure S16", "polynomial", "30M vs 100M", "multi-token (n in the plot legend)", _POLY,
+               _S13_ARITHMETIC, "polynomial/exact_match", "MTP gain > gain from 3x parameters",
+               "Tripling the model size has a smaller effect on performance than replacing next-token prediction "
+               "loss by multi-token prediction"),
+)
+
+
+@dataclass(frozen=True)
 class NotEntered:
     """A paper whose objective the harness trains but whose numbers are not among the rows."""
 

@@ -62,6 +62,19 @@ def test_blog_rows_and_flags():
     assert all(r.gain == round(r.mtp - r.baseline, 1) for r in REPORTED)
 
 
+def test_probe_claims_quote_facts_and_hold_no_numbers_read_off_plots():
+    from harness.report.published import PROBE_CLAIMS
+
+    assert {c.probe for c in PROBE_CLAIMS} == {"induction", "polynomial"}
+    section = FACTS.split("## Meta's small-model probes", 1)[1].split("\n## ", 1)[0]
+    flat = " ".join(section.split())
+    for claim in PROBE_CLAIMS:
+        assert claim.numbers is None, claim  # the paper only plots these
+        assert claim.claim in flat, claim.claim  # quoted verbatim from FACTS.md
+        assert claim.where.split(", ")[-1] in flat, claim.where
+        assert claim.metric.split("/")[0] == claim.probe
+
+
 def test_every_objective_but_the_baseline_has_reported_rows_or_says_why_not():
     """A method the harness trains either has published rows (checked above against
     FACTS.md) or an entry saying why none are entered, which `compare` prints."""

@@ -108,9 +108,11 @@ def run(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[str,
 @click.option("--emit-jobs", is_flag=True,
               help="write one Slurm job per arm x seed instead of running here; the remaining options go to "
                    "`harness launch slurm` (e.g. --nodes 2 --gpus-per-node 8 --submit)")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="runs at once, one process each (same runs and numbers; keep workers x train.num_threads <= cores)")
 @click.option("--local_rank", type=int, default=None, hidden=True, help="set by the deepspeed launcher")
 def study(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[str, ...], emit_jobs: bool,
-          local_rank) -> None:
+          workers: int, local_rank) -> None:
     """Run every arm x seed of a matched study (resumes finished arms), then say where results go."""
     if emit_jobs:
         from harness.launch.cli import slurm
@@ -124,7 +126,7 @@ def study(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[st
     from harness.report.summary import print_study_summary
     from harness.study_run import run_study
 
-    loaded, done = run_study(path, overrides, Path(runs_root), force)
+    loaded, done = run_study(path, overrides, Path(runs_root), force, workers=workers)
     if done:  # rank 0 only, under a launcher
         print_study_summary(loaded, done, path, overrides, runs_root, stdout_console())
 

@@ -1,4 +1,5 @@
-"""`harness study`: run every arm x seed of a matched study, in order, in one process.
+"""`harness study`: run every arm x seed of a matched study, in order, in one process (or in
+`workers` processes at a time).
 
 Order: the learning-rate sweep (every arm at every rate of the grid, on the sweep seed), the
 choice of each arm's rate (`lr_sweep.choose`), the primary view (every arm x seed at its
@@ -9,16 +10,27 @@ Each run is an ordinary `harness run` of a budgeted recipe, so a re-run resumes:
 run skips every stage through its own ledger, an interrupted one continues from its last
 checkpoint. Runs are tagged with the study, arm and seed (and sweep / view). The process
 group (DeepSpeed, gloo on CPU) is started once and reused by every run.
+
+`workers > 1` runs that many runs at once, each in a process of its own (spawned: a run sets
+torch's thread count, its signal handlers and its process group). The runs, their
+directories and their numbers are the same as one at a time: only the schedule changes. The
+sweep still finishes before any rate is chosen. Worth it where one run cannot use the
+machine (a 2-core laptop, one thread per run: `train.num_threads` x workers <= cores); a
+launcher's ranks (WORLD_SIZE > 1) already share one run, so there it is refused.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 from rich.console import Console
 
+from harness.errors import HarnessError
 from harness.lr_sweep import choose
 from harness.pipeline import STAGES, Ledger, Pipeline, run_dir_for
 from harness.study import Study, check_matched, load_study
@@ -41,15 +53,17 @@ def finished(run_dir: Path) -> bool:
 
 
 def run_study(path: str | Path, overrides=(), runs_root: Path = Path("runs"), force=(),
-              console: Console | None = None) -> tuple[Study, list[StudyRun]]:
+              console: Console | None = None, workers: int = 1) -> tuple[Study, list[StudyRun]]:
     """Refuse an unmatched study, then run (or resume) the sweep, every arm x seed, the views."""
     study = load_study(path, overrides)
     check_matched(study)
+    if workers > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise HarnessError(f"--workers {workers} under a launcher of {os.environ['WORLD_SIZE']} processes",
+                           fix="use --workers with one process per run (a laptop); a launcher's ranks share one run")
     console = console or Console(stderr=True)
     done: list[StudyRun] = []
     sweep = [(f"sweep lr={lr:g}", arm, recipe.train.seed, recipe) for arm, lr, recipe in study.sweep_runs()]
-    for i, (part, arm, seed, recipe) in enumerate(sweep, start=1):
-        _run_one(study, part, arm, seed, recipe, f"{i}/{len(sweep)}", runs_root, force, console, done)
+    _run_all(study, (path, tuple(overrides)), sweep, runs_root, force, console, done, workers)
     result = choose(study, runs_root)
     lrs = result.chosen if result else None
     if result:
@@ -59,10 +73,56 @@ def run_study(path: str | Path, overrides=(), runs_root: Path = Path("runs"), fo
     main = [("primary", arm, seed, recipe) for arm, seed, recipe in study.runs(lrs)]
     views = [(f"view {view}", arm, seed, recipe)
              for view in study.views for arm, seed, recipe in study.view_runs(view, lrs)]
-    rest = main + views
-    for i, (part, arm, seed, recipe) in enumerate(rest, start=1):
-        _run_one(study, part, arm, seed, recipe, f"{i}/{len(rest)}", runs_root, force, console, done)
+    _run_all(study, (path, tuple(overrides)), main + views, runs_root, force, console, done, workers)
     return study, done
+
+
+def _run_all(study: Study, source, jobs: list, runs_root: Path, force, console: Console, done: list[StudyRun],
+             workers: int) -> None:
+    counted = [(*job, f"{i}/{len(jobs)}") for i, job in enumerate(jobs, start=1)]
+    if workers <= 1 or len(jobs) <= 1:
+        for part, arm, seed, recipe, count in counted:
+            _run_one(study, part, arm, seed, recipe, count, runs_root, force, console, done)
+        return
+    # Runs that train come first, so that evaluations of already-trained runs fill the end.
+    counted.sort(key=lambda job: finished_training(run_dir_for(job[3], runs_root)))
+    before, done[:] = list(done), []
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_worker, source, job, runs_root, tuple(force)) for job in counted]
+        failures = []
+        for future in futures:
+            outcome = future.result()
+            if isinstance(outcome, StudyRun):
+                done.append(outcome)
+            else:
+                failures.append(outcome)
+    if failures:  # every other run went on; the first failure is the one to fix
+        raise HarnessError(f"{len(failures)} of {len(jobs)} runs failed; the first: {failures[0][0]}",
+                           fix=failures[0][1] or "read that run's log, fix it, and run the same command again")
+    order = {(part, arm, seed): i for i, (part, arm, seed, _recipe) in enumerate(jobs)}
+    done.sort(key=lambda run: order.get((run.part, run.arm, run.seed), len(order)))  # the sequential order
+    done[:0] = before
+
+
+def _worker(source, job, runs_root: Path, force) -> StudyRun | tuple[str, str | None]:
+    """One run in a worker process: its own console (stderr), its own pipeline."""
+    path, overrides = source
+    # Each worker's run is a process group of its own: a MASTER_PORT inherited from the parent
+    # (set by an earlier run in it, or by the user) would make two of them bind the same port.
+    os.environ.pop("MASTER_PORT", None)
+    study = load_study(path, overrides)
+    done: list[StudyRun] = []
+    part, arm, seed, recipe, count = job
+    try:
+        _run_one(study, part, arm, seed, recipe, count, runs_root, force, Console(stderr=True), done)
+    except HarnessError as exc:  # sent back as text: the parent raises, after the other runs
+        return f"{part}, arm {arm}, seed {seed}: {exc.problem}", exc.fix
+    return done[0]
+
+
+def finished_training(run_dir: Path) -> bool:
+    """The run's train stage is in its ledger (only its later stages are left)."""
+    return (run_dir / "stages.json").exists() and "train" in Ledger(run_dir).data
 
 
 def _run_one(study: Study, part: str, arm: str, seed: int, recipe, count: str, runs_root: Path, force,

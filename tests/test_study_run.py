@@ -159,3 +159,27 @@ def test_protocol_study_sweeps_runs_views_and_compares(cli, write, tmp_path):
     assert controls and all(v["arms"].startswith("twin vs stp") for v in controls)
     md = (out / "comparison.md").read_text()
     assert "matching rule **tokens**" in md and "Learning-rate sweep" in md and "Secondary views" in md
+
+
+@pytest.mark.slow
+def test_workers_run_the_same_runs_with_the_same_numbers(cli, tiny_study, tmp_path):
+    """`--workers 2` changes the schedule only: the same run directories, the same losses
+    (bit for bit: one thread per run), every run tagged and finished."""
+    from harness.study_run import finished
+
+    results = {}
+    for workers in (1, 2):
+        runs = tmp_path / f"runs{workers}"
+        outcome = cli("study", tiny_study, "--runs", runs, "--workers", workers)
+        assert outcome.exit_code == 0, outcome.output + outcome.stderr
+        assert outcome.output.count(" ran ") == 3
+        assert all(finished(p) for p in runs.iterdir())
+        results[workers] = {p.name: json.loads((p / "eval" / "summary.json").read_text())["val"]
+                            for p in runs.iterdir()}
+    assert results[1] == results[2] and len(results[2]) == 3
+
+
+def test_workers_are_refused_under_a_launcher(cli, tiny_study, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    result = cli("study", tiny_study, "--runs", tmp_path / "runs", "--workers", "2")
+    assert result.exit_code == 2 and "--workers" in result.stderr and not (tmp_path / "runs").exists()

@@ -36,7 +36,7 @@ class SweepResult:
         return {"points": [asdict(p) for p in self.points], "chosen": self.chosen, "edge": self.edge}
 
 
-def _point(arm: str, lr: float, run_dir: Path) -> SweepPoint | None:
+def _point(arm: str, lr: float, run_dir: Path, deeper_depths_are_harder: bool = True) -> SweepPoint | None:
     from harness.pipeline import Ledger
     from harness.eval.collapse import collapse_reasons
 
@@ -46,7 +46,8 @@ def _point(arm: str, lr: float, run_dir: Path) -> SweepPoint | None:
     if train is None:
         return None
     val = train["outputs"].get("val", {})
-    return SweepPoint(arm, lr, str(run_dir), val.get("val/depth_1"), collapse_reasons(val, None, None))
+    return SweepPoint(arm, lr, str(run_dir), val.get("val/depth_1"),
+                      collapse_reasons(val, None, None, deeper_depths_are_harder=deeper_depths_are_harder))
 
 
 def sweep_points(study, runs_root: Path) -> tuple[list[SweepPoint], list[str]]:
@@ -56,7 +57,7 @@ def sweep_points(study, runs_root: Path) -> tuple[list[SweepPoint], list[str]]:
     points, missing = [], []
     for arm, lr, recipe in study.sweep_runs():
         run_dir = run_dir_for(recipe, runs_root)
-        point = _point(arm, lr, run_dir)
+        point = _point(arm, lr, run_dir, recipe.objective.deeper_depths_are_harder)
         if point is None:
             missing.append(f"{arm} lr {lr:g} ({run_dir})")
         else:

@@ -354,8 +354,9 @@ class Pipeline:
 
                     self.log(f"evaluate: probes {', '.join(self.recipe.eval.probes)}")
                     summary.update(evaluate_probes(export_dir, self.recipe, self.data, staging))
-                summary["collapse"] = collapse_reasons(summary["val"], summary.get("position/loss_mean"),
-                                                       summary.get("reference/unigram"))
+                summary["collapse"] = collapse_reasons(
+                    summary["val"], summary.get("position/loss_mean"), summary.get("reference/unigram"),
+                    deeper_depths_are_harder=self.recipe.objective.deeper_depths_are_harder)
                 summary["collapse/flagged"] = float(bool(summary["collapse"]))
                 for reason in summary["collapse"]:
                     self.log(f"[bold red]collapsed:[/] {reason}; its gains are not interpretable")

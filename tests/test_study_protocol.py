@@ -82,6 +82,8 @@ def test_choice_is_the_lowest_healthy_validation_loss_and_runs_use_it(write, tmp
         val = {"val/depth_1": losses[(arm, lr)]}
         if arm != "stp":
             val["val/depth_2"] = val["val/depth_1"] + (0.001 if (arm, lr) == ("meta", 0.004) else 1.0)
+        if (arm, lr) == ("deepseek", 0.004):  # equal depths: healthy for chained modules, still chosen
+            val["val/depth_2"] = val["val/depth_1"] - 0.005
         _finish(recipe, tmp_path, val)
     result = choose(study, tmp_path)
     assert result.chosen == {"stp": 0.002, "meta": 0.002, "deepseek": 0.004}

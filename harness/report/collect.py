@@ -132,11 +132,12 @@ class RunRecord:
 
     @property
     def collapse(self) -> list[str]:
-        """Why this run counts as collapsed (`eval/collapse.py`); empty when it does not."""
-        if "collapse" in self.summary:
-            return list(self.summary["collapse"])
-        return collapse_reasons(self.val, self.summary.get("position/loss_mean"),
-                                self.summary.get("reference/unigram"))
+        """Why this run counts as collapsed (`eval/collapse.py`); empty when it does not. This
+        harness's rule applied to the recorded losses (not the reasons a run stored, which an
+        older rule may have written)."""
+        cfg = self.objective_cfg
+        return collapse_reasons(self.val, self.summary.get("position/loss_mean"), self.summary.get("reference/unigram"),
+                                deeper_depths_are_harder=cfg.deeper_depths_are_harder if cfg is not None else True)
 
     @property
     def control_of(self) -> str | None:

@@ -94,6 +94,10 @@ class ObjectiveConfig(BaseModel):
     # norm; [embedding; hidden] in, the pre-norm hidden state chained), which transformers'
     # generic MTP support loads (model/export_mtp.py); None: no standard layout exists.
     standard_mtp_layout: ClassVar[str | None] = None
+    # Depth k > 1 predicts a token further away from the same input as depth 1, so once
+    # anything is learnt its loss exceeds depth 1's: equal depth losses are a sign of
+    # collapse (`eval/collapse.py`). False where depth k reads more than depth 1 does.
+    deeper_depths_are_harder: ClassVar[bool] = True
 
     # ---- read by recipes, plans and reports: no torch above this line ---------------------
 

@@ -137,7 +137,9 @@ def _body(job: Job, o: SlurmOptions, workdir: Path) -> list[str]:
                   "# Recorded in the run's tags, as `harness container run` does.",
                   f'export {IMAGE_ENV}="$IMAGE"']
     if o.launcher == "torchrun":
-        lines += ['MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+        # `sed -n 1p`, not `head -n 1`: head exits after one line, scontrol then dies of SIGPIPE
+        # on a multi-node list, and under `set -o pipefail` the job ends with status 141.
+        lines += ['MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)',
                   f"MASTER_PORT=$(({PORT_BASE} + SLURM_JOB_ID % {PORT_SPAN}))"]
     lines += [
         'cd "$WORKDIR"',

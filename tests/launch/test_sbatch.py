@@ -33,7 +33,11 @@ STUBS = {
         """,
     "scontrol": r"""
         echo "$*" >> "$STUB_LOG/scontrol.log"
-        if [[ $1 == show && $2 == hostnames ]]; then printf 'node01\nnode02\n'; fi
+        # A big cluster's node list, written slowly after the first line: a script that stops
+        # reading after one line (`head -n 1` under pipefail) dies of SIGPIPE here every time.
+        if [[ $1 == show && $2 == hostnames ]]; then
+            printf 'node01\n'; sleep 0.2; for i in $(seq 2 5000); do printf 'node%02d\n' "$i"; done
+        fi
         """,
     # apptainer exec [--nv] [--bind X] [--pwd X] IMAGE CMD...: record, then run CMD.
     "apptainer": r"""

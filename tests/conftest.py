@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.threads import torch_threads
+from harness.threads import torch_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -44,16 +43,7 @@ from harness.eval.speculative import compare_decoders
 from harness.eval.trajectory import trajectory, write_trajectory
 from harness.hashing import sha256_json, sha256_parts
 from harness.model.mtp_model import MTPModel
-
-
-@contextmanager
-def _threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+from harness.threads import torch_threads
 
 
 def held_out_rows(prepared, cfg: EvalConfig, length: int) -> list[torch.Tensor]:
@@ -72,7 +62,7 @@ def analyze(model: MTPModel, prepared, cfg: EvalConfig, out_dir: Path, *, seq_le
     out_dir, started = Path(out_dir), time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict = {}
-    with _threads(cfg.num_threads or 1):
+    with torch_threads(cfg.num_threads or 1):
         try:
             rows = held_out_rows(prepared, cfg, seq_len + 1)
         except HarnessError:

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from harness.eval.sandbox import SandboxConfig, open_sandbox, probe
-from tests.threads import torch_threads
+from harness.threads import torch_threads
 
 FALLBACK_PYTHONS = (sys.executable, "/usr/bin/python3")  # the second for root + /root/.pyenv
 ROOT = os.geteuid() == 0

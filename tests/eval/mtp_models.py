@@ -6,12 +6,12 @@ from functools import lru_cache
 
 import torch
 
-from harness.model.mtp_model import build_model
 from harness.model.config import TrunkConfig
+from harness.model.mtp_model import build_model
 from harness.model.objectives.deepseek import DeepSeekConfig
 from harness.model.objectives.meta import MetaConfig
 from harness.model.objectives.registry import objective_class
-from tests.threads import torch_threads
+from harness.threads import torch_threads
 
 VOCAB = 32
 ARMS = {"meta2": MetaConfig(n=2), "meta4": MetaConfig(n=4), "deepseek1": DeepSeekConfig(depth=1)}

@@ -12,7 +12,7 @@ import pytest
 from harness.eval.config import EvalConfig
 from harness.eval.context import prompt_budget, trained_context
 from harness.eval.stops import RowStops, overlapping
-from tests.threads import torch_threads
+from harness.threads import torch_threads
 
 
 def _requests(limit: int, max_gen_toks: int) -> list:

@@ -13,25 +13,13 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import contextmanager
 from pathlib import Path
-
-import torch
 
 from harness.errors import HarnessError
 from harness.hashing import sha256_file
+from harness.threads import torch_threads
 
 ROWS_FILE = "{probe}_greedy.jsonl"
-
-
-@contextmanager
-def _threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def load_test_set(prepared) -> tuple[dict, list[dict]]:
@@ -72,7 +60,7 @@ def evaluate_probes(export_dir: Path, recipe, prepared, out_dir: Path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     model = load_exported(export_dir)
     summary: dict = {}
-    with _threads(recipe.eval.num_threads or 1):
+    with torch_threads(recipe.eval.num_threads or 1):
         for name in recipe.eval.probes:
             rows, found = score(model, prepared, name, seq_len=recipe.seq_len, batch_size=recipe.eval.analysis_batch_size)
             with (out_dir / ROWS_FILE.format(probe=name)).open("w") as handle:

@@ -86,22 +86,21 @@ def _run_all(study: Study, source, jobs: list, runs_root: Path, force, console: 
         return
     # Runs that train come first, so that evaluations of already-trained runs fill the end.
     counted.sort(key=lambda job: finished_training(run_dir_for(job[3], runs_root)))
-    before, done[:] = list(done), []
+    ran: list[StudyRun] = []
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(_worker, source, job, runs_root, tuple(force)) for job in counted]
         failures = []
         for future in futures:
             outcome = future.result()
             if isinstance(outcome, StudyRun):
-                done.append(outcome)
+                ran.append(outcome)
             else:
                 failures.append(outcome)
     if failures:  # every other run went on; the first failure is the one to fix
         raise HarnessError(f"{len(failures)} of {len(jobs)} runs failed; the first: {failures[0][0]}",
                            fix=failures[0][1] or "read that run's log, fix it, and run the same command again")
     order = {(part, arm, seed): i for i, (part, arm, seed, _recipe) in enumerate(jobs)}
-    done.sort(key=lambda run: order.get((run.part, run.arm, run.seed), len(order)))  # the sequential order
-    done[:0] = before
+    done.extend(sorted(ran, key=lambda run: order.get((run.part, run.arm, run.seed), len(order))))  # sequential order
 
 
 def _worker(source, job, runs_root: Path, force) -> StudyRun | tuple[str, str | None]:

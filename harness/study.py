@@ -69,6 +69,12 @@ class ArmSpec(_Strict):
     control_of: str | None = Field(default=None, description="a negative control: trains at this arm's chosen lr")
     seed_offset: int = Field(default=0, ge=0, description="added to every seed (a control's seeds differ)")
     seeds: list[int] | None = Field(default=None, min_length=1, description="this arm's seeds (default: the study's)")
+    baseline: str | None = Field(
+        default=None,
+        description="the arm this arm's gains and verdicts are measured against (default: the study's baseline), "
+        "e.g. the STP arm of the same model size in a study of several sizes; budgets still follow the study's "
+        "baseline under the matching rule",
+    )
 
 
 class StudyConfig(_Strict):
@@ -92,6 +98,13 @@ class StudyConfig(_Strict):
                 raise ValueError(f"arm {name}: control_of {spec.control_of!r} is not one of the arms")
             if spec.control_of is not None and self.arms[spec.control_of].control_of is not None:
                 raise ValueError(f"arm {name}: control_of must name an arm that is not itself a control")
+            if spec.baseline is not None:
+                other = self.arms.get(spec.baseline)
+                if other is None or other.control_of is not None or other.baseline not in (None, spec.baseline):
+                    raise ValueError(f"arm {name}: baseline {spec.baseline!r} must name an arm of this study that is "
+                                     "neither a control nor measured against another arm")
+                if spec.control_of is not None:
+                    raise ValueError(f"arm {name}: a control is measured against its arm's baseline; drop `baseline`")
         if self.matching.rule in self.views:
             raise ValueError(f"views: {self.matching.rule} is already the primary view (matching.rule)")
         return self
@@ -121,6 +134,13 @@ class Study:
         rest = [a for a in self.recipes if a != self.baseline]
         return [self.baseline] + [a for a in rest if not self.is_control(a)] + [a for a in rest if self.is_control(a)]
 
+    def baseline_of(self, arm: str) -> str:
+        """The arm whose runs `arm`'s gains are measured against (a control: its arm's)."""
+        spec = self.config.arms[arm]
+        if spec.control_of is not None:
+            return self.baseline_of(spec.control_of)
+        return spec.baseline or self.baseline
+
     def lr_arm(self, arm: str) -> str:
         """Whose sweep sets this arm's learning rate (a control's: the arm it controls)."""
         return self.config.arms[arm].control_of or arm
@@ -144,9 +164,11 @@ class Study:
         self._need_rates(lrs)
         for arm in self.arm_order():
             lr = lrs[self.lr_arm(arm)] if lrs else None
-            control = {"control_of": self.config.arms[arm].control_of} if self.is_control(arm) else {}
+            tags = {"control_of": self.config.arms[arm].control_of} if self.is_control(arm) else {}
+            if self.baseline_of(arm) != self.baseline:  # naming itself makes an arm a baseline of its own
+                tags["baseline"] = self.baseline_of(arm)
             for seed in self.seeds(arm):
-                yield arm, seed, self._tagged(arm, seed, self.recipes[arm], lr, **control)
+                yield arm, seed, self._tagged(arm, seed, self.recipes[arm], lr, **tags)
 
     def sweep_runs(self) -> Iterator[tuple[str, float, Recipe]]:
         """(arm, lr, recipe) of every sweep point: every non-control arm at every rate of the

@@ -93,6 +93,7 @@ class ArmRow:
     val_loss: float | None
     collapsed: list[str] = field(default_factory=list)  # "seed N: reason" for every collapsed run
     control_of: str | None = None  # a negative control of this arm (its gains must be null)
+    baseline: str | None = None  # the arm its gains are over, when not the study's baseline
     nll: dict[str, float] = field(default_factory=dict)  # nll/<task> -> bits per byte, mean over seeds
     metrics: dict[str, float] = field(default_factory=dict)  # pass@k in percent, mean over seeds
     gains: dict[str, dict] = field(default_factory=dict)  # metric -> Gain fields (+ unit)
@@ -195,10 +196,18 @@ def _truncated(run: RunRecord) -> dict[str, int]:
     return {key.removesuffix(suffix): int(v) for key, v in run.summary.items() if key.endswith(suffix)}
 
 
+def reference_arm(groups: dict[str, list[RunRecord]], arm: str) -> str | None:
+    """The arm `arm`'s gains are over: its study's `baseline:` for it (an STP arm of the same
+    model size), else the comparison's baseline; None for a baseline itself or one not run."""
+    ref = groups[arm][0].baseline_of or next(iter(groups))
+    return None if ref == arm or ref not in groups else ref
+
+
 def build_rows(groups: dict[str, list[RunRecord]], n_resamples: int = 10_000) -> list[ArmRow]:
     baseline = next(iter(groups))
     rows = []
     for arm, runs in groups.items():
+        ref = reference_arm(groups, arm)
         plan = runs[0].plan
         metrics = {m: _mean([100.0 * r.metrics().get(m) if m in r.metrics() else None for r in runs])
                    for m in sorted({m for r in runs for m in r.metrics()})}
@@ -212,8 +221,8 @@ def build_rows(groups: dict[str, list[RunRecord]], n_resamples: int = 10_000) ->
             tokens=int(plan.get("tokens", 0)), targets_per_step=int(plan.get("targets_per_step", 0)),
             val_loss=_mean([r.val.get("val/depth_1") for r in runs]), metrics=metrics,
             collapsed=[f"seed {r.seed}: {'; '.join(r.collapse)}" for r in runs if r.collapse],
-            control_of=runs[0].control_of, nll=_nll_means(runs),
-            gains={} if arm == baseline else gains_over(groups[baseline], runs, n_resamples),
+            control_of=runs[0].control_of, baseline=ref if ref not in (None, baseline) else None,
+            nll=_nll_means(runs), gains={} if ref is None else gains_over(groups[ref], runs, n_resamples),
             acceptance=acceptance, depth_names=names, speculative=speculative, truncated=_truncated(runs[0]),
         ))
     return rows

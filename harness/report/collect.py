@@ -23,6 +23,7 @@ from harness.eval.canonical_nll import per_problem
 from harness.eval.collapse import collapse_reasons
 from harness.eval.passk import pass_at_k
 from harness.eval.trajectory import read_trajectory
+from harness.report.probe_outcomes import PROBE_METRICS, probe_outcomes
 
 TASKS = tuple(TASK_NAMES)
 
@@ -77,17 +78,21 @@ class RunRecord:
         return self.stages.get("train", {}).get("outputs", {}).get("val", {}) or self.summary.get("val", {})
 
     def metrics(self) -> dict[str, float]:
-        """Headline pass@k per task (`humaneval/pass_at_1`, ...), as fractions."""
+        """Headline pass@k per task (`humaneval/pass_at_1`, ...) and probe scores
+        (`induction/accuracy`, `polynomial/exact_match_ood`, ...), as fractions."""
         out = {}
         for key, value in self.summary.items():
             task, _, name = key.partition("/")
-            if task in TASKS and name.startswith("pass_at_") and name[8:].isdigit():
+            if (task in TASKS and name.startswith("pass_at_") and name[8:].isdigit()) or key in PROBE_METRICS:
                 out[key] = float(value)
         return out
 
     def outcomes(self, metric: str) -> dict | None:
-        """Per-problem outcome behind a headline metric: 1/0 for greedy pass@1, else the
-        unbiased pass@k estimate per problem at the temperature the headline used."""
+        """Per-unit outcome behind a headline metric: 1/0 for greedy pass@1, else the
+        unbiased pass@k estimate per problem at the temperature the headline used; for a
+        probe metric, per story or expression (`probe_outcomes.py`)."""
+        if metric in PROBE_METRICS:
+            return probe_outcomes(self.run_dir, metric)
         task, _, name = metric.partition("/")
         k = int(name.removeprefix("pass_at_"))
         temperature = self.summary.get(f"{metric}_temperature")
@@ -138,6 +143,12 @@ class RunRecord:
         cfg = self.objective_cfg
         return collapse_reasons(self.val, self.summary.get("position/loss_mean"), self.summary.get("reference/unigram"),
                                 deeper_depths_are_harder=cfg.deeper_depths_are_harder if cfg is not None else True)
+
+    @property
+    def baseline_of(self) -> str | None:
+        """The arm this run's gains are measured against when its study names one for it (an
+        arm's `baseline:`, e.g. the STP arm of the same model size), else None."""
+        return self.tags.get("baseline") or None
 
     @property
     def control_of(self) -> str | None:

@@ -19,6 +19,7 @@ from harness.report import html_report, plots, tables
 from harness.report.collect import RunRecord, load_run, runs_of_experiment, runs_of_study
 from harness.report.arm_rows import build_rows, check_comparable, group_by_arm
 from harness.report.published import NOT_ENTERED, all_reported
+from harness.report.probe_verdicts import probe_verdicts
 from harness.report.verdicts import control_checks, long_sequence, meta_vs_deepseek
 from harness.report.views import view_rows
 
@@ -114,7 +115,7 @@ def run_compare(found: Found, *, baseline: str | None, out_dir: Path | None, for
     problems = check_comparable(found.records, force)
     rows = build_rows(groups, n_resamples)
     position_verdicts, curves = long_sequence(groups, n_resamples=min(n_resamples, 2000))
-    verdicts = position_verdicts + meta_vs_deepseek(groups, n_resamples)
+    verdicts = position_verdicts + meta_vs_deepseek(groups, n_resamples) + probe_verdicts(groups, n_resamples)
     verdicts += control_checks(groups, rows, position_verdicts)
     out_dir = Path(out_dir or Path("results") / found.name)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -193,7 +194,7 @@ def _figures(groups, rows, curves, reported, plot_dir: Path) -> list[Path]:
 def _write_texts(out_dir: Path, document: dict, rows, reported, verdicts) -> list[Path]:
     md = [f"# MTP study {document['study']}: reproduced vs reported gains", "",
           f"Baseline **{document['baseline']}**. Δ = arm minus baseline; * marks a 95% interval that excludes "
-          "zero; pass@k in percent.", ""]
+          "zero; pass@k and probe scores in percent.", ""]
     md += [f"**Compared with --force although** {p}" for p in document["not_comparable"]]
     md += ["## Reproduced", "", tables.matching_line(document), "", tables.markdown_table(*tables.arm_columns(rows)),
            "", document["methods"]["gains"], ""]

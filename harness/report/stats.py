@@ -50,14 +50,48 @@ def paired_gain(baseline, arm, *, confidence: float = 0.95, n_resamples: int = 1
     chunk = max(1, 2_000_000 // n)
     for start in range(0, n_resamples, chunk):
         size = min(chunk, n_resamples - start)
-        problems = _counts(rng, n, size)  # [size, problems]
-        b = _counts(rng, base.shape[0], size) @ base / base.shape[0]  # [size, problems]
-        m = _counts(rng, mtp.shape[0], size) @ mtp / mtp.shape[0]
-        draws[start:start + size] = ((m - b) * problems).sum(axis=1) / n
+        draws[start:start + size] = _gain_draws(rng, base, mtp, _counts(rng, n, size))
     alpha = (1 - confidence) / 2
     low, high = np.quantile(draws, [alpha, 1 - alpha])
     mean = float(mtp.mean(axis=0).mean() - base.mean(axis=0).mean())
     return Gain(mean, float(low), float(high), confidence, n, (base.shape[0], mtp.shape[0]))
+
+
+def _gain_draws(rng, base: np.ndarray, mtp: np.ndarray, problems: np.ndarray) -> np.ndarray:
+    """[size] resampled mean gains: `problems` [size, n] are the problem counts of each draw
+    (shared by both arms), each arm's seeds are resampled here."""
+    size = problems.shape[0]
+    b = _counts(rng, base.shape[0], size) @ base / base.shape[0]  # [size, problems]
+    m = _counts(rng, mtp.shape[0], size) @ mtp / mtp.shape[0]
+    return ((m - b) * problems).sum(axis=1) / base.shape[1]
+
+
+def difference_of_gains(first, second, *, same_problems: bool, confidence: float = 0.95, n_resamples: int = 10_000,
+                        seed: int = 0) -> Gain:
+    """(gain of `first`) - (gain of `second`), each a (baseline, arm) pair of outcomes shaped as
+    in `paired_gain`. `same_problems`: both pairs score the same problems in the same order (two
+    model sizes on one test set), so a draw resamples them once for both; otherwise (in- vs
+    out-of-distribution problems) each pair's problems are resampled independently. Seeds are
+    resampled per arm either way. `n_problems` is the first pair's."""
+    (b1, a1), (b2, a2) = ((_as_seeds(b), _as_seeds(a)) for b, a in (first, second))
+    for b, a in ((b1, a1), (b2, a2)):
+        if b.shape[1] != a.shape[1]:
+            raise ValueError(f"a pair covers different problem sets ({b.shape[1]} vs {a.shape[1]} problems)")
+    if same_problems and b1.shape[1] != b2.shape[1]:
+        raise ValueError(f"same_problems, but {b1.shape[1]} vs {b2.shape[1]} problems")
+    rng = np.random.default_rng(seed)
+    n1, n2 = b1.shape[1], b2.shape[1]
+    draws = np.empty(n_resamples)
+    chunk = max(1, 1_000_000 // max(n1, n2))
+    for start in range(0, n_resamples, chunk):
+        size = min(chunk, n_resamples - start)
+        p1 = _counts(rng, n1, size)
+        p2 = p1 if same_problems else _counts(rng, n2, size)
+        draws[start:start + size] = _gain_draws(rng, b1, a1, p1) - _gain_draws(rng, b2, a2, p2)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(draws, [alpha, 1 - alpha])
+    mean = float((a1.mean(axis=0).mean() - b1.mean(axis=0).mean()) - (a2.mean(axis=0).mean() - b2.mean(axis=0).mean()))
+    return Gain(mean, float(low), float(high), confidence, n1, (b1.shape[0], a1.shape[0]))
 
 
 def _counts(rng, n: int, size: int) -> np.ndarray:

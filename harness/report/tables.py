@@ -9,12 +9,15 @@ import json
 
 from harness.eval.benchmarks import TASK_NAMES
 from harness.report.arm_rows import ArmRow
+from harness.report.probe_outcomes import LABELS as PROBE_LABELS, PROBE_METRICS
 from harness.report.published import Reported
 
 
 def _metric_name(metric: str) -> str:
     if metric == "val_loss":
         return "val loss"
+    if metric in PROBE_LABELS:
+        return PROBE_LABELS[metric]
     if metric.startswith("nll/"):
         task = metric.split("/", 1)[1]
         return f"{TASK_NAMES.get(task, task)} NLL bits/byte"
@@ -42,14 +45,23 @@ def _acceptance(row: ArmRow) -> str:
     return ", ".join(parts) or "-"
 
 
+def metric_order(metric: str) -> tuple:
+    """pass@k by task then k, the probes in PROBE_METRICS's order after them."""
+    if metric in PROBE_METRICS:
+        return (1, "", list(PROBE_METRICS).index(metric))
+    return (0, metric.split("/")[0], int(metric.split("_")[-1]))
+
+
 def arm_label(row: ArmRow) -> str:
-    """The arm's name, marked when it is a negative control or collapsed (gain not interpretable)."""
+    """The arm's name, marked when it is a negative control, collapsed (gain not
+    interpretable) or measured against an arm other than the study's baseline."""
     marks = (["control"] if row.control_of else []) + (["COLLAPSED"] if row.collapsed else [])
+    marks += [f"vs {row.baseline}"] if row.baseline else []
     return f"{row.arm} ({', '.join(marks)})" if marks else row.arm
 
 
 def arm_columns(rows: list[ArmRow]) -> tuple[list[str], list[list[str]]]:
-    metrics = sorted({m for row in rows for m in row.metrics}, key=lambda m: (m.split("/")[0], int(m.split("_")[-1])))
+    metrics = sorted({m for row in rows for m in row.metrics}, key=metric_order)
     nll = sorted({m for row in rows for m in row.nll})
     headers = ["arm", "objective", "seeds", "params", "train FLOPs", "tokens", "targets/step",
                "val loss", "Δ val loss [95% CI]"]
@@ -183,7 +195,7 @@ def to_csv(rows: list[ArmRow]) -> str:
     """One row per arm, raw numbers: pass@k in percent, gains with their interval bounds."""
     metrics = sorted({m for row in rows for m in row.metrics} | {m for row in rows for m in row.gains}
                      | {m for row in rows for m in row.nll})
-    fields = ["arm", "objective", "seeds", "control_of", "collapsed", "params", "train_flops", "tokens",
+    fields = ["arm", "objective", "seeds", "control_of", "baseline", "collapsed", "params", "train_flops", "tokens",
               "targets_per_step", "val_loss"]
     for metric in metrics:
         fields += [metric] if metric != "val_loss" else []
@@ -195,7 +207,7 @@ def to_csv(rows: list[ArmRow]) -> str:
     writer.writeheader()
     for row in rows:
         out = {"arm": row.arm, "objective": row.objective, "seeds": " ".join(map(str, row.seeds)),
-               "control_of": row.control_of or "", "collapsed": " | ".join(row.collapsed), "params": row.params, "train_flops": row.train_flops, "tokens": row.tokens,
+               "control_of": row.control_of or "", "baseline": row.baseline or "", "collapsed": " | ".join(row.collapsed), "params": row.params, "train_flops": row.train_flops, "tokens": row.tokens,
                "targets_per_step": row.targets_per_step, "val_loss": row.val_loss,
                "speculative_speedup": row.speculative.get("speedup")}
         for metric in metrics:
@@ -231,7 +243,7 @@ def print_rich(title: str, rows: list[ArmRow], reported, verdicts, problems: lis
     split = headers.index("val loss")
     console.print(table(title, headers[:split], [cells[:split] for cells in body]))
     console.print(table("results", headers[:1] + headers[split:], [cells[:1] + cells[split:] for cells in body]))
-    console.print("Δ: arm minus baseline; * the 95% interval excludes zero. pass@k in percent.")
+    console.print("Δ: arm minus baseline; * the 95% interval excludes zero. pass@k and probe scores in percent.")
     for title_, headers_, body_, _ in protocol_sections(document or {}, rows):
         console.print(table(title_, headers_, body_))
     for problem in problems:

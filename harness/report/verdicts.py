@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from harness.report.collect import RunRecord
-from harness.report.arm_rows import NLL_UNIT, outcome_matrix, rows_matrix
+from harness.report.arm_rows import NLL_UNIT, outcome_matrix, reference_arm, rows_matrix
 from harness.report.matched_position import matched_late_early
 from harness.report.stats import paired_gain, position_ratio
 
@@ -76,14 +76,14 @@ def _collapsed(runs: list[RunRecord]) -> list[str]:
 def long_sequence(groups: dict[str, list[RunRecord]], n_resamples: int = 2000) -> tuple[list[Verdict], dict]:
     """Verdicts per arm whose objective joins the claim ("late_positions": the MTP arms and
     TOP) and per negative control, and the unmatched per-position ratio curves (the plot)."""
-    baseline = next(iter(groups))
-    base = [r.per_position for r in groups[baseline]]
     claim = "blog claim 2: MTP helps late positions more than early ones"
     stat = "D = R_late - R_early at matched overall loss (loss ratio arm/STP, last vs first quarter)"
     verdicts, curves = [], {}
     for arm, runs in list(groups.items())[1:]:
-        if "late_positions" not in runs[0].claims() and runs[0].control_of is None:
+        baseline = reference_arm(groups, arm)
+        if baseline is None or ("late_positions" not in runs[0].claims() and runs[0].control_of is None):
             continue
+        base = [r.per_position for r in groups[baseline]]
         label = f"{arm} vs {baseline}" + (" (negative control)" if runs[0].control_of else "")
         arrays = [r.per_position for r in runs]
         if any(a is None for a in base + arrays) or len({a.shape for a in base + arrays}) > 1:
@@ -128,7 +128,7 @@ def _pairs(groups: dict[str, list[RunRecord]]) -> list[tuple[str, str]]:
     n = {a: groups[a][0].objective_cfg.n_predict for a in arms}
     metas = [a for a in arms if "independent_heads" in groups[a][0].claims()]
     deepseeks = [a for a in arms if "chained_modules" in groups[a][0].claims()]
-    pairs = [(m, d) for m in metas for d in deepseeks]
+    pairs = [(m, d) for m in metas for d in deepseeks if reference_arm(groups, m) == reference_arm(groups, d)]
     same = [(m, d) for m, d in pairs if n[m] == n[d]]
     return same or pairs
 
@@ -207,7 +207,7 @@ def control_checks(groups: dict[str, list[RunRecord]], rows, position: list[Verd
             verdict = "null, as it must be" if null else "NOT null: the protocol reports an effect that is not there"
             text = (f"{verdict}: {metric} gain {_fmt(gain['mean'], gain['unit'])} "
                     f"({_ci(gain['low'], gain['high'], gain['unit'])})")
-            out.append(Verdict(claim, f"{row.arm} vs {next(iter(groups))}", f"gain on {metric}", gain["mean"],
+            out.append(Verdict(claim, f"{row.arm} vs {row.baseline or next(iter(groups))}", f"gain on {metric}", gain["mean"],
                                gain["low"], gain["high"], gain["unit"], verdict, text))
         for v in position:
             if v.arms.startswith(f"{row.arm} vs "):

@@ -1,0 +1,143 @@
+"""Verdicts on Meta's small-model probe claims (Gloeckle et al. 2024, Sec. 4; docs/FACTS.md).
+
+Each multi-token arm (an objective predicting more than one token, not a negative control,
+not collapsed) is judged against its reference arm (`arm_rows.reference_arm`: the STP arm of
+the same model size) on the probe metrics both have:
+
+1. Induction (Sec. 4.1): "MTP improves induction at <= 30M parameters". Statistic: the gain
+   in induction accuracy (arm - STP, percentage points), paired by test story, percentile
+   bootstrap over stories, two-level over seeds. Every model here is far below 30M, so the
+   claim applies to each size: "supported" if the interval is above zero, "contradicted" if
+   below, else "not distinguishable".
+2. Induction, size (Sec. 4.1): "the advantage fades with size". For two arms with the same
+   objective measured against STP arms of different sizes: gain(smaller) - gain(larger),
+   paired by story (one test set), both sizes' seeds resampled. Supported if above zero.
+3. Polynomial (Sec. 4.2): "MTP increases accuracy" in distribution and out of distribution
+   (exact match, percentage points, bootstrap over expressions), and "most out of
+   distribution": gain(OOD) - gain(ID), the two sets of expressions resampled independently.
+
+A metric that neither arm scores once is "not testable" (no interval can measure anything).
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+from harness.report.arm_rows import outcome_matrix, reference_arm
+from harness.report.collect import RunRecord
+from harness.report.stats import Gain, difference_of_gains, paired_gain
+from harness.report.verdicts import CONTRADICTED, SUPPORTED, UNCLEAR, UNTESTABLE, Verdict, _collapsed
+
+PP = "percentage points"
+INDUCTION = "Gloeckle et al. Sec. 4.1: MTP improves induction at <= 30M parameters"
+FADES = "Gloeckle et al. Sec. 4.1: the MTP advantage on induction fades with model size"
+POLY = {
+    "polynomial/exact_match_id": "Gloeckle et al. Sec. 4.2: MTP increases polynomial accuracy in distribution",
+    "polynomial/exact_match_ood": "Gloeckle et al. Sec. 4.2: MTP increases polynomial accuracy out of distribution",
+}
+MOST_OOD = "Gloeckle et al. Sec. 4.2: MTP's gain is largest out of distribution"
+
+
+def non_embedding(runs: list[RunRecord]) -> int:
+    """Non-embedding parameters of an arm (trunk and heads, as the paper counts model size)."""
+    params = runs[0].plan.get("params", {})
+    return int(params.get("trunk", 0)) + int(params.get("heads", 0))
+
+
+def _judged(groups: dict[str, list[RunRecord]]) -> list[tuple[str, str]]:
+    """(multi-token arm, its reference arm) pairs the probe claims are about."""
+    out = []
+    for arm, runs in groups.items():
+        ref = reference_arm(groups, arm)
+        cfg = runs[0].objective_cfg
+        if ref is None or runs[0].control_of or cfg is None or cfg.n_predict < 2:
+            continue
+        out.append((arm, ref))
+    return out
+
+
+def _word(g: Gain) -> str:
+    return SUPPORTED if g.low > 0 else CONTRADICTED if g.high < 0 else UNCLEAR
+
+
+def _text(verdict: str, what: str, g: Gain, units: str) -> str:
+    seeds = f"{g.n_seeds[0]}+{g.n_seeds[1]} seeds"
+    return (f"{verdict}: {what} {100 * g.mean:+.2f} pp (95% CI [{100 * g.low:+.2f}, {100 * g.high:+.2f}]) over "
+            f"{g.n_problems} {units}, {seeds}")
+
+
+def _scaled(claim: str, arms: str, stat: str, g: Gain, verdict: str, text: str) -> Verdict:
+    return Verdict(claim, arms, stat, 100 * g.mean, 100 * g.low, 100 * g.high, PP, verdict, text)
+
+
+def _gain_verdict(claim, groups, arm, ref, metric, units, n_resamples) -> Verdict | None:
+    base, runs = groups[ref], groups[arm]
+    label = f"{arm} vs {ref} ({non_embedding(base):,} non-embedding params)"
+    stat = f"gain in {metric} (arm - STP), bootstrap over {units}"
+    collapsed = _collapsed(base) + _collapsed(runs)
+    if collapsed:
+        return Verdict(claim, label, stat, None, None, None, PP, UNTESTABLE,
+                       f"{UNTESTABLE}: collapsed ({'; '.join(collapsed)}); gain not interpretable")
+    pair = outcome_matrix(base, runs, metric)
+    if pair is None:
+        return None
+    if not (pair[0].any() or pair[1].any()):
+        return Verdict(claim, label, stat, 0.0, 0.0, 0.0, PP, UNTESTABLE, f"{UNTESTABLE}: neither arm scores once")
+    g = paired_gain(*pair, n_resamples=n_resamples)
+    verdict = _word(g)
+    return _scaled(claim, label, stat, g, verdict, _text(verdict, "gain", g, units))
+
+
+def _fades(groups, judged, n_resamples) -> list[Verdict]:
+    """gain(smaller) - gain(larger) for arms of one objective against STP arms of two sizes."""
+    out = []
+    metric = "induction/accuracy"
+    for (a, ra), (b, rb) in combinations(judged, 2):
+        if ra == rb or groups[a][0].objective_cfg.label() != groups[b][0].objective_cfg.label():
+            continue
+        if non_embedding(groups[ra]) > non_embedding(groups[rb]):
+            (a, ra), (b, rb) = (b, rb), (a, ra)
+        label = f"{a} (vs {ra}) minus {b} (vs {rb})"
+        stat = "gain(smaller model) - gain(larger model) in induction accuracy, bootstrap over stories"
+        collapsed = [c for arm in (a, ra, b, rb) for c in _collapsed(groups[arm])]
+        if collapsed:
+            out.append(Verdict(FADES, label, stat, None, None, None, PP, UNTESTABLE,
+                               f"{UNTESTABLE}: collapsed ({'; '.join(collapsed)})"))
+            continue
+        small, large = outcome_matrix(groups[ra], groups[a], metric), outcome_matrix(groups[rb], groups[b], metric)
+        if small is None or large is None or small[0].shape[1] != large[0].shape[1]:
+            continue
+        g = difference_of_gains(small, large, same_problems=True, n_resamples=n_resamples)
+        verdict = _word(g)
+        out.append(_scaled(FADES, label, stat, g, verdict, _text(verdict, "difference of gains", g, "stories")))
+    return out
+
+
+def _most_ood(groups, arm, ref, n_resamples) -> Verdict | None:
+    base, runs = groups[ref], groups[arm]
+    ood = outcome_matrix(base, runs, "polynomial/exact_match_ood")
+    ind = outcome_matrix(base, runs, "polynomial/exact_match_id")
+    if ood is None or ind is None or _collapsed(base) + _collapsed(runs):
+        return None
+    label = f"{arm} vs {ref}"
+    stat = "gain(OOD) - gain(ID) in exact match, expressions resampled within each set"
+    if not (ood[0].any() or ood[1].any()):
+        return Verdict(MOST_OOD, label, stat, None, None, None, PP, UNTESTABLE,
+                       f"{UNTESTABLE}: neither arm answers an out-of-distribution expression exactly")
+    g = difference_of_gains(ood, ind, same_problems=False, n_resamples=n_resamples)
+    verdict = _word(g)
+    return _scaled(MOST_OOD, label, stat, g, verdict, _text(verdict, "difference of gains", g, "OOD expressions"))
+
+
+def probe_verdicts(groups: dict[str, list[RunRecord]], n_resamples: int = 10_000) -> list[Verdict]:
+    judged = _judged(groups)
+    out: list[Verdict | None] = []
+    for arm, ref in judged:
+        out.append(_gain_verdict(INDUCTION, groups, arm, ref, "induction/accuracy", "stories", n_resamples))
+    out += _fades(groups, [(a, r) for a, r in judged if groups[a][0].outcomes("induction/accuracy") is not None],
+                  n_resamples)
+    for arm, ref in judged:
+        for metric, claim in POLY.items():
+            out.append(_gain_verdict(claim, groups, arm, ref, metric, "expressions", n_resamples))
+        out.append(_most_ood(groups, arm, ref, n_resamples))
+    return [v for v in out if v is not None]

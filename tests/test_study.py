@@ -69,3 +69,39 @@ def test_bad_study_file_errors(write, cli):
                  f"arms: {{a: {{recipe: {RECIPES / 'stp.yaml'}}}, b: {{recipe: {RECIPES / 'stp.yaml'}, overrides: {{train.sed: 1}}}}}}\n")
     result = cli("plan", path)
     assert result.exit_code == 2 and "arm b: overrides: unknown key 'sed'" in result.stderr
+
+
+def test_induction_study_measures_each_size_against_its_own_stp_arm():
+    study = load_study(RECIPES / "studies" / "induction.yaml")
+    assert study.match.matched and study.match.rule == "tokens"
+    assert len({recipe.steps for recipe in study.recipes.values()}) == 1  # every size on the same tokens
+    assert study.baseline_of("small_meta_n2") == "small_stp" == study.baseline_of("small_stp")
+    assert study.baseline_of("tiny_meta_n4") == "tiny_stp" == study.baseline_of("tiny_stp_twin")
+    tags = {(arm, seed): recipe.track.tags for arm, seed, recipe in study.runs({a: 1e-3 for a in study.recipes})}
+    assert tags[("small_deepseek_d1", 2)]["baseline"] == "small_stp" == tags[("small_stp", 0)]["baseline"]
+    assert "baseline" not in tags[("tiny_meta_n2", 0)] and tags[("tiny_stp_twin", 100)]["control_of"] == "tiny_stp"
+    assert all(len(study.seeds(arm)) >= 3 for arm in study.recipes)
+
+
+def test_an_arm_baseline_must_be_a_plain_arm_of_the_study(write):
+    import pytest
+
+    from harness.errors import HarnessError
+
+    body = """\
+        study_version: 1
+        name: s
+        baseline: a
+        matching: {{rule: tokens, tolerance: 0.01}}
+        arms:
+          a: {{recipe: {stp}}}
+          b: {{recipe: {stp}}}
+          c: {{recipe: {stp}, {extra}}}
+          t: {{recipe: {stp}, control_of: a}}
+        """
+    for extra, message in (("baseline: nope", "baseline 'nope' must name an arm"),
+                           ("baseline: t", "neither a control"),
+                           ("control_of: b, baseline: b", "a control is measured against its arm's baseline")):
+        path = write("s.yaml", body.format(stp=RECIPES / "stp.yaml", extra=extra))
+        with pytest.raises(HarnessError, match=message):
+            load_study(path)

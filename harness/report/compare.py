@@ -18,7 +18,7 @@ from harness.errors import HarnessError
 from harness.report import html_report, plots, tables
 from harness.report.collect import RunRecord, load_run, runs_of_experiment, runs_of_study
 from harness.report.arm_rows import build_rows, check_comparable, group_by_arm
-from harness.report.published import NOT_ENTERED, all_reported
+from harness.report.published import NOT_ENTERED, PROBE_CLAIMS, all_reported
 from harness.report.probe_verdicts import probe_verdicts
 from harness.report.verdicts import control_checks, long_sequence, meta_vs_deepseek
 from harness.report.views import view_rows
@@ -41,6 +41,12 @@ METHODS = {
                 "per problem (per document for loss), paired bootstrap. Negative controls repeat an arm with other "
                 "seeds and must come out null. 'Not distinguishable at this scale' means the 95% interval includes "
                 "zero (harness/report/verdicts.py).",
+    "probes": "Probe scores (Gloeckle et al. Sec. 4) are per example: induction accuracy on the second token of "
+              "each repeated two-token name, paired and resampled by test story (mentions of one story are not "
+              "independent); polynomial exact match per test expression, in distribution (m <= the trained number "
+              "of operations) and out of it. Each multi-token arm is judged against the STP arm of its own model "
+              "size; the paper gives these results only as plots, so its claims are listed in words, not numbers "
+              "(harness/report/probe_verdicts.py, docs/FACTS.md).",
 }
 
 
@@ -181,6 +187,8 @@ def _document(found: Found, baseline: str, rows, verdicts, reported, problems) -
         "verdicts": [v.as_dict() for v in verdicts],
         "reported": [asdict(r) for r in reported],
         "not_entered": [asdict(n) for n in NOT_ENTERED],
+        "probe_claims": [asdict(c) for c in PROBE_CLAIMS
+                         if any(m.startswith(f"{c.probe}/") for row in rows for m in row.metrics)],
     }
 
 

@@ -136,6 +136,8 @@ def reported_cells(reported: tuple[Reported, ...]) -> list[list[str]]:
              f"{r.gain:+.1f}", ("⚠ " + r.flag) if r.flag else ""] for r in reported]
 
 
+PROBE_CLAIM_HEADERS = ["source", "where", "probe", "models (non-embedding)", "n", "metric", "direction", "claim"]
+
 VERDICT_HEADERS = ["claim", "arms", "statistic", "estimate [95% CI]", "verdict", "detail"]
 
 
@@ -162,6 +164,11 @@ def protocol_sections(document: dict, rows: list[ArmRow]) -> list[tuple[str, lis
                     "Count-based unigram, bigram and skip-bigram models of the training split (Witten-Bell, no tuned "
                     "constant) scored on the same held-out rows as every arm (eval/reference_losses.py). An arm "
                     "within 0.2 nats of the unigram, or with all depths equal, is flagged COLLAPSED."))
+    if document.get("probe_claims"):
+        body = [[c["source"], c["where"], c["probe"], c["models"], c["n"], c["metric"], c["direction"], c["claim"]]
+                for c in document["probe_claims"]]
+        out.append(("Published probe claims (the paper plots them: no numbers)", PROBE_CLAIM_HEADERS, body,
+                    document["methods"]["probes"]))
     if protocol.get("sweep"):
         out.append(("Learning-rate sweep (every arm, same grid)", SWEEP_HEADERS, sweep_cells(protocol["sweep"]),
                     "Each arm trained at every rate on the sweep seed; the lowest final next-token validation loss "

@@ -1,6 +1,7 @@
-"""`harness run` on tiny versions of both probes: two arms each train a few steps, and the
-evaluate stage writes per-example probe rows (the same examples for both arms, so gains can be
-paired) and the probe metrics in eval/summary.json."""
+"""`harness run` on tiny versions of both probes: two arms each train a few steps, the evaluate
+stage writes per-example probe rows (the same examples for both arms, so gains can be paired)
+and the probe metrics in eval/summary.json, and `harness compare` on the two runs writes the
+probe's gain column and its verdict row (the path the committed probe studies take)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ PROBES = {
     "induction": ("{kind: induction, train_documents: 120, test_documents: 5}", 256),
     "polynomial": ("{kind: polynomial, train_documents: 600, test_per_ops: 4, train_max_ops: 2, test_max_ops: 3}", 16),
 }
+VERDICTS = {"supported at this scale", "contradicted at this scale", "not distinguishable at this scale", "not testable"}
 ARMS = {"stp": "{kind: stp}", "meta_n2": "{kind: meta, n: 2}", "deepseek": "{kind: deepseek, depth: 1}"}
 
 
@@ -61,3 +63,15 @@ def test_two_arms_train_and_get_paired_probe_rows(probe, arms, write, cli, tmp_p
             assert summary["polynomial/exact_match_ood"] == pytest.approx(
                 sum(r["correct"] for r in rows if r["ops"] == 3) / 4)
             assert {"polynomial/exact_match_m01", "polynomial/coefficient_accuracy_id"} <= set(summary)
+    out = tmp_path / "compare"
+    result = cli("compare", runs[arms[0]], runs[arms[1]], "--baseline", f"{probe}_{arms[0]}", "--out", out,
+                 "--no-mlflow")
+    assert result.exit_code == 0, result.output + result.stderr
+    document = json.loads((out / "comparison.json").read_text())
+    section = "4.1" if probe == "induction" else "4.2"
+    rows = [v for v in document["verdicts"] if v["claim"].startswith(f"Gloeckle et al. Sec. {section}")]
+    assert rows and all(v["arms"].startswith(f"{probe}_{arms[1]} vs {probe}_{arms[0]}") for v in rows)
+    assert all(v["verdict"] in VERDICTS and v["statistic"] and v["text"] for v in rows)
+    metric = "induction/accuracy" if probe == "induction" else "polynomial/exact_match_ood"
+    gain = document["arms"][1]["gains"][metric]
+    assert gain["unit"] == "percentage points" and gain["low"] <= gain["mean"] <= gain["high"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from harness.report.stats import paired_gain
+from harness.report.stats import difference_of_gains, paired_gain
 
 
 def test_constructed_outcomes_give_the_binomial_interval():
@@ -95,3 +95,36 @@ def test_two_level_position_ratio_matches_a_brute_force_reference():
         draws.append(a[-q:].mean() / b[-q:].mean() - a[:q].mean() / b[:q].mean())
     low, high = np.quantile(draws, [0.025, 0.975])
     assert ours.low == pytest.approx(low, abs=0.006) and ours.high == pytest.approx(high, abs=0.006)
+
+
+# -- difference of gains (the probes' "fades with size" and "most out of distribution") -------
+
+
+def test_difference_of_equal_gains_on_the_same_problems_is_exactly_zero():
+    rng = np.random.default_rng(2)
+    base = (rng.random((3, 150)) < 0.3).astype(float)
+    arm = (rng.random((3, 150)) < 0.5).astype(float)
+    # Shared problems, the same outcomes in both pairs: every draw's difference is 0 only if
+    # the problems are resampled together (the seeds are drawn per arm, so use one seed).
+    g = difference_of_gains((base[:1], arm[:1]), (base[:1], arm[:1]), same_problems=True, n_resamples=2000)
+    assert (g.mean, g.low, g.high) == (0.0, 0.0, 0.0)
+    independent = difference_of_gains((base[:1], arm[:1]), (base[:1], arm[:1]), same_problems=False, n_resamples=2000)
+    assert independent.mean == 0.0 and independent.low < -0.05 and independent.high > 0.05
+
+
+def test_difference_of_gains_finds_a_larger_gain_and_matches_its_point_estimate():
+    base = np.zeros((2, 300))
+    big, small = base.copy(), base.copy()
+    big[:, :90] = 1  # +30 points
+    small[:, :15] = 1  # +5 points
+    g = difference_of_gains((base, big), (base, small), same_problems=True, n_resamples=4000)
+    assert g.mean == pytest.approx(0.25) and g.low > 0.15 and g.high < 0.35 and g.excludes_zero
+    flipped = difference_of_gains((base, small), (base, big), same_problems=True, n_resamples=4000)
+    assert flipped.mean == pytest.approx(-0.25) and flipped.high < 0
+
+
+def test_difference_of_gains_refuses_mismatched_problem_sets():
+    with pytest.raises(ValueError, match="same_problems"):
+        difference_of_gains((np.zeros(10), np.ones(10)), (np.zeros(12), np.ones(12)), same_problems=True)
+    with pytest.raises(ValueError, match="different problem sets"):
+        difference_of_gains((np.zeros(10), np.ones(11)), (np.zeros(12), np.ones(12)), same_problems=False)

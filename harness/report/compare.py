@@ -196,7 +196,8 @@ def _figures(groups, rows, curves, reported, plot_dir: Path) -> list[Path]:
     val = {arm: runs[0].val_curve() for arm, runs in groups.items()}  # first seed's curve per arm
     colors = plots.arm_colors(groups)
     return [*plots.val_loss_curves(val, plot_dir), *plots.position_ratio(curves, colors, plot_dir),
-            *plots.gains(rows, reported, plot_dir), *plots.acceptance(rows, colors, plot_dir)]
+            *plots.gains(rows, reported, plot_dir), *plots.acceptance(rows, colors, plot_dir),
+            *plots.probe_gains(rows, plot_dir), *plots.polynomial_by_ops(groups, colors, plot_dir)]
 
 
 def _write_texts(out_dir: Path, document: dict, rows, reported, verdicts) -> list[Path]:

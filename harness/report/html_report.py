@@ -20,6 +20,10 @@ CAPTIONS = {
                           "matched-loss statistic), with the 95% bootstrap band over documents; dotted lines mark "
                           "the first and last quarters.",
     "gains": "pass@1 gains over the baseline: published (papers, blog; [!] flagged) and reproduced with 95% intervals.",
+    "probe_gains": "Probe gains of each multi-token arm over the STP arm of its model size, with 95% intervals "
+                   "(bootstrap over test stories / expressions, two-level over seeds).",
+    "polynomial_by_ops": "Polynomial exact match by number of operations, per arm (mean over seeds); right of the "
+                         "dotted line is out of distribution; dashed: chance.",
     "acceptance": "Head acceptance per depth: how often each extra head's greedy token agrees with the next-token "
                   "head's (wide bars) and is correct (narrow bars).",
 }

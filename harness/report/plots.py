@@ -146,3 +146,62 @@ def acceptance(rows, colors: dict[str, str], out_dir: Path) -> list[Path]:
     ax.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, out_dir, "acceptance")
+
+
+def probe_gains(rows, out_dir: Path) -> list[Path]:
+    """One panel per probe metric with a gain: each arm's gain over its reference arm (the STP
+    arm of its size) with its 95% interval, in percentage points."""
+    from harness.report.probe_outcomes import LABELS, PROBE_METRICS
+
+    metrics = [m for m in PROBE_METRICS if m.split("_")[0] != "polynomial/coefficient" and any(m in r.gains for r in rows)]
+    if not metrics:
+        return []
+    plt = _pyplot()
+    height = max(sum(m in r.gains for r in rows) for m in metrics)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 1.4 + 0.32 * height), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        ours = [(f"{r.arm} (vs {r.baseline})" if r.baseline else r.arm, r.gains[metric]) for r in rows if metric in r.gains]
+        for y, (_, g) in enumerate(ours):
+            ax.errorbar(g["mean"], y, xerr=[[g["mean"] - g["low"]], [g["high"] - g["mean"]]], fmt="s",
+                        color="k" if g["excludes_zero"] else "grey", ms=4, capsize=3)
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_yticks(range(len(ours)), [name for name, _ in ours], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("gain over STP (percentage points)")
+        ax.set_title(LABELS[metric], fontsize=9)
+        ax.grid(alpha=0.3, axis="x")
+    fig.suptitle("probe gains with 95% intervals (black: the interval excludes zero)", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out_dir, "probe_gains")
+
+
+def polynomial_by_ops(groups: dict, colors: dict[str, str], out_dir: Path) -> list[Path]:
+    """Exact match against the number of operations, per arm (mean over seeds), with the last
+    trained number of operations marked: the in- / out-of-distribution picture of Figure 8."""
+    import numpy as np
+
+    series, trained, chance = {}, None, None
+    for arm, runs in groups.items():
+        keys = sorted(k for k in runs[0].summary if k.startswith("polynomial/exact_match_m"))
+        if keys:
+            series[arm] = ([int(k[-2:]) for k in keys],
+                           [100 * float(np.mean([r.summary.get(k, np.nan) for r in runs])) for k in keys])
+            trained = runs[0].summary.get("polynomial/train_max_ops", trained)
+            chance = runs[0].summary.get("polynomial/chance", chance)
+    if not series:
+        return []
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for arm, (ops, acc) in series.items():
+        ax.plot(ops, acc, "o-", color=colors.get(arm), ms=3, label=arm)
+    if trained is not None:
+        ax.axvline(trained + 0.5, color="grey", lw=0.8, ls=":")
+        ax.text(trained + 0.55, ax.get_ylim()[1] * 0.95, "out of distribution", fontsize=7, va="top")
+    if chance is not None:
+        ax.axhline(100 * chance, color="k", lw=0.6, ls="--", label="chance")
+    ax.set_xlabel("operations in the expression (m)")
+    ax.set_ylabel("greedy exact match (%), mean over seeds")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, out_dir, "polynomial_by_ops")

@@ -132,3 +132,21 @@ def test_compare_writes_probe_columns_and_verdict_rows(tmp_path):
     assert row["verdict"] == SUPPORTED and row["estimate"] == pytest.approx(50.0)
     assert "gain:induction/accuracy:mean" in (tmp_path / "out" / "comparison.csv").read_text()
     assert result.rows[1].metrics["induction/accuracy"] == pytest.approx(70.0)
+    assert (tmp_path / "out" / "plots" / "probe_gains.svg").is_file()
+    assert "polynomial_by_ops" not in {p.stem for p in result.files}  # no polynomial rows, no such figure
+
+
+def test_polynomial_comparison_draws_exact_match_by_number_of_operations(tmp_path):
+    records = []
+    for arm, kind in (("stp", "stp"), ("meta", "meta")):
+        run_dir = polynomial_run(tmp_path, arm, kind, 0, 0.3, 0.1)
+        summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+        summary.update({"polynomial/exact_match_m03": 0.3, "polynomial/exact_match_m06": 0.1,
+                        "polynomial/train_max_ops": 5, "polynomial/chance": 0.01})
+        (run_dir / "eval" / "summary.json").write_text(json.dumps(summary))
+        records.append(load_run(run_dir))
+    result = run_compare(Found(records, "poly-syn"), baseline="stp", out_dir=tmp_path / "out", force=False,
+                         log=False, n_resamples=300)
+    stems = {p.stem for p in result.files}
+    assert {"polynomial_by_ops", "probe_gains"} <= stems
+    assert "polynomial exact match by number of operations" in (tmp_path / "out" / "report.html").read_text().lower()

@@ -85,7 +85,22 @@ def _gain_verdict(claim, groups, arm, ref, metric, units, n_resamples) -> Verdic
         return Verdict(claim, label, stat, 0.0, 0.0, 0.0, PP, UNTESTABLE, f"{UNTESTABLE}: neither arm scores once")
     g = paired_gain(*pair, n_resamples=n_resamples)
     verdict = _word(g)
-    return _scaled(claim, label, stat, g, verdict, _text(verdict, "gain", g, units))
+    return _scaled(claim, label, stat, g, verdict, _text(verdict, "gain", g, units) + _levels(base, runs, metric))
+
+
+def _levels(base: list[RunRecord], runs: list[RunRecord], metric: str) -> str:
+    """The two arms' scores beside the task's floors, so a gain between two arms that both sit
+    at a floor is read as such: chance, and for induction what copying the second token of a
+    random earlier name scores (no induction needed)."""
+    def mean(group, key):
+        values = [r.summary.get(key) for r in group if r.summary.get(key) is not None]
+        return 100 * sum(values) / len(values) if values else None
+
+    probe = metric.split("/")[0]
+    floors = [("copying an earlier name", "induction/copy_baseline"), ("chance", f"{probe}/chance")]
+    parts = [f"STP {mean(base, metric):.1f}%", f"arm {mean(runs, metric):.1f}%"]
+    parts += [f"{name} {mean(base, key):.1f}%" for name, key in floors if mean(base, key) is not None]
+    return f"; {metric}: " + ", ".join(parts)
 
 
 def _fades(groups, judged, n_resamples) -> list[Verdict]:

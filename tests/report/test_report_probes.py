@@ -87,6 +87,7 @@ def test_induction_gain_is_supported_where_mtp_copies_names_and_fades_with_size(
     assert found["tiny_meta"].verdict == SUPPORTED and found["tiny_meta"].estimate == pytest.approx(60.0)
     assert "vs tiny_stp (100,000 non-embedding params)" in found["tiny_meta"].arms
     assert found["small_meta"].verdict == UNCLEAR and found["small_meta"].estimate == pytest.approx(0.0)
+    assert "induction/accuracy: STP 20.0%, arm 80.0%" in found["tiny_meta"].text  # the levels, not only the gain
     (fades,) = _verdicts(records, "tiny_stp", FADES)
     assert fades.arms.startswith("tiny_meta (vs tiny_stp) minus small_meta")  # the smaller model first
     assert fades.verdict == SUPPORTED and fades.estimate == pytest.approx(60.0) and fades.low > 30

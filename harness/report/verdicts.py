@@ -212,6 +212,6 @@ def control_checks(groups: dict[str, list[RunRecord]], rows, position: list[Verd
         for v in position:
             if v.arms.startswith(f"{row.arm} vs "):
                 null = v.verdict == UNCLEAR
-                out.append(Verdict(claim, v.arms, v.statistic, v.estimate, v.low, v.high, v.unit,
-                                   "null, as it must be" if null else f"NOT null ({v.verdict})", v.text))
+                word = UNTESTABLE if v.verdict == UNTESTABLE else "null, as it must be" if null else f"NOT null ({v.verdict})"
+                out.append(Verdict(claim, v.arms, v.statistic, v.estimate, v.low, v.high, v.unit, word, v.text))
     return out

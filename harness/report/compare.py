@@ -121,7 +121,7 @@ def run_compare(found: Found, *, baseline: str | None, out_dir: Path | None, for
     problems = check_comparable(found.records, force)
     rows = build_rows(groups, n_resamples)
     position_verdicts, curves = long_sequence(groups, n_resamples=min(n_resamples, 2000))
-    verdicts = position_verdicts + meta_vs_deepseek(groups, n_resamples) + probe_verdicts(groups, n_resamples)
+    verdicts = position_verdicts + meta_vs_deepseek(groups, n_resamples) + probe_verdicts(groups, rows, n_resamples)
     verdicts += control_checks(groups, rows, position_verdicts)
     out_dir = Path(out_dir or Path("results") / found.name)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from itertools import combinations
 
-from harness.report.arm_rows import outcome_matrix, reference_arm
+from harness.report.arm_rows import ArmRow, outcome_matrix, reference_arm
 from harness.report.collect import RunRecord
-from harness.report.stats import Gain, difference_of_gains, paired_gain
+from harness.report.stats import Gain, difference_of_gains
 from harness.report.verdicts import CONTRADICTED, SUPPORTED, UNCLEAR, UNTESTABLE, Verdict, _collapsed
 
 PP = "percentage points"
@@ -56,36 +56,36 @@ def _judged(groups: dict[str, list[RunRecord]]) -> list[tuple[str, str]]:
     return out
 
 
-def _word(g: Gain) -> str:
-    return SUPPORTED if g.low > 0 else CONTRADICTED if g.high < 0 else UNCLEAR
+def _pp(g: Gain) -> dict:
+    """A Gain (fractions) in the form of the table's gains (`arm_rows._gain_dict`: percentage points)."""
+    return {"mean": 100 * g.mean, "low": 100 * g.low, "high": 100 * g.high, "n": g.n_problems,
+            "n_seeds": list(g.n_seeds)}
 
 
-def _text(verdict: str, what: str, g: Gain, units: str) -> str:
-    seeds = f"{g.n_seeds[0]}+{g.n_seeds[1]} seeds"
-    return (f"{verdict}: {what} {100 * g.mean:+.2f} pp (95% CI [{100 * g.low:+.2f}, {100 * g.high:+.2f}]) over "
-            f"{g.n_problems} {units}, {seeds}")
+def _judge(claim: str, arms: str, stat: str, g: dict, what: str, units: str, extra: str = "") -> Verdict:
+    """The verdict row of a gain `g` in percentage points (mean, low, high, n, n_seeds)."""
+    verdict = SUPPORTED if g["low"] > 0 else CONTRADICTED if g["high"] < 0 else UNCLEAR
+    text = (f"{verdict}: {what} {g['mean']:+.2f} pp (95% CI [{g['low']:+.2f}, {g['high']:+.2f}]) over "
+            f"{g['n']} {units}, {g['n_seeds'][0]}+{g['n_seeds'][1]} seeds{extra}")
+    return Verdict(claim, arms, stat, g["mean"], g["low"], g["high"], PP, verdict, text)
 
 
-def _scaled(claim: str, arms: str, stat: str, g: Gain, verdict: str, text: str) -> Verdict:
-    return Verdict(claim, arms, stat, 100 * g.mean, 100 * g.low, 100 * g.high, PP, verdict, text)
-
-
-def _gain_verdict(claim, groups, arm, ref, metric, units, n_resamples) -> Verdict | None:
-    base, runs = groups[ref], groups[arm]
-    label = f"{arm} vs {ref} ({non_embedding(base):,} non-embedding params)"
+def _gain_verdict(claim, groups, row: ArmRow, ref, metric, units) -> Verdict | None:
+    """The table's gain of `row` on `metric` (arm_rows.gains_over: the same paired bootstrap,
+    not computed again) as a verdict on `claim`."""
+    base, runs = groups[ref], groups[row.arm]
+    label = f"{row.arm} vs {ref} ({non_embedding(base):,} non-embedding params)"
     stat = f"gain in {metric} (arm - STP), bootstrap over {units}"
     collapsed = _collapsed(base) + _collapsed(runs)
     if collapsed:
         return Verdict(claim, label, stat, None, None, None, PP, UNTESTABLE,
                        f"{UNTESTABLE}: collapsed ({'; '.join(collapsed)}); gain not interpretable")
-    pair = outcome_matrix(base, runs, metric)
-    if pair is None:
+    gain = row.gains.get(metric)
+    if gain is None:
         return None
-    if not (pair[0].any() or pair[1].any()):
+    if gain.get("note"):  # neither arm scores once: a zero-width interval measures nothing
         return Verdict(claim, label, stat, 0.0, 0.0, 0.0, PP, UNTESTABLE, f"{UNTESTABLE}: neither arm scores once")
-    g = paired_gain(*pair, n_resamples=n_resamples)
-    verdict = _word(g)
-    return _scaled(claim, label, stat, g, verdict, _text(verdict, "gain", g, units) + _levels(base, runs, metric))
+    return _judge(claim, label, stat, gain, "gain", units, _levels(base, runs, metric))
 
 
 def _levels(base: list[RunRecord], runs: list[RunRecord], metric: str) -> str:
@@ -93,13 +93,13 @@ def _levels(base: list[RunRecord], runs: list[RunRecord], metric: str) -> str:
     at a floor is read as such: chance, and for induction what copying the second token of a
     random earlier name scores (no induction needed)."""
     def mean(group, key):
-        values = [r.summary.get(key) for r in group if r.summary.get(key) is not None]
+        values = [r.summary[key] for r in group if r.summary.get(key) is not None]
         return 100 * sum(values) / len(values) if values else None
 
     probe = metric.split("/")[0]
-    floors = [("copying an earlier name", "induction/copy_baseline"), ("chance", f"{probe}/chance")]
+    floors = [("copying an earlier name", mean(base, "induction/copy_baseline")), ("chance", mean(base, f"{probe}/chance"))]
     parts = [f"STP {mean(base, metric):.1f}%", f"arm {mean(runs, metric):.1f}%"]
-    parts += [f"{name} {mean(base, key):.1f}%" for name, key in floors if mean(base, key) is not None]
+    parts += [f"{name} {value:.1f}%" for name, value in floors if value is not None]
     return f"; {metric}: " + ", ".join(parts)
 
 
@@ -123,8 +123,7 @@ def _fades(groups, judged, n_resamples) -> list[Verdict]:
         if small is None or large is None or small[0].shape[1] != large[0].shape[1]:
             continue
         g = difference_of_gains(small, large, same_problems=True, n_resamples=n_resamples)
-        verdict = _word(g)
-        out.append(_scaled(FADES, label, stat, g, verdict, _text(verdict, "difference of gains", g, "stories")))
+        out.append(_judge(FADES, label, stat, _pp(g), "difference of gains", "stories"))
     return out
 
 
@@ -140,19 +139,20 @@ def _most_ood(groups, arm, ref, n_resamples) -> Verdict | None:
         return Verdict(MOST_OOD, label, stat, None, None, None, PP, UNTESTABLE,
                        f"{UNTESTABLE}: neither arm answers an out-of-distribution expression exactly")
     g = difference_of_gains(ood, ind, same_problems=False, n_resamples=n_resamples)
-    verdict = _word(g)
-    return _scaled(MOST_OOD, label, stat, g, verdict, _text(verdict, "difference of gains", g, "OOD expressions"))
+    return _judge(MOST_OOD, label, stat, _pp(g), "difference of gains", "OOD expressions")
 
 
-def probe_verdicts(groups: dict[str, list[RunRecord]], n_resamples: int = 10_000) -> list[Verdict]:
+def probe_verdicts(groups: dict[str, list[RunRecord]], rows: list[ArmRow], n_resamples: int = 10_000) -> list[Verdict]:
+    """`rows`: `arm_rows.build_rows(groups)`, whose gains the single-gain verdicts read."""
     judged = _judged(groups)
+    by_arm = {row.arm: row for row in rows}
     out: list[Verdict | None] = []
     for arm, ref in judged:
-        out.append(_gain_verdict(INDUCTION, groups, arm, ref, "induction/accuracy", "stories", n_resamples))
+        out.append(_gain_verdict(INDUCTION, groups, by_arm[arm], ref, "induction/accuracy", "stories"))
     out += _fades(groups, [(a, r) for a, r in judged if groups[a][0].outcomes("induction/accuracy") is not None],
                   n_resamples)
     for arm, ref in judged:
         for metric, claim in POLY.items():
-            out.append(_gain_verdict(claim, groups, arm, ref, metric, "expressions", n_resamples))
+            out.append(_gain_verdict(claim, groups, by_arm[arm], ref, metric, "expressions"))
         out.append(_most_ood(groups, arm, ref, n_resamples))
     return [v for v in out if v is not None]

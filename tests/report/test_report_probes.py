@@ -59,7 +59,8 @@ def _write_probe(run_dir, probe, rows, metrics, trunk):
 
 
 def _verdicts(records, baseline, claim):
-    return [v for v in probe_verdicts(group_by_arm(records, baseline), n_resamples=2000) if v.claim == claim]
+    groups = group_by_arm(records, baseline)
+    return [v for v in probe_verdicts(groups, build_rows(groups, 2000), n_resamples=2000) if v.claim == claim]
 
 
 def test_story_outcomes_average_to_the_pooled_accuracy(tmp_path):
@@ -109,12 +110,13 @@ def test_polynomial_verdicts_in_and_out_of_distribution(tmp_path):
     records = [load_run(polynomial_run(tmp_path, "stp", "stp", s, 0.30, 0.0)) for s in (0, 1)]
     records += [load_run(polynomial_run(tmp_path, "meta", "meta", s, 0.30, 0.10)) for s in (0, 1)]
     groups = group_by_arm(records, "stp")
-    by_claim = {v.claim: v for v in probe_verdicts(groups, n_resamples=2000)}
+    by_claim = {v.claim: v for v in probe_verdicts(groups, build_rows(groups, 2000), n_resamples=2000)}
     assert by_claim[POLY["polynomial/exact_match_id"]].verdict == UNCLEAR
     assert by_claim[POLY["polynomial/exact_match_ood"]].verdict == SUPPORTED
     assert by_claim[MOST_OOD].verdict == SUPPORTED and by_claim[MOST_OOD].estimate == pytest.approx(10.0)
     nobody = [load_run(polynomial_run(tmp_path / "z", a, k, 0, 0.3, 0.0)) for a, k in (("stp", "stp"), ("meta", "meta"))]
-    by_claim = {v.claim: v for v in probe_verdicts(group_by_arm(nobody, "stp"), n_resamples=500)}
+    groups = group_by_arm(nobody, "stp")
+    by_claim = {v.claim: v for v in probe_verdicts(groups, build_rows(groups, 500), n_resamples=500)}
     assert by_claim[POLY["polynomial/exact_match_ood"]].verdict == UNTESTABLE
     assert by_claim[MOST_OOD].verdict == UNTESTABLE
 

@@ -20,6 +20,8 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from harness.errors import HarnessError
+
 # metric -> (probe, per-row value, which rows); the order is the table's.
 PROBE_METRICS = {
     "induction/accuracy": ("induction", "correct", None),
@@ -40,11 +42,31 @@ LABELS = {
 UNITS = {"induction": "stories", "polynomial": "expressions"}
 
 
+# The fields each row must carry; a run directory comes from anyone, so a row without them is
+# refused with its place, never read as a score.
+FIELDS = {"induction": ("story", "correct"),
+          "polynomial": ("task_id", "ood", "correct", "coefficients_correct", "answer")}
+
+
 def _rows(run_dir: Path, probe: str) -> list[dict] | None:
     path = Path(run_dir) / "eval" / f"{probe}_greedy.jsonl"
     if not path.exists():
         return None
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            row, why = None, f"not JSON ({exc.msg})"
+        missing = [] if not isinstance(row, dict) else [f for f in FIELDS[probe] if f not in row]
+        if not isinstance(row, dict) or missing:
+            why = why if row is None else f"missing {', '.join(missing)}" if missing else "not a JSON object"
+            raise HarnessError(f"{path} line {number}: not a {probe} probe row ({why})",
+                               fix="evaluate the run again: harness run RECIPE --force evaluate")
+        rows.append(row)
+    return rows
 
 
 def probe_outcomes(run_dir: Path, metric: str, coefficients: int | None = None) -> dict[str, float] | None:

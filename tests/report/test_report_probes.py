@@ -153,3 +153,17 @@ def test_polynomial_comparison_draws_exact_match_by_number_of_operations(tmp_pat
     stems = {p.stem for p in result.files}
     assert {"polynomial_by_ops", "probe_gains"} <= stems
     assert "polynomial exact match by number of operations" in (tmp_path / "out" / "report.html").read_text().lower()
+
+
+def test_a_broken_probe_row_is_refused_with_its_place(tmp_path, cli):
+    good = [load_run(polynomial_run(tmp_path, a, k, 0, 0.3, 0.1)) for a, k in (("stp", "stp"), ("meta", "meta"))]
+    rows_file = good[1].run_dir / "eval" / "polynomial_greedy.jsonl"
+    before = rows_file.read_text()
+    for bad, why in (('{"task_id": 5}', "missing ood"), ("[1, 2]", "not a JSON object"), ("{oops", "not JSON")):
+        rows_file.write_text(before + bad + "\n")
+        result = cli("compare", good[0].run_dir, good[1].run_dir, "--baseline", "stp", "--out", tmp_path / "out",
+                     "--no-mlflow")
+        assert result.exit_code == 2 and "Traceback" not in result.output + result.stderr
+        (line,) = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+        assert f"line {len(before.splitlines()) + 1}: not a polynomial probe row ({why}" in line and "fix:" in line
+    assert rows_file.read_text().startswith(before)  # the record is not rewritten

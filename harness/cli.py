@@ -51,7 +51,9 @@ def plan(path: str, overrides: tuple[str, ...]) -> None:
     if is_study(path):
         study = load_study(path, overrides)
         title = f"study {study.config.name}: {study.config.matching.rule}-matched, seeds {study.config.seeds}"
-        print_plan(study.match.arms, title, study.match, console)
+        shorter = {a: f for a, s in study.config.arms.items() if (f := s.schedule_fraction) is not None}
+        plans = {a: plan_arm(a, study.recipes[a]) if a in shorter else p for a, p in study.match.arms.items()}
+        print_plan(plans, title, study.match, console, shorter)
         print_protocol(study, console)
         check_matched(study)
         arm = study.baseline  # every arm of a comparable study shares data, context and eval settings

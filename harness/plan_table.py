@@ -16,7 +16,9 @@ def _si(x: float) -> str:
     return f"{x:.3g}"
 
 
-def arm_table(arms: dict[str, ArmPlan], title: str, match: MatchResult | None = None) -> Table:
+def arm_table(arms: dict[str, ArmPlan], title: str, match: MatchResult | None = None,
+              shorter: dict[str, float] | None = None) -> Table:
+    """`shorter`: arms that are shorter-schedule controls (arm -> fraction), outside the matching."""
     table = Table(title=title, title_justify="left")
     for column in ("arm", "objective", "params total", "trunk", "heads", "FLOPs/token",
                    "tokens", "steps", "train FLOPs", "targets/step"):
@@ -31,7 +33,9 @@ def arm_table(arms: dict[str, ArmPlan], title: str, match: MatchResult | None = 
             _si(arm.flops_per_token.total), _si(arm.tokens), str(arm.steps),
             _si(arm.total_flops), _si(arm.targets_per_step),
         ]
-        if match is not None:
+        if match is not None and name in (shorter or {}):
+            row.append(f"control, x{shorter[name]:g} steps")
+        elif match is not None:
             ratio = match.ratio(name)
             ok = abs(ratio - 1) <= match.tolerance
             row.append(f"[{'green' if ok else 'red'}]{ratio:.4f}[/]")
@@ -39,8 +43,9 @@ def arm_table(arms: dict[str, ArmPlan], title: str, match: MatchResult | None = 
     return table
 
 
-def print_plan(arms: dict[str, ArmPlan], title: str, match: MatchResult | None, console: Console) -> None:
-    console.print(arm_table(arms, title, match))
+def print_plan(arms: dict[str, ArmPlan], title: str, match: MatchResult | None, console: Console,
+               shorter: dict[str, float] | None = None) -> None:
+    console.print(arm_table(arms, title, match, shorter))
     if match is None:
         return
     if match.matched:
@@ -64,18 +69,23 @@ def print_protocol(study, console: Console) -> None:
     if sweep is not None:
         arms = [a for a in study.arm_order() if not study.is_control(a)]
         console.print(f"learning-rate sweep: {len(arms)} arms x {len(sweep.grid)} rates {sweep.grid} on seed "
-                      f"{sweep.seed}; the lowest validation loss chooses each arm's rate")
+                      f"{sweep.seed} (no arm reports it); the lowest validation loss chooses each arm's rate; a choice "
+                      f"on the grid's edge adds the next rate beyond it, up to {sweep.extend} per arm")
     for arm in study.arm_order():
         spec = study.config.arms[arm]
-        if spec.control_of:
+        if spec.schedule_fraction is not None:
+            console.print(f"late-vs-early control {arm}: {spec.control_of} on seeds {study.seeds(arm)}, "
+                          f"{study.recipes[arm].steps} steps (x{spec.schedule_fraction:g}, whole schedule), at "
+                          f"{spec.control_of}'s rate; its matched late-vs-early D must come out not distinguishable")
+        elif spec.control_of:
             console.print(f"negative control {arm}: {spec.control_of} again on seeds {study.seeds(arm)}, "
                           f"at {spec.control_of}'s rate; must come out not distinguishable")
     primary = sum(len(study.seeds(a)) for a in study.recipes)
     swept = len(list(study.sweep_runs()))
-    reused = 0 if sweep is None else sum(sweep.seed in study.seeds(a) for a in study.recipes if not study.is_control(a))
     views = sum(1 for v in study.views if v != "params" for _ in study.view_runs(v, _any_rates(study)))
-    console.print(f"runs to train: {primary + swept - reused + views} ({swept} sweep points, {primary} arm x seed runs "
-                  f"of which {reused} are chosen sweep points, {views} in secondary views)")
+    extra = f" (+ up to {sweep.extend * len(arms)} sweep points past an edge)" if sweep is not None and sweep.extend else ""
+    console.print(f"runs to train: {primary + swept + views}{extra} ({swept} sweep points, {primary} arm x seed runs, "
+                  f"{views} in secondary views)")
 
 
 def _any_rates(study) -> dict | None:

@@ -11,10 +11,20 @@ The protocol (what makes a comparison fair, `docs/PROTOCOL.md`):
   primary runs and keeps the arms whose parameter count matches the baseline's; `flops` trains
   every other arm again at the baseline's training FLOPs (on `views.flops.seeds`).
 - `lr_sweep:` gives every arm the same tuning budget: each arm trains at each learning rate
-  of one grid (seed `lr_sweep.seed`), the lowest final validation loss picks its rate
-  (`harness/lr_sweep.py`), and every seed and view then trains at that rate.
+  of one grid on a seed no arm reports (`lr_sweep.seed`), the lowest final validation loss
+  picks its rate (`harness/lr_sweep.py`), a choice on the grid's edge adds the next rate
+  beyond it (up to `lr_sweep.extend` per arm), and every seed and view then trains at the
+  chosen rate.
 - An arm with `control_of: ARM` is a negative control: it takes ARM's chosen rate and must
-  come out "not distinguishable" from the baseline; `seed_offset` gives it other seeds.
+  come out "not distinguishable" from the baseline; `seed_offset` gives it other seeds. With
+  `schedule_fraction: f` it is instead ARM on a shorter complete schedule (f x the steps, its
+  warmup and decay finished): a weaker run of the same objective, whose late-vs-early
+  statistic at matched loss must come out null (it checks the checkpoint substitution of
+  `report/matched_position.py`); its gains are shown, not judged.
+- `overrides:` apply to every arm (before each arm's own), e.g. to skip the code benchmarks'
+  generation in a study whose arms all score 0 there.
+- `plateau:` declares when a run counts as stuck on a plateau (flat across the sweep's rates,
+  or within a margin of a count-based bigram model): it is flagged and joins no verdict.
 """
 
 from __future__ import annotations
@@ -49,7 +59,11 @@ class Matching(_Strict):
 
 class LrSweep(_Strict):
     grid: list[float] = Field(min_length=2, description="peak learning rates tried by every arm (same grid for all)")
-    seed: int = Field(default=0, description="the seed the sweep trains; its chosen run is that seed's run")
+    seed: int = Field(default=1000, description="the seed the sweep trains; no arm may run it, so the run that "
+                      "chose a rate is never reported (a rate picked on a reported seed flatters that seed)")
+    extend: int = Field(default=2, ge=0, le=10, description="a choice on the grid's edge adds the next rate beyond "
+                        "it (the grid's own ratio at that edge), at most this many per arm; a choice still on the edge "
+                        "after that is flagged 'capped'")
 
     @model_validator(mode="after")
     def _positive_and_distinct(self) -> "LrSweep":
@@ -75,6 +89,22 @@ class ArmSpec(_Strict):
         "e.g. the STP arm of the same model size in a study of several sizes; budgets still follow the study's "
         "baseline under the matching rule",
     )
+    schedule_fraction: float | None = Field(
+        default=None, gt=0, lt=1,
+        description="a control (control_of) trained on this fraction of its arm's steps with a complete schedule: "
+        "a weaker run of the same objective whose matched late-vs-early statistic must be null",
+    )
+
+
+class Plateau(_Strict):
+    flat_sweep: float | None = Field(
+        default=0.005, ge=0, description="nats: an arm whose healthy sweep points all lie within this of each other "
+        "is stuck (the rate does not matter: a plateau, not learning); None: not checked",
+    )
+    bigram_margin: float | None = Field(
+        default=None, description="nats: a run whose held-out loss is above the count-based bigram model's minus "
+        "this is stuck (it has learnt nothing a bigram table does not know); None: not checked",
+    )
 
 
 class StudyConfig(_Strict):
@@ -83,7 +113,12 @@ class StudyConfig(_Strict):
     baseline: str
     matching: Matching
     seeds: list[int] = Field(default=[0], min_length=1)
+    overrides: dict[str, Any] = Field(default={}, description="dotted key -> value for every arm, before its own")
     lr_sweep: LrSweep | None = None
+    plateau: Plateau = Plateau()
+    seed_sd: dict[str, float] = Field(
+        default={}, description="metric -> the seed-to-seed SD of an arm's mean, declared (e.g. from an earlier study), "
+        "for verdicts on one seed; without it one seed gives no verdict unless a negative control measures it")
     views: dict[Literal["params", "flops"], View] = Field(default={}, description="secondary views")
     arms: dict[str, ArmSpec] = Field(min_length=2)
 
@@ -105,6 +140,16 @@ class StudyConfig(_Strict):
                                      "neither a control nor measured against another arm")
                 if spec.control_of is not None:
                     raise ValueError(f"arm {name}: a control is measured against its arm's baseline; drop `baseline`")
+            if spec.schedule_fraction is not None and spec.control_of is None:
+                raise ValueError(f"arm {name}: schedule_fraction makes a shorter-schedule control; it needs control_of")
+        if self.lr_sweep is not None:
+            users = sorted(name for name, spec in self.arms.items()
+                           if self.lr_sweep.seed in [s + spec.seed_offset for s in (spec.seeds or self.seeds)])
+            views = sorted(v for v, view in self.views.items() if self.lr_sweep.seed in (view.seeds or []))
+            if users or views:
+                raise ValueError(f"lr_sweep.seed {self.lr_sweep.seed} is also run by {', '.join(users + views)}: the "
+                                 "seed that chose a rate would be reported, and a rate picked on it flatters it; give "
+                                 "the sweep a seed no arm runs (the default, 1000)")
         if self.matching.rule in self.views:
             raise ValueError(f"views: {self.matching.rule} is already the primary view (matching.rule)")
         return self
@@ -158,6 +203,10 @@ class Study:
             "track": recipe.track.model_copy(update={"tags": merged}),
         })
 
+    def shorter_schedule(self, arm: str) -> float | None:
+        """A shorter-schedule control's fraction of its arm's steps (None for every other arm)."""
+        return self.config.arms[arm].schedule_fraction
+
     def runs(self, lrs: dict[str, float] | None = None) -> Iterator[tuple[str, int, Recipe]]:
         """(arm, seed, recipe) of the primary view, baseline first. With a sweep, `lrs` holds
         each swept arm's chosen rate (`lr_sweep.choose`)."""
@@ -165,25 +214,30 @@ class Study:
         for arm in self.arm_order():
             lr = lrs[self.lr_arm(arm)] if lrs else None
             tags = {"control_of": self.config.arms[arm].control_of} if self.is_control(arm) else {}
+            if self.shorter_schedule(arm) is not None:
+                tags["schedule_fraction"] = f"{self.shorter_schedule(arm):g}"
             if self.baseline_of(arm) != self.baseline:  # naming itself makes an arm a baseline of its own
                 tags["baseline"] = self.baseline_of(arm)
             for seed in self.seeds(arm):
                 yield arm, seed, self._tagged(arm, seed, self.recipes[arm], lr, **tags)
 
-    def sweep_runs(self) -> Iterator[tuple[str, float, Recipe]]:
-        """(arm, lr, recipe) of every sweep point: every non-control arm at every rate of the
-        grid, on the sweep seed. Only the training and its validation loss are needed, so the
-        code benchmarks and analyses are off (the chosen point is evaluated as a primary run)."""
-        sweep = self.config.lr_sweep
-        if sweep is None:
-            return
-        for arm in self.arm_order():
-            if self.is_control(arm):
-                continue
-            light = self.recipes[arm].eval.model_copy(update=_LIGHT_EVAL)
-            recipe = self.recipes[arm].model_copy(update={"eval": light})
-            for lr in sweep.grid:
-                yield arm, lr, self._tagged(arm, sweep.seed, recipe, lr, sweep="true")
+    def swept_arms(self) -> list[str]:
+        """The arms the sweep tunes: every arm but the controls (they take their arm's rate)."""
+        return [arm for arm in self.arm_order() if not self.is_control(arm)] if self.config.lr_sweep else []
+
+    def sweep_run(self, arm: str, lr: float) -> Recipe:
+        """One sweep point: `arm` at `lr` on the sweep seed. Only the training and its validation
+        loss are needed, so the code benchmarks and analyses are off."""
+        light = self.recipes[arm].eval.model_copy(update=_LIGHT_EVAL)
+        recipe = self.recipes[arm].model_copy(update={"eval": light})
+        return self._tagged(arm, self.config.lr_sweep.seed, recipe, lr, sweep="true")
+
+    def sweep_runs(self, grids: dict[str, list[float]] | None = None) -> Iterator[tuple[str, float, Recipe]]:
+        """(arm, lr, recipe) of every sweep point: every non-control arm at every rate of its
+        grid (the study's, or `grids[arm]` once `lr_sweep.choose` has extended it)."""
+        for arm in self.swept_arms():
+            for lr in (grids or {}).get(arm, self.config.lr_sweep.grid):
+                yield arm, lr, self.sweep_run(arm, lr)
 
     def view_runs(self, view: str, lrs: dict[str, float] | None = None) -> Iterator[tuple[str, int, Recipe]]:
         """(arm, seed, recipe) of a secondary view that trains runs of its own (`flops`): every
@@ -204,7 +258,8 @@ class Study:
     def params_view_arms(self) -> list[str]:
         """Arms the `params` view keeps: parameter count within tolerance of the baseline's."""
         view = self.views.get("params")
-        return [] if view is None else [a for a in self.recipes if not any(f"arm {a!r}" in p for p in view.problems)]
+        return [] if view is None else [a for a in self.recipes if not any(f"arm {a!r}" in p for p in view.problems)
+                                        and self.shorter_schedule(a) is None]
 
     def _need_rates(self, lrs) -> None:
         if self.config.lr_sweep is not None and lrs is None:
@@ -235,7 +290,7 @@ def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
         config = StudyConfig.model_validate(raw)
     except ValidationError as exc:
         raise HarnessError(format_validation_error(exc, StudyConfig, raw, {}, str(path))) from None
-    data = {name: _arm_data(path, name, spec, overrides) for name, spec in config.arms.items()}
+    data = {name: _arm_data(path, name, spec, config.overrides, overrides) for name, spec in config.arms.items()}
     recipes = {name: validate_recipe(d, o, f"{path} arm {name}") for name, (d, o) in data.items()}
     plans = {name: plan_arm(name, r) for name, r in recipes.items()}
     match = match_arms(plans, config.baseline, config.matching.rule, config.matching.tolerance)
@@ -247,17 +302,23 @@ def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
         budgeted[name] = validate_recipe(arm_data, origins, f"{path} arm {name}")
     primary = {name: plan_arm(name, r) for name, r in budgeted.items()}
     views = {view: match_arms(primary, config.baseline, view, config.matching.tolerance) for view in config.views}
+    for name, spec in config.arms.items():  # shorter-schedule controls: a fraction of the matched steps
+        if spec.schedule_fraction is not None:
+            steps = max(1, round(spec.schedule_fraction * budgeted[name].steps))
+            budgeted[name] = budgeted[name].model_copy(update={"train": budgeted[name].train.model_copy(
+                update={"steps": steps})})
     return Study(path=path, config=config, recipes=budgeted, match=match, views=views)
 
 
-def _arm_data(study_path: Path, name: str, spec: ArmSpec, cli_overrides) -> tuple[dict, dict]:
+def _arm_data(study_path: Path, name: str, spec: ArmSpec, study_overrides, cli_overrides) -> tuple[dict, dict]:
     label = f"{study_path} arm {name}"
     data, origins = resolve_extends(study_path.parent / spec.recipe)
-    for key, value in spec.overrides.items():
-        try:
-            set_value(Recipe, data, origins, key, value, label)
-        except HarnessError as exc:
-            raise HarnessError(f"{label}: overrides: {exc}") from None
+    for where, items in (("the study's overrides", study_overrides), ("overrides", spec.overrides)):
+        for key, value in items.items():
+            try:
+                set_value(Recipe, data, origins, key, value, label)
+            except HarnessError as exc:
+                raise HarnessError(f"{label}: {where}: {exc}") from None
     for item in cli_overrides:
         apply_override(Recipe, data, origins, item)
     return data, origins

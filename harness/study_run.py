@@ -1,10 +1,11 @@
 """`harness study`: run every arm x seed of a matched study, in order, in one process (or in
 `workers` processes at a time).
 
-Order: the learning-rate sweep (every arm at every rate of the grid, on the sweep seed), the
-choice of each arm's rate (`lr_sweep.choose`), the primary view (every arm x seed at its
-rate; the sweep's chosen run is that seed's run, so its training is reused and only its
-evaluation runs), then the secondary views that train runs of their own (`flops`).
+Order: the learning-rate sweep (every arm at every rate of the grid, on the sweep seed, then
+the rates it adds beyond an edge choice, batch by batch), the choice of each arm's rate
+(`lr_sweep.choose`), the primary view (every arm x seed at its rate; the sweep seed is no
+arm's, so no sweep run is reported), then the secondary views that train runs of their own
+(`flops`).
 
 Each run is an ordinary `harness run` of a budgeted recipe, so a re-run resumes: a finished
 run skips every stage through its own ledger, an interrupted one continues from its last
@@ -31,7 +32,7 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.errors import HarnessError
-from harness.lr_sweep import choose
+from harness.lr_sweep import runs_lookup, sweep_state
 from harness.pipeline import STAGES, Ledger, Pipeline, run_dir_for
 from harness.study import Study, check_matched, load_study
 
@@ -62,12 +63,10 @@ def run_study(path: str | Path, overrides=(), runs_root: Path = Path("runs"), fo
                            fix="use --workers with one process per run (a laptop); a launcher's ranks share one run")
     console = console or Console(stderr=True)
     done: list[StudyRun] = []
-    sweep = [(f"sweep lr={lr:g}", arm, recipe.train.seed, recipe) for arm, lr, recipe in study.sweep_runs()]
-    _run_all(study, (path, tuple(overrides)), sweep, runs_root, force, console, done, workers)
-    result = choose(study, runs_root)
+    result = _sweep(study, (path, tuple(overrides)), runs_root, force, console, done, workers)
     lrs = result.chosen if result else None
     if result:
-        shown = ", ".join(f"{arm} {lr:g}" + (" (grid edge)" if result.edge[arm] else "")
+        shown = ", ".join(f"{arm} {lr:g}" + (" (capped at the grid's edge)" if result.edge[arm] else "")
                           for arm, lr in result.chosen.items())
         console.print(f"study {study.config.name}: learning rates chosen by validation loss: {shown}")
     main = [("primary", arm, seed, recipe) for arm, seed, recipe in study.runs(lrs)]
@@ -75,6 +74,24 @@ def run_study(path: str | Path, overrides=(), runs_root: Path = Path("runs"), fo
              for view in study.views for arm, seed, recipe in study.view_runs(view, lrs)]
     _run_all(study, (path, tuple(overrides)), main + views, runs_root, force, console, done, workers)
     return study, done
+
+
+def _sweep(study: Study, source, runs_root: Path, force, console: Console, done: list[StudyRun], workers: int):
+    """Train the sweep's points batch by batch: the grid, then the rates an edge choice adds
+    (`lr_sweep.sweep_state`), until every arm's choice is interior or capped."""
+    previous = None
+    while True:
+        state = sweep_state(study, runs_lookup(runs_root))
+        if state is None or not state.needed:
+            return None if state is None else state.result
+        needed = [(arm, lr) for arm, lr, _ in state.needed]
+        if needed == previous:  # trained, yet still missing: never loop on it
+            raise HarnessError(f"study {study.config.name}: sweep points trained but not recorded: {needed}",
+                               fix="read those runs' logs/harness.log")
+        previous = needed
+        jobs = [(f"sweep lr={lr:g}", arm, recipe.train.seed, recipe) for arm, lr, recipe in state.needed]
+        _run_all(study, source, jobs, runs_root, force, console, done, workers)
+        force = ()  # --force redoes a stage once, not in every batch
 
 
 def _run_all(study: Study, source, jobs: list, runs_root: Path, force, console: Console, done: list[StudyRun],

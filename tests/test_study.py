@@ -10,12 +10,17 @@ from tests.conftest import RECIPES, ROOT
 def test_laptop_study_is_tokens_matched_with_a_sweep_views_and_a_control():
     study = load_study(RECIPES / "studies" / "laptop.yaml")
     assert study.match.matched and study.match.rule == "tokens"
-    assert set(study.recipes) == {"stp", "meta_n2", "deepseek_n2", "stp_twin"}
+    assert set(study.recipes) == {"stp", "meta_n2", "deepseek_n2", "stp_twin", "stp_short"}
     base = load_recipe(RECIPES / "stp.yaml").steps
-    assert all(recipe.steps == study.match.arms[name].steps == base for name, recipe in study.recipes.items())
-    assert study.is_control("stp_twin") and study.seeds("stp_twin") == [100, 101]
-    assert all(study.seeds(arm) == [0, 1] for arm in ("stp", "meta_n2", "deepseek_n2"))
-    assert study.config.lr_sweep.grid == [1e-3, 3e-3] and set(study.views) == {"params"}
+    assert all(recipe.steps == study.match.arms[name].steps == base for name, recipe in study.recipes.items()
+               if name != "stp_short")
+    assert study.recipes["stp_short"].steps == base // 2 and study.seeds("stp_short") == list(range(5))
+    assert study.is_control("stp_twin") and study.seeds("stp_twin") == [100, 101, 102, 103, 104]
+    assert all(study.seeds(arm) == [0, 1, 2, 3, 4] for arm in ("stp", "meta_n2", "deepseek_n2"))
+    assert study.config.lr_sweep.grid == [1e-3, 3e-3, 9e-3] and set(study.views) == {"params"}
+    assert study.config.lr_sweep.seed not in {s for arm in study.recipes for s in study.seeds(arm)}
+    assert not any(r.eval.enabled for r in study.recipes.values())  # pass@k generation skipped, NLL kept
+    assert all(r.eval.canonical_nll and r.eval.trajectory for r in study.recipes.values())
     # the params view keeps the parameter-matched arms: DeepSeek's module adds parameters
     assert set(study.params_view_arms()) == {"stp", "meta_n2", "stp_twin"}
 
@@ -24,8 +29,8 @@ def test_runs_are_arm_times_seed_baseline_first_controls_last(write):
     study = load_study(RECIPES / "studies" / "laptop.yaml")
     lrs = {arm: 0.002 for arm in study.recipes}
     runs = list(study.runs(lrs))
-    assert runs[0][0] == "stp" and runs[-1][0] == "stp_twin"
-    assert len(runs) == sum(len(study.seeds(arm)) for arm in study.recipes) == 4 * 2
+    assert runs[0][0] == "stp" and runs[-1][0] == "stp_short"
+    assert len(runs) == sum(len(study.seeds(arm)) for arm in study.recipes) == 5 * 5
     assert all(recipe.train.seed == seed for _, seed, recipe in runs)
 
 

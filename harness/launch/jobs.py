@@ -64,17 +64,17 @@ def plan_jobs(path: str, overrides: tuple[str, ...], options: SlurmOptions, jobs
 
 def study_jobs(study, runs_root: Path) -> list[tuple[str, str, object]]:
     """(job name, arm, recipe) of every run a study needs now. With a learning-rate sweep whose
-    runs have not all finished (in `runs_root`), that is the sweep's points; once they have,
-    every arm x seed at its chosen rate and the secondary views' runs (emit the jobs again)."""
-    from harness.errors import HarnessError
-    from harness.lr_sweep import choose
+    runs have not all finished (in `runs_root`), that is the sweep's next points (its grid, then
+    the rates it adds past an edge choice); once it has, every arm x seed at its chosen rate and
+    the secondary views' runs (emit the jobs again after each batch)."""
+    from harness.lr_sweep import runs_lookup, sweep_state
 
     lrs = None
-    if study.config.lr_sweep is not None:
-        try:
-            lrs = choose(study, runs_root).chosen
-        except HarnessError:
-            return [(f"{arm}-lr{lr:g}", arm, recipe) for arm, lr, recipe in study.sweep_runs()]
+    state = sweep_state(study, runs_lookup(runs_root))
+    if state is not None:
+        if state.needed:
+            return [(f"{arm}-lr{lr:g}", arm, recipe) for arm, lr, recipe in state.needed]
+        lrs = state.result.chosen
     jobs = [(f"{arm}-s{seed}", arm, recipe) for arm, seed, recipe in study.runs(lrs)]
     for view in study.views:
         jobs += [(f"{arm}-{view}-s{seed}", arm, recipe) for arm, seed, recipe in study.view_runs(view, lrs)]

@@ -20,5 +20,14 @@ def test_sweep_points_first_then_every_arm_at_its_chosen_rate(write, tmp_path):
     assert set(later) == {"stp-s0", "stp-s1", "meta-s0", "meta-s1", "deepseek-s0", "deepseek-s1", "twin-s100",
                           "twin-s101", "meta-flops-s0", "deepseek-flops-s0"}
     assert later["meta-s0"].train.optimizer.lr == 0.004 and later["twin-s100"].train.optimizer.lr == 0.001
-    chosen = next(r for a, lr, r in study.sweep_runs() if (a, lr) == ("meta", 0.004))
-    assert run_dir_for(later["meta-s0"], runs) == run_dir_for(chosen, runs)  # the sweep's run, resumed by the job
+    # The sweep's seed is no arm's: every primary job trains a run of its own.
+    swept = {run_dir_for(r, runs) for _, _, r in study.sweep_runs()}
+    assert not swept & {run_dir_for(r, runs) for r in later.values()}
+
+
+def test_an_edge_choice_emits_the_next_rate_before_any_arm_runs(write, tmp_path):
+    study = load_study(write("e.yaml", study_file(write).read_text().replace("extend: 0", "extend: 1")))
+    runs = tmp_path / "runs"
+    for arm, lr, recipe in study.sweep_runs():  # every arm best at the largest rate
+        _finish(recipe, runs, {"val/depth_1": 5.0 - lr, "val/depth_2": 6.0} if arm != "stp" else {"val/depth_1": 5.0 - lr})
+    assert sorted(name for name, _, _ in study_jobs(study, runs)) == ["deepseek-lr0.008", "meta-lr0.008", "stp-lr0.008"]

@@ -1,11 +1,13 @@
 """The comparison table: one row per arm (cost, scores, gain over the baseline with its
-interval, head acceptance), built from finished runs that are comparable.
+intervals, head acceptance), built from finished runs that are comparable.
 
-Gains are paired: every arm is scored on the same problems as the baseline, so the gain is
-the mean per-problem difference, and its 95% interval is `stats.paired_gain`'s bootstrap
-over problems (two-level across seeds when an arm has several). pass@k values and gains
-are in percentage points, like the published rows; `val_loss` is the held-out next-token
-cross-entropy in nats, paired over the fixed held-out rows of `eval/per_position.npy`.
+A gain is the arm's mean minus the baseline's over the same units (problems, held-out
+documents, stories). Its interval is across seeds (`inference.contrast`: paired t when both
+arms ran the same seeds, Welch otherwise, none from one seed unless a seed SD is known),
+with the data-sampling-only bootstrap over units beside it; a gain counts as shown (*) only
+when both exclude zero. pass@k values and gains are in percentage points, like the
+published rows; `val_loss` is the held-out next-token cross-entropy in nats, one value per
+held-out document (`collect.PositionSummary`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.report.collect import RunRecord
-from harness.report.stats import paired_gain
+from harness.report.inference import Estimate, SeedReference, Term, contrast
 
 # What must agree for two runs' numbers to be compared (besides their problem sets).
 EVAL_SETTINGS = ("protocol", "tasks", "limit", "max_gen_toks", "n_samples", "temperatures", "top_p", "batch_size",
@@ -50,7 +52,7 @@ def comparability_problems(records: list[RunRecord]) -> list[str]:
         "tokenizer": lambda r: r.tokenizer_hash[:12],
         **{f"eval {key}": (lambda r, key=key: str(r.summary.get(key))) for key in EVAL_SETTINGS},
         # A run without per-position losses only leaves the long-sequence verdict untested.
-        "held-out rows (per_position shape)": lambda r: None if r.per_position is None else str(r.per_position.shape),
+        "held-out rows (per_position shape)": lambda r: None if r.positions is None else str(r.positions.shape),
     }
     problems = []
     for what, value in checks.items():
@@ -92,6 +94,7 @@ class ArmRow:
     targets_per_step: int
     val_loss: float | None
     collapsed: list[str] = field(default_factory=list)  # "seed N: reason" for every collapsed run
+    stuck: list[str] = field(default_factory=list)  # "seed N: reason" for every run stuck on a plateau
     control_of: str | None = None  # a negative control of this arm (its gains must be null)
     baseline: str | None = None  # the arm its gains are over, when not the study's baseline
     nll: dict[str, float] = field(default_factory=dict)  # nll/<task> -> bits per byte, mean over seeds
@@ -104,12 +107,6 @@ class ArmRow:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def _shown(path) -> str:
-    """Relative to the working directory when inside it, so committed results name no home."""
-    resolved = Path(path).resolve()
-    return str(resolved.relative_to(Path.cwd())) if resolved.is_relative_to(Path.cwd()) else str(resolved)
 
 
 def _mean(values):
@@ -134,35 +131,78 @@ def outcome_matrix(runs: list[RunRecord], other: list[RunRecord], metric: str):
 
 def rows_matrix(runs: list[RunRecord]) -> np.ndarray | None:
     """[seeds, rows]: each held-out row's mean next-token loss over positions, per seed."""
-    arrays = [r.per_position for r in runs]
-    if any(a is None for a in arrays) or len({a.shape for a in arrays}) > 1:
+    found = [r.positions for r in runs]
+    if any(p is None for p in found) or len({p.shape for p in found}) > 1:
         return None
-    return np.stack([a.mean(axis=1) for a in arrays])
+    return np.stack([p.rows[:, 2] for p in found])
 
 
-def _gain_dict(gain, scale: float, unit: str) -> dict:
-    return {"mean": gain.mean * scale, "low": gain.low * scale, "high": gain.high * scale,
-            "excludes_zero": gain.excludes_zero, "n": gain.n_problems, "n_seeds": list(gain.n_seeds),
-            "confidence": gain.confidence, "unit": unit}
+def metric_pair(base: list[RunRecord], runs: list[RunRecord], metric: str):
+    """([seeds, units] of the baseline, of the arm) over the units both score, or None."""
+    if metric == "val_loss":
+        b, a = rows_matrix(base), rows_matrix(runs)
+        return None if b is None or a is None or b.shape[1] != a.shape[1] else (b, a)
+    return outcome_matrix(base, runs, metric)
 
 
-def gains_over(base: list[RunRecord], runs: list[RunRecord], n_resamples: int) -> dict[str, dict]:
+def seeds_of(runs: list[RunRecord]) -> tuple[int, ...]:
+    return tuple(r.seed for r in runs)
+
+
+def scale_of(metric: str) -> float:
+    """Table units per outcome unit: pass@k and probe scores in percentage points."""
+    return 1.0 if metric == "val_loss" or metric.startswith("nll/") else 100.0
+
+
+def gain_estimate(base: list[RunRecord], runs: list[RunRecord], metric: str, *, n_resamples: int,
+                  reference: SeedReference | None = None) -> Estimate | None:
+    """arm - baseline on `metric`, in table units (None when the two share no units)."""
+    pair = metric_pair(base, runs, metric)
+    if pair is None:
+        return None
+    terms = [Term(1.0, pair[1], seeds_of(runs)), Term(-1.0, pair[0], seeds_of(base))]
+    return contrast(terms, reference=reference, n_resamples=n_resamples).scaled(scale_of(metric))
+
+
+def gain_dict(est: Estimate, unit: str) -> dict:
+    return {**est.as_dict(), "n": est.n_units, "unit": unit}
+
+
+def gains_over(base: list[RunRecord], runs: list[RunRecord], n_resamples: int,
+               references: dict[str, SeedReference] | None = None) -> dict[str, dict]:
     out = {}
     metrics = sorted(set(base[0].metrics()) & set(runs[0].metrics()))
-    for metric in metrics:
-        pair = outcome_matrix(base, runs, metric)
-        if pair is not None:
-            out[metric] = _gain_dict(paired_gain(*pair, n_resamples=n_resamples), 100.0, "percentage points")
-            if not (pair[0].any() or pair[1].any()):  # a zero-width interval here measures nothing
-                out[metric]["note"] = "neither arm solves a problem"
-    for metric in sorted(set(base[0].nll_metrics()) & set(runs[0].nll_metrics())):
-        pair = outcome_matrix(base, runs, metric)
-        if pair is not None:
-            out[metric] = _gain_dict(paired_gain(*pair, n_resamples=n_resamples), 1.0, NLL_UNIT)
-    b, a = rows_matrix(base), rows_matrix(runs)
-    if b is not None and a is not None and b.shape[1] == a.shape[1]:
-        out["val_loss"] = _gain_dict(paired_gain(b, a, n_resamples=n_resamples), 1.0, "nats (lower is better)")
+    nll = sorted(set(base[0].nll_metrics()) & set(runs[0].nll_metrics()))
+    for metric in [*metrics, *nll, "val_loss"]:
+        est = gain_estimate(base, runs, metric, n_resamples=n_resamples, reference=(references or {}).get(metric))
+        if est is None:
+            continue
+        out[metric] = gain_dict(est, unit_of(metric))
+        pair = metric_pair(base, runs, metric)
+        if scale_of(metric) != 1.0 and not (pair[0].any() or pair[1].any()):  # a zero-width interval measures nothing
+            out[metric]["note"] = "neither arm solves a problem"
+        elif est.untestable:
+            out[metric]["note"] = f"not testable: {est.untestable.split(':')[0]}"
     return out
+
+
+def unit_of(metric: str) -> str:
+    if metric == "val_loss":
+        return "nats (lower is better)"
+    return NLL_UNIT if metric.startswith("nll/") else "percentage points"
+
+
+def per_seed_means(runs: list[RunRecord], metric: str) -> list[float] | None:
+    """Each run's mean on `metric` over its units, in table units (for a seed-SD reference)."""
+    if metric == "val_loss":
+        m = rows_matrix(runs)
+    else:
+        getter = (lambda r: r.nll(metric.split("/", 1)[1])) if metric.startswith("nll/") else (lambda r: r.outcomes(metric))
+        found = [getter(r) for r in runs]
+        if any(o is None or not o for o in found):
+            return None
+        m = [list(o.values()) for o in found]
+    return None if m is None else [float(np.mean(x)) * scale_of(metric) for x in m]
 
 
 NLL_UNIT = "bits/byte (lower is better)"
@@ -203,7 +243,8 @@ def reference_arm(groups: dict[str, list[RunRecord]], arm: str) -> str | None:
     return None if ref == arm or ref not in groups else ref
 
 
-def build_rows(groups: dict[str, list[RunRecord]], n_resamples: int = 10_000) -> list[ArmRow]:
+def build_rows(groups: dict[str, list[RunRecord]], n_resamples: int = 10_000,
+               references: dict[str, SeedReference] | None = None) -> list[ArmRow]:
     baseline = next(iter(groups))
     rows = []
     for arm, runs in groups.items():
@@ -216,13 +257,14 @@ def build_rows(groups: dict[str, list[RunRecord]], n_resamples: int = 10_000) ->
         names = {d: cfg.depth_name(int(d)) if cfg is not None else f"d{d}" for d in acceptance}
         rows.append(ArmRow(
             arm=arm, objective=objective_label(runs[0]), kind=runs[0].kind,
-            seeds=[r.seed for r in runs], run_dirs=[_shown(r.run_dir) for r in runs],
+            seeds=[r.seed for r in runs], run_dirs=[r.run_dir.name for r in runs],
             params=int(plan.get("params_total", 0)), train_flops=float(plan.get("total_flops", 0.0)),
             tokens=int(plan.get("tokens", 0)), targets_per_step=int(plan.get("targets_per_step", 0)),
             val_loss=_mean([r.val.get("val/depth_1") for r in runs]), metrics=metrics,
             collapsed=[f"seed {r.seed}: {'; '.join(r.collapse)}" for r in runs if r.collapse],
+            stuck=[f"seed {r.seed}: {'; '.join(r.stuck)}" for r in runs if r.stuck],
             control_of=runs[0].control_of, baseline=ref if ref not in (None, baseline) else None,
-            nll=_nll_means(runs), gains={} if ref is None else gains_over(groups[ref], runs, n_resamples),
+            nll=_nll_means(runs), gains={} if ref is None else gains_over(groups[ref], runs, n_resamples, references),
             acceptance=acceptance, depth_names=names, speculative=speculative, truncated=_truncated(runs[0]),
         ))
     return rows

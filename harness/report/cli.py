@@ -26,7 +26,7 @@ def compare(targets: tuple[str, ...], experiment, study_tag, runs_root: str, bas
     from harness.report.compare import find_runs, run_compare
     from harness.report.published import all_reported
 
-    found = find_runs(targets, experiment, study_tag, Path(runs_root), force)
+    found = find_runs(targets, experiment, study_tag, Path(runs_root), force, out_dir)
     result = run_compare(found, baseline=baseline, out_dir=out_dir, force=force, log=not no_mlflow)
     console = stdout_console()
     tables.print_rich(f"study {found.name}: baseline {result.document['baseline']}", result.rows, all_reported(),

@@ -26,10 +26,46 @@ from harness.eval.trajectory import read_trajectory
 from harness.report.probe_outcomes import PROBE_METRICS, probe_outcomes
 
 TASKS = tuple(TASK_NAMES)
+# What a comparison needs of the per-position losses, kept in committed records instead of the
+# [rows, S] arrays (MBs per run): per row its mean over the first quarter of positions, the last
+# quarter and all positions; the mean curve over rows; the same per-row summary at every kept
+# checkpoint (the matched late-vs-early statistic reads nothing else).
+POSITION_SUMMARY = "position_summary"  # a folder of .npy files (deterministic bytes, unlike .npz)
 
 
 def _json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def summarize_rows(losses: np.ndarray) -> np.ndarray:
+    """[..., rows, S] -> [..., rows, 3]: per row, the mean loss over the first quarter of
+    positions, the last quarter and all of them (float64)."""
+    losses = np.asarray(losses, dtype=np.float64)
+    q = max(1, losses.shape[-1] // 4)
+    return np.stack([losses[..., :q].mean(-1), losses[..., -q:].mean(-1), losses.mean(-1)], axis=-1)
+
+
+@dataclass(frozen=True)
+class PositionSummary:
+    rows: np.ndarray  # [rows, 3]: early quarter, late quarter, all positions (nats)
+    curve: np.ndarray  # [S]: mean over rows per position
+    trajectory: np.ndarray | None  # [K, rows, 3] at the kept checkpoints (the last final), or None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.rows.shape[0], self.curve.shape[0]
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("rows", "curve", "trajectory"):
+            if getattr(self, name) is not None:
+                np.save(folder / f"{name}.npy", getattr(self, name))
+
+    @classmethod
+    def load(cls, folder: Path) -> "PositionSummary":
+        trajectory = folder / "trajectory.npy"
+        return cls(np.load(folder / "rows.npy"), np.load(folder / "curve.npy"),
+                   np.load(trajectory) if trajectory.exists() else None)
 
 
 @dataclass
@@ -45,6 +81,7 @@ class RunRecord:
     arm: str = ""
     seed: int = 0
     tags: dict = field(default_factory=dict)
+    stuck: list[str] = field(default_factory=list)  # why the comparison counts it stuck (its study's plateau rule)
 
     @property
     def objective(self) -> dict:
@@ -111,16 +148,20 @@ class RunRecord:
         return {tid: pass_at_k(n, c, k) for tid, (n, c) in counts.items()}
 
     @cached_property
-    def per_position(self) -> np.ndarray | None:
-        """[rows, S] next-token cross-entropy (nats) on the fixed held-out rows, if evaluated."""
+    def positions(self) -> PositionSummary | None:
+        """The per-position losses on the fixed held-out rows as the comparison reads them
+        (from a committed record's summary, or from the run's eval/per_position.npy and its
+        trajectory); None when the run scored none."""
+        summary = self.run_dir / "eval" / POSITION_SUMMARY
+        if summary.exists():
+            return PositionSummary.load(summary)
         path = self.run_dir / "eval" / "per_position.npy"
-        return np.load(path).astype(np.float64) if path.exists() else None
-
-    @cached_property
-    def trajectory(self) -> np.ndarray | None:
-        """[K, rows, S] per-position losses at the run's kept checkpoints (the last final)."""
+        if not path.exists():
+            return None
+        losses = np.load(path).astype(np.float64)
         found = read_trajectory(self.run_dir / "eval")
-        return None if found is None or not len(found["steps"]) else found["losses"].astype(np.float64)
+        trajectory = None if found is None or not len(found["steps"]) else summarize_rows(found["losses"])
+        return PositionSummary(summarize_rows(losses), losses.mean(axis=0), trajectory)
 
     def nll(self, task: str) -> dict | None:
         """Per-problem bits per byte of the canonical solution (`eval/nll_<task>.jsonl`)."""
@@ -149,6 +190,23 @@ class RunRecord:
         """The arm this run's gains are measured against when its study names one for it (an
         arm's `baseline:`, e.g. the STP arm of the same model size), else None."""
         return self.tags.get("baseline") or None
+
+    @property
+    def schedule_fraction(self) -> float | None:
+        """A shorter-schedule control's fraction of its arm's steps (its study's tag), else None."""
+        value = self.tags.get("schedule_fraction")
+        return float(value) if value else None
+
+    @cached_property
+    def trunk_layers(self) -> int | None:
+        """Layers of the shared trunk (Meta n keeps L - n), or None when not known here."""
+        from harness.model.config import TrunkConfig
+
+        cfg = self.objective_cfg
+        try:
+            return cfg.shared_layers(TrunkConfig.model_validate(self.recipe.get("model", {}))) if cfg else None
+        except Exception:  # a record's model section this version cannot read: the depth is unknown
+            return None
 
     @property
     def control_of(self) -> str | None:
@@ -189,28 +247,6 @@ def load_run(run_dir: str | Path) -> RunRecord:
         data=_json(run_dir / "data.json") or {}, summary=summary,
         arm=tags.get("arm", recipe["name"]), seed=int(tags.get("seed", recipe["train"].get("seed", 0))), tags=tags,
     )
-
-
-def runs_of_study(study, runs_root: Path, *, allow_missing: bool = False, lrs: dict | None = None,
-                  view: str | None = None) -> list[RunRecord]:
-    """The run directory of every arm x seed of a loaded study (of one of its secondary views
-    that trains runs of its own, with `view`); `lrs`: the sweep's chosen rates."""
-    from harness.pipeline import run_dir_for
-
-    records, missing = [], []
-    for arm, seed, recipe in (study.runs(lrs) if view is None else study.view_runs(view, lrs)):
-        run_dir = run_dir_for(recipe, runs_root)
-        if not (run_dir / "stages.json").exists():
-            missing.append(f"{arm} seed {seed} ({run_dir})")
-            continue
-        record = load_run(run_dir)
-        record.arm, record.seed = arm, seed  # the study's names win over the recipe's tags
-        records.append(record)
-    if missing and not allow_missing:
-        raise HarnessError(f"study {study.config.name}: not run yet: {'; '.join(missing)}",
-                           fix=f"run `harness study {study.path}` (with the same overrides and --runs), "
-                               "or pass --force to compare the arms that exist")
-    return records
 
 
 def runs_of_experiment(experiment: str, study: str | None = None) -> list[RunRecord]:

@@ -17,11 +17,11 @@ CAPTIONS = {
     "val_loss": "Validation next-token loss vs training tokens (left) and training FLOPs (right), per arm.",
     "per_position_ratio": "Next-token loss ratio arm / STP per position on the held-out documents (unmatched: a "
                           "weaker arm's ratio rises with position whatever its objective; the verdict uses the "
-                          "matched-loss statistic), with the 95% bootstrap band over documents; dotted lines mark "
-                          "the first and last quarters.",
+                          "matched-loss statistic), with its 95% band across seeds; dotted lines mark the first and "
+                          "last quarters.",
     "gains": "pass@1 gains over the baseline: published (papers, blog; [!] flagged) and reproduced with 95% intervals.",
     "probe_gains": "Probe gains of each multi-token arm over the STP arm of its model size, with 95% intervals "
-                   "(bootstrap over test stories / expressions, two-level over seeds).",
+                   "across seeds (hollow: one seed, no interval).",
     "polynomial_by_ops": "Polynomial exact match by number of operations, per arm (mean over seeds); right of the "
                          "dotted line is out of distribution; dashed: chance.",
     "acceptance": "Head acceptance per depth: how often each extra head's greedy token agrees with the next-token "
@@ -46,11 +46,12 @@ def render(document: dict, rows, reported, verdicts, figures: list[Path]) -> str
         title=f"MTP study {document['study']}: reproduced vs reported gains",
         baseline=document["baseline"], n_runs=sum(len(r.run_dirs) for r in rows),
         manifest=document.get("data_manifest", "?")[:12], version=document.get("harness_version", "?"),
-        commit=document.get("git_commit"), problems=document.get("not_comparable", []),
+        commits=document.get("run_commits", []), problems=document.get("not_comparable", []),
         arm_headers=arm_headers, arm_body=arm_body, gains_note=document["methods"]["gains"],
+        gain_headers=tables.GAIN_HEADERS, gain_body=tables.gain_cells(rows),
         matching=tables.matching_line(document).replace("**", ""),
         sections=[{"title": t, "headers": h, "body": b, "note": n} for t, h, b, n in tables.protocol_sections(document, rows)],
-        verdict_headers=tables.VERDICT_HEADERS, verdicts=tables.verdict_cells(verdicts),
+        verdict_headers=tables.verdict_headers(document.get("holm_family")), verdicts=tables.verdict_cells(verdicts),
         verdicts_note=document["methods"]["verdicts"],
         figures=[{"svg": _inline_svg(p), "caption": CAPTIONS.get(p.stem, p.stem)} for p in svgs],
         reported_headers=tables.REPORTED_HEADERS, reported_body=tables.reported_cells(reported),

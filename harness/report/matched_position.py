@@ -8,7 +8,7 @@ therefore confounds "MTP helps late positions" with "this arm is better or worse
 
 The statistic. Every run also scores the same held-out rows at earlier checkpoints of its
 own training (`eval/per_position_trajectory.npz`: K checkpoints, the last one final). Of the
-two arms, the one with the higher final mean loss is kept final; the other is replaced by
+two runs, the one with the higher final mean loss is kept final; the other is replaced by
 its own trajectory interpolated (piecewise linearly, on the segment nearest the end that
 brackets it) to the same mean loss. With both at equal overall loss,
 
@@ -16,12 +16,18 @@ brackets it) to the same mean loss. With both at equal overall loss,
 
 for Q = the first and last quarter of positions. D < 0 supports the claim (the arm is
 relatively better late in the window than a baseline of equal quality); D > 0 contradicts
-it. When the worse run is worse than every checkpoint of the better one, no match exists
-and the draw is left out; if more than 5% of draws (or the point estimate) have no match,
-the statistic is not testable ("train longer or keep earlier checkpoints").
+it. When the worse run is worse than every checkpoint of the better one, no match exists.
 
-Interval: percentile bootstrap, two-level as `stats.paired_gain` (rows = documents resampled
-once per draw and shared by both arms, each arm's seeds resampled independently).
+Inference (`report/inference.py`): D is computed once per seed, each arm's run against the
+baseline's run of the same seed (arms on different seeds: paired by seed order), and the
+interval is Student t across those values; beside it, the data-sampling interval resamples
+the documents of the seed-averaged curves. A seed without a match, or more than 5% of
+document resamples without one, makes the statistic not testable ("train longer or keep
+earlier checkpoints"). Whether substituting a checkpoint is itself neutral is what the
+laptop study's shorter-schedule STP control checks (`study.py`: schedule_fraction).
+
+Inputs are per-row summaries (`collect.summarize_rows`: early quarter, late quarter, all
+positions), [K, rows, 3] per run.
 """
 
 from __future__ import annotations
@@ -30,26 +36,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.report.stats import Interval, _counts
+from harness.report.inference import Estimate, per_seed
+from harness.report.stats import _counts
 
 MAX_UNMATCHED = 0.05
 
 
 @dataclass(frozen=True)
 class MatchedLateEarly:
-    d: Interval | None  # None: not testable
-    matched_fraction: float  # draws with a match
-    worse: str  # "arm" or "baseline": which one was kept final (point estimate)
+    estimate: Estimate | None  # None: not testable (see `why`)
+    why: str
+    worse: str  # "arm" or "baseline": which one was kept final (seed-averaged curves)
     n_rows: int
     n_seeds: tuple[int, int]
-
-
-def _summaries(trajectories: np.ndarray) -> np.ndarray:
-    """[seeds, K, rows, S] -> [seeds, K, rows, 3]: per row, mean over the first quarter, the
-    last quarter and all positions (all the statistic needs, so draws stay cheap)."""
-    q = max(1, trajectories.shape[-1] // 4)
-    return np.stack([trajectories[..., :q].mean(-1), trajectories[..., -q:].mean(-1),
-                     trajectories.mean(-1)], axis=-1)
 
 
 def _interpolate(curve: np.ndarray, target: float) -> np.ndarray | None:
@@ -64,8 +63,9 @@ def _interpolate(curve: np.ndarray, target: float) -> np.ndarray | None:
     return None
 
 
-def _statistic(base: np.ndarray, arm: np.ndarray) -> tuple[float, str]:
-    """base/arm: [K, 3] mean summaries. D, and which side was kept final; nan if no match."""
+def statistic(base: np.ndarray, arm: np.ndarray) -> tuple[float, str]:
+    """base/arm: [K, 3] mean summaries along training. D, and which side was kept final; nan
+    if no match exists."""
     if arm[-1, 2] >= base[-1, 2]:
         kept, other, worse = arm[-1], _interpolate(base, arm[-1, 2]), "arm"
         if other is None:
@@ -79,28 +79,47 @@ def _statistic(base: np.ndarray, arm: np.ndarray) -> tuple[float, str]:
     return float(a[1] / b[1] - a[0] / b[0]), worse
 
 
-def matched_late_early(baseline, arm, *, confidence: float = 0.95, n_resamples: int = 2000,
-                       seed: int = 0) -> MatchedLateEarly:
-    """`baseline`/`arm`: per-position losses along training, [seeds, K, rows, S] (or
-    [K, rows, S] for one seed) on the same rows; K may differ between the arms."""
-    base, mtp = (np.asarray(x, dtype=float) for x in (baseline, arm))
-    base, mtp = (x[None] if x.ndim == 3 else x for x in (base, mtp))
-    if base.shape[2:] != mtp.shape[2:]:
-        raise ValueError(f"arms cover different held-out rows or lengths ({base.shape[2:]} vs {mtp.shape[2:]})")
-    sb, sm = _summaries(base), _summaries(mtp)
-    point, worse = _statistic(sb.mean(axis=(0, 2)), sm.mean(axis=(0, 2)))
+def _pairs(base_seeds: list[int], arm_seeds: list[int]) -> tuple[list[tuple[int, int]], str]:
+    """Index pairs (baseline run, arm run): by seed when both ran the same seeds, else by order."""
+    if base_seeds == arm_seeds:
+        return [(i, i) for i in range(len(base_seeds))], ""
+    n = min(len(base_seeds), len(arm_seeds))
+    return [(i, i) for i in range(n)], "the arms ran different seeds: paired by seed order"
+
+
+def row_draws(base: np.ndarray, arm: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+    """D for `n_resamples` resamples of the rows, shared by both sides (the pairing); base/arm
+    [K, rows, 3]; nan where a resample has no match."""
     rng = np.random.default_rng(seed)
-    n_rows = base.shape[2]
-    rows = _counts(rng, n_rows, n_resamples) / n_rows  # [draws, rows]
-    picks_b = _counts(rng, base.shape[0], n_resamples) / base.shape[0]  # [draws, seeds]
-    picks_m = _counts(rng, mtp.shape[0], n_resamples) / mtp.shape[0]
-    cb = np.einsum("dr,ds,skrc->dkc", rows, picks_b, sb)  # [draws, K, 3]
-    cm = np.einsum("dr,ds,skrc->dkc", rows, picks_m, sm)
-    draws = np.array([_statistic(cb[i], cm[i])[0] for i in range(n_resamples)])
+    n_rows = base.shape[1]
+    weights = _counts(rng, n_rows, n_resamples) / n_rows  # [draws, rows]
+    cb = np.einsum("dr,krc->dkc", weights, base)  # [draws, K, 3]
+    cm = np.einsum("dr,krc->dkc", weights, arm)
+    return np.array([statistic(cb[i], cm[i])[0] for i in range(n_resamples)])
+
+
+def matched_late_early(baseline: list[np.ndarray], arm: list[np.ndarray], base_seeds: list[int],
+                       arm_seeds: list[int], *, n_resamples: int = 2000, seed: int = 0) -> MatchedLateEarly:
+    """`baseline`/`arm`: one [K, rows, 3] trajectory summary per run (seeds in order); K may
+    differ between the two arms, not within one."""
+    if len({t.shape[1:] for t in baseline + arm}) > 1:
+        raise ValueError("the runs cover different held-out rows")
+    n_rows, n_seeds = baseline[0].shape[1], (len(baseline), len(arm))
+    pairs, note = _pairs(base_seeds, arm_seeds)
+    values = [statistic(baseline[i].mean(axis=1), arm[j].mean(axis=1))[0] for i, j in pairs]
+    mean_base, mean_arm = np.mean(baseline, axis=0), np.mean(arm, axis=0)  # seed-averaged [K, rows, 3]
+    point, worse = statistic(mean_base.mean(axis=1), mean_arm.mean(axis=1))
+    unmatched = [base_seeds[i] for (i, _), v in zip(pairs, values) if not np.isfinite(v)]
+    if unmatched or not np.isfinite(point):
+        who = f"seed {', '.join(map(str, unmatched))}" if unmatched else "the seed-averaged runs"
+        return MatchedLateEarly(None, f"the two runs' losses are too far apart to match ({who}; train longer or "
+                                      "keep earlier checkpoints)", worse, n_rows, n_seeds)
+    draws = row_draws(mean_base, mean_arm, n_resamples, seed)
     matched = float(np.isfinite(draws).mean())
-    shape = (base.shape[2], (base.shape[0], mtp.shape[0]))
-    if not np.isfinite(point) or matched < 1 - MAX_UNMATCHED:
-        return MatchedLateEarly(None, matched, worse, *shape)
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(draws[np.isfinite(draws)], [alpha, 1 - alpha])
-    return MatchedLateEarly(Interval(point, float(low), float(high)), matched, worse, *shape)
+    if matched < 1 - MAX_UNMATCHED:
+        return MatchedLateEarly(None, f"the two runs' losses are too far apart to match ({matched:.0%} of document "
+                                      "resamples matched; train longer or keep earlier checkpoints)",
+                                worse, n_rows, n_seeds)
+    est = per_seed(values, draws[np.isfinite(draws)], point if len(values) < 2 else None, n_units=n_rows,
+                   n_seeds=n_seeds, note=note)
+    return MatchedLateEarly(est, "", worse, n_rows, n_seeds)

@@ -64,17 +64,16 @@ def position_ratio(curves: dict, colors: dict[str, str], out_dir: Path) -> list[
     fig, ax = plt.subplots(figsize=(8, 4))
     for arm, r in curves.items():
         x = range(len(r.ratio))
-        ax.fill_between(x, r.low, r.high, color=colors[arm], alpha=0.2, lw=0)
-        d = r.late_minus_early
-        ax.plot(x, r.ratio, color=colors[arm], lw=1.2,
-                label=f"{arm}: late - early {d.estimate:+.3f} [{d.low:+.3f}, {d.high:+.3f}]")
+        if r.low is not None:
+            ax.fill_between(x, r.low, r.high, color=colors[arm], alpha=0.2, lw=0)
+        ax.plot(x, r.ratio, color=colors[arm], lw=1.2, label=f"{arm}: unmatched late - early {r.late_minus_early:+.3f}")
     ax.axhline(1.0, color="k", lw=0.8, ls="--")
     q = len(next(iter(curves.values())).ratio) // 4
     for edge in (q, 3 * q):
         ax.axvline(edge - 0.5, color="grey", lw=0.6, ls=":")
     ax.set_xlabel("position in the window")
     ax.set_ylabel("next-token loss ratio (MTP / STP)")
-    ax.set_title("per-position loss ratio, 95% bootstrap band over held-out rows", fontsize=10)
+    ax.set_title("per-position loss ratio (unmatched), 95% band across seeds", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -110,8 +109,7 @@ def gains(rows, reported: tuple[Reported, ...], out_dir: Path) -> list[Path]:
         for y, r in enumerate(theirs):
             ax.plot(r.gain, y, "D" if r.where == "blog table" else "o", color=colors[r.method], ms=4)
         for y, (_, g) in enumerate(ours, start=len(theirs)):
-            ax.errorbar(g["mean"], y, xerr=[[g["mean"] - g["low"]], [g["high"] - g["mean"]]], fmt="s", color="k",
-                        ms=4, capsize=3)
+            _gain_point(ax, g, y)
         ax.axvline(0, color="grey", lw=0.8)
         ax.set_yticks(range(len(labels)), labels, fontsize=6.5)
         ax.invert_yaxis()
@@ -121,6 +119,16 @@ def gains(rows, reported: tuple[Reported, ...], out_dir: Path) -> list[Path]:
     fig.suptitle("reported (circles: papers, diamonds: blog, [!] flagged) vs reproduced (squares, 95% CI)", fontsize=9)
     fig.tight_layout()
     return _save(fig, out_dir, "gains")
+
+
+def _gain_point(ax, g: dict, y: float) -> None:
+    """A gain as a square with its interval across seeds (none from one seed: a hollow square)."""
+    color = "k" if g.get("excludes_zero") else "grey"
+    if g.get("low") is None:
+        ax.plot(g["mean"], y, "s", mfc="none", color=color, ms=4)
+        return
+    ax.errorbar(g["mean"], y, xerr=[[g["mean"] - g["low"]], [g["high"] - g["mean"]]], fmt="s", color=color, ms=4,
+                capsize=3)
 
 
 def acceptance(rows, colors: dict[str, str], out_dir: Path) -> list[Path]:
@@ -162,15 +170,14 @@ def probe_gains(rows, out_dir: Path) -> list[Path]:
     for ax, metric in zip(axes[0], metrics):
         ours = [(f"{r.arm} (vs {r.baseline})" if r.baseline else r.arm, r.gains[metric]) for r in rows if metric in r.gains]
         for y, (_, g) in enumerate(ours):
-            ax.errorbar(g["mean"], y, xerr=[[g["mean"] - g["low"]], [g["high"] - g["mean"]]], fmt="s",
-                        color="k" if g["excludes_zero"] else "grey", ms=4, capsize=3)
+            _gain_point(ax, g, y)
         ax.axvline(0, color="grey", lw=0.8)
         ax.set_yticks(range(len(ours)), [name for name, _ in ours], fontsize=7)
         ax.invert_yaxis()
         ax.set_xlabel("gain over STP (percentage points)")
         ax.set_title(LABELS[metric], fontsize=9)
         ax.grid(alpha=0.3, axis="x")
-    fig.suptitle("probe gains with 95% intervals (black: the interval excludes zero)", fontsize=9)
+    fig.suptitle("probe gains with 95% intervals across seeds (black: a gain both intervals show)", fontsize=9)
     fig.tight_layout()
     return _save(fig, out_dir, "probe_gains")
 

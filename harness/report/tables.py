@@ -26,14 +26,23 @@ def _metric_name(metric: str) -> str:
 
 
 def fmt_gain(g: dict | None) -> str:
-    """'+1.2 [-0.5, +3.0]*': mean, 95% interval, * when the interval excludes zero."""
+    """'+1.2 [-0.5, +3.0]*': mean, 95% interval across seeds, * when it and the data-sampling
+    interval both exclude zero on the same side."""
     if not g:
         return "-"
     if g.get("note"):
-        return g["note"]
+        return g["note"] + (f" ({g['mean']:+.3g})" if g.get("low") is None and g.get("mean") is not None else "")
     digits = 3 if g["unit"].startswith(("nats", "bits")) else 1
     star = "*" if g["excludes_zero"] else ""
     return f"{g['mean']:+.{digits}f} [{g['low']:+.{digits}f}, {g['high']:+.{digits}f}]{star}"
+
+
+def fmt_data(g: dict | None) -> str:
+    """The data-sampling-only interval of a gain: '[-0.5, +3.0]'."""
+    if not g or g.get("data_low") is None or (g.get("note") or "").startswith("neither"):
+        return "-"
+    digits = 3 if g["unit"].startswith(("nats", "bits")) else 1
+    return f"[{g['data_low']:+.{digits}f}, {g['data_high']:+.{digits}f}]"
 
 
 def _acceptance(row: ArmRow) -> str:
@@ -53,9 +62,10 @@ def metric_order(metric: str) -> tuple:
 
 
 def arm_label(row: ArmRow) -> str:
-    """The arm's name, marked when it is a negative control, collapsed (gain not
+    """The arm's name, marked when it is a negative control, collapsed or stuck (gain not
     interpretable) or measured against an arm other than the study's baseline."""
     marks = (["control"] if row.control_of else []) + (["COLLAPSED"] if row.collapsed else [])
+    marks += ["STUCK"] if row.stuck else []
     marks += [f"vs {row.baseline}"] if row.baseline else []
     return f"{row.arm} ({', '.join(marks)})" if marks else row.arm
 
@@ -85,6 +95,21 @@ def arm_columns(rows: list[ArmRow]) -> tuple[list[str], list[list[str]]]:
     return headers, body
 
 
+GAIN_HEADERS = ["arm", "metric", "Δ [95% CI across seeds]", "how", "data sampling only", "p"]
+
+
+def gain_cells(rows: list[ArmRow]) -> list[list[str]]:
+    """Every gain in long form: the interval across seeds, its method, the data-sampling one."""
+    out = []
+    for row in rows:
+        for metric in sorted(row.gains, key=lambda m: (m != "val_loss", not m.startswith("nll/"), m)):
+            g = row.gains[metric]
+            how = g.get("method") or g.get("untestable") or ""
+            out.append([arm_label(row), _metric_name(metric), fmt_gain(g), how, fmt_data(g),
+                        _p(g.get("p") if g.get("data_p") is None or g.get("p") is None else max(g["p"], g["data_p"]))])
+    return out
+
+
 REFERENCE_HEADERS = ["model", "next-token loss on the held-out documents (nats)"]
 
 
@@ -105,7 +130,7 @@ def sweep_cells(sweep: dict | None) -> list[list[str]]:
     out = []
     for p in sorted(sweep["points"], key=lambda p: (p["arm"], p["lr"])):
         chosen = p["lr"] == sweep["chosen"].get(p["arm"])
-        mark = ("yes (grid edge)" if sweep["edge"].get(p["arm"]) else "yes") if chosen else ""
+        mark = ("yes (CAPPED at the grid's edge)" if sweep["edge"].get(p["arm"]) else "yes") if chosen else ""
         loss = "-" if p["val_loss"] is None else f"{p['val_loss']:.4f}"
         out.append([p["arm"], f"{p['lr']:g}", loss, mark, "; ".join(p["collapsed"]) or ""])
     return out
@@ -138,18 +163,31 @@ def reported_cells(reported: tuple[Reported, ...]) -> list[list[str]]:
 
 PROBE_CLAIM_HEADERS = ["source", "where", "probe", "models (non-embedding)", "n", "metric", "direction", "claim"]
 
-VERDICT_HEADERS = ["claim", "arms", "statistic", "estimate [95% CI]", "verdict", "detail"]
+VERDICT_HEADERS = ["claim", "arms", "statistic", "estimate [95% CI across seeds]", "data sampling only", "p",
+                   "Holm p", "verdict", "detail"]
+
+
+def verdict_headers(family: int | None) -> list[str]:
+    """The verdict table's headers; the Holm column names its family's size."""
+    return VERDICT_HEADERS[:6] + [f"Holm p ({family} claim rows)" if family is not None else "Holm p"] + VERDICT_HEADERS[7:]
+
+
+def _p(p: float | None) -> str:
+    return "-" if p is None else "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def verdict_cells(verdicts) -> list[list[str]]:
     out = []
     for v in verdicts:
+        d = 2 if "percentage" in v.unit else 4
         if v.estimate is None:
             est = "-"
+        elif v.low is None:
+            est = f"{v.estimate:+.{d}f} (no interval) {v.unit}"
         else:
-            d = 2 if "percentage" in v.unit else 4
             est = f"{v.estimate:+.{d}f} [{v.low:+.{d}f}, {v.high:+.{d}f}] {v.unit}"
-        out.append([v.claim, v.arms, v.statistic, est, v.verdict, v.text])
+        data = "-" if v.data_low is None or v.estimate is None else f"[{v.data_low:+.{d}f}, {v.data_high:+.{d}f}]"
+        out.append([v.claim, v.arms, v.statistic, est, data, _p(v.p), _p(v.holm_p), v.verdict, v.text])
     return out
 
 
@@ -170,9 +208,13 @@ def protocol_sections(document: dict, rows: list[ArmRow]) -> list[tuple[str, lis
         out.append(("Published probe claims (the paper plots them: no numbers)", PROBE_CLAIM_HEADERS, body,
                     document["methods"]["probes"]))
     if protocol.get("sweep"):
+        grids = "; ".join(f"{arm} {', '.join(f'{lr:g}' for lr in grid)}"
+                          for arm, grid in (protocol["sweep"].get("grids") or {}).items())
         out.append(("Learning-rate sweep (every arm, same grid)", SWEEP_HEADERS, sweep_cells(protocol["sweep"]),
-                    "Each arm trained at every rate on the sweep seed; the lowest final next-token validation loss "
-                    "among healthy (not collapsed) points chose its rate for every seed and view (harness/lr_sweep.py)."))
+                    "Each arm trained at every rate on the sweep seed, which no arm reports; the lowest final "
+                    "next-token validation loss among healthy (not collapsed) points chose its rate for every seed and "
+                    "view, and a choice on the grid's edge added the next rate beyond it until the choice was interior "
+                    "or the study's cap was reached (CAPPED) (harness/lr_sweep.py). Final grids: " + (grids or "-") + "."))
     if protocol.get("views"):
         out.append(("Secondary views", VIEW_HEADERS, view_cells(protocol["views"]),
                     "params: the main table's runs, parameter-matched arms only; flops: arms trained again at the "
@@ -198,15 +240,18 @@ def markdown_table(headers: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+GAIN_PARTS = ("mean", "low", "high", "data_low", "data_high", "p", "excludes_zero")
+
+
 def to_csv(rows: list[ArmRow]) -> str:
     """One row per arm, raw numbers: pass@k in percent, gains with their interval bounds."""
     metrics = sorted({m for row in rows for m in row.metrics} | {m for row in rows for m in row.gains}
                      | {m for row in rows for m in row.nll})
-    fields = ["arm", "objective", "seeds", "control_of", "baseline", "collapsed", "params", "train_flops", "tokens",
-              "targets_per_step", "val_loss"]
+    fields = ["arm", "objective", "seeds", "control_of", "baseline", "collapsed", "stuck", "params", "train_flops",
+              "tokens", "targets_per_step", "val_loss"]
     for metric in metrics:
         fields += [metric] if metric != "val_loss" else []
-        fields += [f"gain:{metric}:{part}" for part in ("mean", "low", "high", "excludes_zero")]
+        fields += [f"gain:{metric}:{part}" for part in GAIN_PARTS]
     depths = sorted({d for row in rows for d in row.acceptance}, key=int)
     fields += [f"acceptance:d{d}:{k}" for d in depths for k in ("agree_greedy", "correct")] + ["speculative_speedup"]
     buffer = io.StringIO()
@@ -214,13 +259,14 @@ def to_csv(rows: list[ArmRow]) -> str:
     writer.writeheader()
     for row in rows:
         out = {"arm": row.arm, "objective": row.objective, "seeds": " ".join(map(str, row.seeds)),
-               "control_of": row.control_of or "", "baseline": row.baseline or "", "collapsed": " | ".join(row.collapsed), "params": row.params, "train_flops": row.train_flops, "tokens": row.tokens,
+               "control_of": row.control_of or "", "baseline": row.baseline or "", "collapsed": " | ".join(row.collapsed),
+               "stuck": " | ".join(row.stuck), "params": row.params, "train_flops": row.train_flops, "tokens": row.tokens,
                "targets_per_step": row.targets_per_step, "val_loss": row.val_loss,
                "speculative_speedup": row.speculative.get("speedup")}
         for metric in metrics:
             if metric != "val_loss":
                 out[metric] = row.nll.get(metric) if metric.startswith("nll/") else row.metrics.get(metric)
-            for part in ("mean", "low", "high", "excludes_zero"):
+            for part in GAIN_PARTS:
                 out[f"gain:{metric}:{part}"] = row.gains.get(metric, {}).get(part)
         for d in depths:
             for k in ("agree_greedy", "correct"):
@@ -250,14 +296,15 @@ def print_rich(title: str, rows: list[ArmRow], reported, verdicts, problems: lis
     split = headers.index("val loss")
     console.print(table(title, headers[:split], [cells[:split] for cells in body]))
     console.print(table("results", headers[:1] + headers[split:], [cells[:1] + cells[split:] for cells in body]))
-    console.print("Δ: arm minus baseline; * the 95% interval excludes zero. pass@k and probe scores in percent.")
+    console.print("Δ: arm minus baseline, 95% interval across seeds; * it and the data-sampling interval both exclude "
+                  "zero. pass@k and probe scores in percent.")
     for title_, headers_, body_, _ in protocol_sections(document or {}, rows):
         console.print(table(title_, headers_, body_))
     for problem in problems:
         console.print(f"[bold red]forced:[/] {problem}")
     if verdicts:
-        console.print(table("verdicts", ["arms", "statistic", "estimate [95% CI]", "verdict"],
-                            [c[1:5] for c in verdict_cells(verdicts)]))
+        console.print(table("verdicts", ["arms", "statistic", "estimate [95% CI across seeds]", "Holm p", "verdict"],
+                            [c[1:4] + c[6:8] for c in verdict_cells(verdicts)]))
     cited = [[f"{c[0].split(',')[0]}, {c[1]}", *c[3:7], *c[8:]] for c in reported_cells(reported)]
     console.print(table("reported (published) gains, pass@1 percentage points",
                         ["source", "model", "data", "n", "benchmark", "baseline", "MTP", "gain", "flag"], cited))

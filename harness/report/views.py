@@ -13,8 +13,6 @@ training tokens, the papers' rule); its gains are the main table. Secondary view
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from harness.report.arm_rows import ArmRow, gains_over, group_by_arm
 
 
@@ -32,10 +30,10 @@ def _entry(view: str, row_or_runs, gains: dict, note: str = "") -> dict:
             "gains": gains, "note": note}
 
 
-def view_rows(study, lrs, groups: dict, rows: list[ArmRow], runs_root: Path, n_resamples: int,
+def view_rows(study, lrs, groups: dict, rows: list[ArmRow], found, n_resamples: int,
               allow_missing: bool) -> list[dict]:
     """One entry per (secondary view, arm): its budget and its gains over the baseline."""
-    from harness.report.collect import runs_of_study
+    from harness.report.study_runs import view_records
 
     out = []
     baseline = next(iter(groups))
@@ -49,7 +47,7 @@ def view_rows(study, lrs, groups: dict, rows: list[ArmRow], runs_root: Path, n_r
                 note = "" if row.arm in kept else f"not parameter-matched ({ratio:.3f}x the baseline's parameters)"
                 out.append(_entry(view, row, row.gains if not note else {}, note))
             continue
-        records = runs_of_study(study, runs_root, lrs=lrs, view=view, allow_missing=allow_missing)
+        records = view_records(study, found.runs_root, found.committed, view, lrs)
         if not records:
             continue
         for arm, runs in list(group_by_arm(records + groups[baseline], baseline).items())[1:]:

@@ -15,6 +15,11 @@ EVAL_FACTS = {"protocol": "deepseek", "tasks": "humaneval,mbpp", "limit": "none"
 OBJECTIVES = {"stp": {"kind": "stp"}, "meta": {"kind": "meta", "n": 2}, "deepseek": {"kind": "deepseek", "depth": 1}}
 
 
+# Meta n=2 on an 8-layer recipe keeps a 6-layer trunk, DeepSeek's trunk is the 6-layer recipe's:
+# the two are matched in trunk depth (and, below, in FLOPs per token), as claim 4 needs.
+MODELS = {"stp": 6, "meta": 8, "deepseek": 6}
+
+
 def make_run(root: Path, arm: str, kind: str, *, seed: int = 0, outcomes: dict | None = None,
              per_position: np.ndarray | None = None, acceptance: dict | None = None, manifest: str = "m" * 64,
              tokenizer: str = "t" * 64, val: float = 4.5, study: str = "syn", eval_facts: dict | None = None,
@@ -24,7 +29,9 @@ def make_run(root: Path, arm: str, kind: str, *, seed: int = 0, outcomes: dict |
     run_dir = Path(root) / f"{arm}-s{seed}"
     (run_dir / "eval").mkdir(parents=True)
     (run_dir / "track").mkdir()
-    recipe = {"recipe_version": 1, "name": arm, "objective": OBJECTIVES[kind], "train": {"seed": seed},
+    model = {"stp_layers": MODELS[kind], "d_model": 64, "n_heads": 4, "n_kv_heads": 2, "ffn_hidden": 160,
+             "vocab_size": 512, "seq_len": 64}
+    recipe = {"recipe_version": 1, "name": arm, "model": model, "objective": OBJECTIVES[kind], "train": {"seed": seed},
               "track": {"experiment": "syn-exp", "tags": {"study": study, "arm": arm, "seed": str(seed), **(tags or {})}}}
     (run_dir / "recipe.yaml").write_text("# resolved recipe\n" + yaml.safe_dump(recipe))
     per_token = 1.0e7 if kind == "stp" else 1.2e7
@@ -69,9 +76,11 @@ def along_training(final: np.ndarray) -> np.ndarray:
     return np.stack([final * f for f in TRAINING])
 
 
-def study_runs(root: Path, *, rows: int = 64, length: int = 32, late_gain: float = 0.0, seed: int = 0) -> list[Path]:
-    """An STP baseline, a Meta n=2 arm and a DeepSeek D=1 arm on shared problems and rows,
-    each with per-position losses along training.
+def study_runs(root: Path, *, rows: int = 64, length: int = 32, late_gain: float = 0.0, seed: int = 0,
+               seeds: int = 3) -> list[Path]:
+    """An STP baseline, a Meta n=2 arm and a DeepSeek D=1 arm on shared problems and rows, on
+    `seeds` seeds each (every run's losses shifted a little by its seed), each with
+    per-position losses along training; baseline runs first, then Meta's, then DeepSeek's.
 
     `late_gain`: how much lower (as a fraction) the MTP arms' loss is at the last position
     than at the first, growing linearly along the window."""
@@ -84,12 +93,17 @@ def study_runs(root: Path, *, rows: int = 64, length: int = 32, late_gain: float
     flip = lambda x, p: np.where(rng.random(x.size) < p, 1, x)  # noqa: E731
     acc = {"depths": {"2": {"agree_greedy": 0.4, "correct": 0.3, "n": 1000}},
            "speculative": {"tokens_per_step": 1.4, "speedup": 1.2, "identical": True}}
-    meta_pp, deep_pp = base_pp * 0.98 * shape + noise(), base_pp * 0.97 * shape + noise()
-    return [
-        make_run(root, "stp", "stp", outcomes={"humaneval": he, "mbpp": mb}, per_position=base_pp, val=4.6,
-                 trajectory=along_training(base_pp)),
-        make_run(root, "meta_n2", "meta", outcomes={"humaneval": flip(he, 0.05), "mbpp": flip(mb, 0.05)},
-                 per_position=meta_pp, acceptance=acc, val=4.5, trajectory=along_training(meta_pp)),
-        make_run(root, "deepseek_n2", "deepseek", outcomes={"humaneval": flip(he, 0.06), "mbpp": flip(mb, 0.02)},
-                 per_position=deep_pp, acceptance=acc, val=4.45, trajectory=along_training(deep_pp)),
-    ]
+    out = {"stp": [], "meta_n2": [], "deepseek_n2": []}
+    for s in range(seeds):
+        seed_shift = lambda: 1.0 + rng.normal(0, 0.002)  # noqa: E731  each run's seed moves its mean a little
+        stp_pp = base_pp * seed_shift() + noise()
+        meta_pp, deep_pp = base_pp * 0.98 * shape * seed_shift() + noise(), base_pp * 0.97 * shape * seed_shift() + noise()
+        out["stp"].append(make_run(root, "stp", "stp", seed=s, outcomes={"humaneval": he, "mbpp": mb},
+                                   per_position=stp_pp, val=4.6, trajectory=along_training(stp_pp)))
+        out["meta_n2"].append(make_run(root, "meta_n2", "meta", seed=s, outcomes={"humaneval": flip(he, 0.05),
+                                       "mbpp": flip(mb, 0.05)}, per_position=meta_pp, acceptance=acc, val=4.5,
+                                       trajectory=along_training(meta_pp)))
+        out["deepseek_n2"].append(make_run(root, "deepseek_n2", "deepseek", seed=s, outcomes={
+            "humaneval": flip(he, 0.06), "mbpp": flip(mb, 0.02)}, per_position=deep_pp, acceptance=acc, val=4.45,
+            trajectory=along_training(deep_pp)))
+    return [d for dirs in out.values() for d in dirs]

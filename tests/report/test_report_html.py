@@ -53,7 +53,7 @@ def test_report_is_self_contained_and_well_formed(report):
     parser.feed(text)
     assert parser.errors == [] and parser.stack == []
     assert parser.counts["svg"] == 4  # val loss, per-position ratio, gains, acceptance, inline
-    assert parser.counts["table"] == 3  # arms, verdicts, reported
+    assert parser.counts["table"] == 4  # arms, gains with both intervals, verdicts, reported
     assert parser.external == [] and "script" not in parser.counts
     assert "supported at this scale" in text and "meta_n2" in text and "<?xml" not in text
 

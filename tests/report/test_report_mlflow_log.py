@@ -56,7 +56,8 @@ def test_experiment_lookup_finds_run_directories_by_tag(tmp_path, monkeypatch):
         client.create_run(exp, tags={"harness.run_dir": str(d), "study": "syn"})
     client.create_run(exp, tags={"harness.run_dir": str(tmp_path / "gone"), "study": "syn"})  # not on this machine
     found = find_runs((), "syn-exp", None, tmp_path, False)
-    assert sorted(r.arm for r in found.records) == ["deepseek_n2", "meta_n2", "stp"] and found.name == "syn"
+    assert sorted({r.arm for r in found.records}) == ["deepseek_n2", "meta_n2", "stp"] and found.name == "syn"
+    assert len(found.records) == 9
     assert find_runs((), "syn-exp", "syn", tmp_path, False).name == "syn"
     with pytest.raises(HarnessError, match="no runs whose run directory"):
         find_runs((), "syn-exp", "other-study", tmp_path, False)

@@ -167,3 +167,46 @@ def test_a_broken_probe_row_is_refused_with_its_place(tmp_path, cli):
         (line,) = [l for l in result.stderr.splitlines() if l.startswith("error:")]
         assert f"line {len(before.splitlines()) + 1}: not a polynomial probe row ({why}" in line and "fix:" in line
     assert rows_file.read_text().startswith(before)  # the record is not rewritten
+
+
+def _copy_floor(records, floor):
+    for r in records:
+        r.summary["induction/copy_baseline"] = floor
+    return records
+
+
+def test_induction_gains_below_the_copying_baseline_are_not_testable(tmp_path):
+    records = [load_run(induction_run(tmp_path, "stp", "stp", s, 0.2)) for s in (0, 1, 2)]
+    records += [load_run(induction_run(tmp_path, "meta", "meta", s, 0.3)) for s in (0, 1, 2)]
+    (v,) = _verdicts(_copy_floor(records, 0.327), "stp", INDUCTION)
+    assert v.verdict == UNTESTABLE and "neither arm above the copying an earlier name baseline" in v.text
+    assert "STP 20.0%, arm 30.0%, copying an earlier name 32.7%" in v.text
+    (v,) = _verdicts(_copy_floor(records, 0.25), "stp", INDUCTION)  # the arm is above copying: judged
+    assert v.verdict == SUPPORTED
+
+
+def test_a_shrinking_disadvantage_does_not_fade(tmp_path):
+    records = []
+    for seed in (0, 1, 2):  # MTP is worse at both sizes, less so at the larger: no advantage to fade
+        records += [load_run(induction_run(tmp_path, "tiny_stp", "stp", seed, 0.6)),
+                    load_run(induction_run(tmp_path, "tiny_meta", "meta", seed, 0.2)),
+                    load_run(induction_run(tmp_path, "small_stp", "stp", seed, 0.6, trunk=400_000, baseline="small_stp")),
+                    load_run(induction_run(tmp_path, "small_meta", "meta", seed, 0.5, trunk=400_000,
+                                           baseline="small_stp"))]
+    (fades,) = _verdicts(records, "tiny_stp", FADES)
+    assert fades.verdict == UNTESTABLE and "no advantage at the smaller size" in fades.text
+    assert "contradicted" in fades.text and fades.family  # still a claim row, for the multiplicity count
+
+
+def test_one_seed_probe_gains_are_not_testable(tmp_path):
+    records = [load_run(induction_run(tmp_path, "stp", "stp", 0, 0.2)), load_run(induction_run(tmp_path, "meta", "meta", 0, 0.9))]
+    (v,) = _verdicts(records, "stp", INDUCTION)
+    assert v.verdict == UNTESTABLE and "one seed" in v.text
+
+
+def test_largest_out_of_distribution_needs_a_gain_somewhere(tmp_path):
+    records = [load_run(polynomial_run(tmp_path, "stp", "stp", s, 0.30, 0.10)) for s in (0, 1)]
+    records += [load_run(polynomial_run(tmp_path, "meta", "meta", s, 0.30, 0.10)) for s in (0, 1)]
+    groups = group_by_arm(records, "stp")
+    by_claim = {v.claim: v for v in probe_verdicts(groups, build_rows(groups, 500), n_resamples=500)}
+    assert by_claim[MOST_OOD].verdict == UNTESTABLE and "no gain in or out of distribution" in by_claim[MOST_OOD].text

@@ -46,8 +46,8 @@ from benchmarks.machine import load  # noqa: E402
 OLD_REF = "800c083"  # the last commit whose verdicts came from inside the program (a nonce)
 REFERENCE_RUN = """
 import json, sys, time
-from harness.eval import scoring
-from harness.eval.sandbox import SandboxConfig, open_sandbox
+from harness.eval.benchmarks import scoring
+from harness.eval.sandbox.runner import SandboxConfig, open_sandbox
 box = open_sandbox(SandboxConfig(**json.loads(sys.argv[1])))
 out = {"kind": box.kind}
 for task in ("humaneval", "mbpp"):
@@ -106,7 +106,7 @@ main()
 
 
 def _samples_file(directory: Path, lines: int) -> tuple[Path, list[dict]]:
-    from harness.eval import programs
+    from harness.eval.benchmarks import programs
 
     problems = programs.reference_problems("mbpp")
     records = [{"task_id": problems[i % len(problems)]["task_id"], "completion": problems[i % len(problems)]["code"]}
@@ -161,9 +161,9 @@ def bench_memory(lines: int, cold_rows: int, last_rows: int) -> None:
 
 
 def bench_generation(limit: int | None, threads: int, trained: Path | None) -> None:
+    from harness.eval.benchmarks.evaluate import evaluate_model
+    from harness.eval.benchmarks.random_model import LAPTOP_SHAPE, build_random_model
     from harness.eval.config import EvalConfig
-    from harness.eval.evaluate import evaluate_model
-    from harness.eval.random_model import LAPTOP_SHAPE, build_random_model
 
     with tempfile.TemporaryDirectory() as tmp:
         # A random model never emits a stop sequence, so it always generates all 1024 tokens:

@@ -13,7 +13,7 @@ one step, read from the profiler's allocation events (torch's CPU allocator repo
 allocation and free while profiling with profile_memory=True); it is measured on a separate,
 untimed step because the profiler slows ops down.
 
-The FLOPs column is compute.py's training FLOPs per token over STP's: the step-time ratio an
+The FLOPs column is model/counting.py's training FLOPs per token over STP's: the step-time ratio an
 ideal implementation would show. With a 32k vocabulary the unembedding dominates a laptop
 model, so Meta n=4 costs ~2-3x STP's FLOPs here, unlike Meta's 1.22x at 0.3B (Table S5).
 """

@@ -9,7 +9,7 @@ For each harness run directory given (a trained MTP arm: Meta or DeepSeek), prin
    machinery), over `--repeats` alternating measurements (median, min, max): on a shared
    CPU single timings move a lot, tokens per step do not;
 3. for DeepSeek D=1 exports, the same prompts through transformers' own
-   `generate(use_mtp=True)` on `export/transformers_mtp/` (harness.eval.hf_mtp): tokens per
+   `generate(use_mtp=True)` on `export/transformers_mtp/` (harness.eval.analyses.hf_mtp): tokens per
    step, its speed-up over its own plain greedy `generate`, and whether its output is
    identical to plain greedy (transformers' and ours).
 The machine load is printed with the figures. Published context (their numbers, other
@@ -38,8 +38,8 @@ def bench_run(run_dir: Path, args) -> None:
     import torch
 
     from harness.data.prepare import prepare_data
-    from harness.eval.analyze import analyze, decoding_prompts, held_out_rows, recipe_dir_of
-    from harness.eval.speculative import compare_decoders
+    from harness.eval.analyses.analyze import analyze, decoding_prompts, held_out_rows, recipe_dir_of
+    from harness.eval.analyses.speculative import compare_decoders
     from harness.model.export import load_exported
     from harness.recipe import load_recipe
 
@@ -87,7 +87,7 @@ def bench_run(run_dir: Path, args) -> None:
 
 def bench_transformers(export_dir: Path, model, prompts, args, eos_id, ours_per_step: float) -> None:
     """transformers' generate(use_mtp=True) on the same prompts, when the export has it."""
-    from harness.eval.hf_mtp import transformers_speculative
+    from harness.eval.analyses.hf_mtp import transformers_speculative
     from harness.model.export_mtp import read_info
 
     info = read_info(export_dir)

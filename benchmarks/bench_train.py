@@ -28,13 +28,12 @@ os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 import torch  # noqa: E402
 
+from benchmarks.machine import load  # noqa: E402
 from harness.model.mtp_model import build_model  # noqa: E402
 from harness.recipe import load_recipe  # noqa: E402
 from harness.train.deepspeed_config import build_engine, param_groups  # noqa: E402
 from harness.train.distributed import init_distributed  # noqa: E402
 from harness.train.schedule import build_scheduler  # noqa: E402
-
-from benchmarks.machine import load  # noqa: E402
 
 ARMS = {
     "stp": ["objective.kind=stp"],

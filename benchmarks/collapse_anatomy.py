@@ -79,9 +79,9 @@ def anatomy(run_dir: Path, max_rows: int) -> None:
     import torch
 
     from harness.data.prepare import prepare_data
-    from harness.eval.analyze import recipe_dir_of
-    from harness.eval.heldout import document_rows
-    from harness.eval.reference_losses import _train_tokens
+    from harness.eval.analyses.analyze import recipe_dir_of
+    from harness.eval.analyses.heldout import document_rows
+    from harness.eval.analyses.reference_losses import _train_tokens
     from harness.model.export import load_exported
     from harness.recipe import load_recipe
 

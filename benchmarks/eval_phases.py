@@ -3,14 +3,14 @@
 A profiler (cProfile) found the phases; these timers measure them without its overhead,
 which inflates Python-heavy parts (stop checks, tokenizer calls) far more than the forward.
 Phases, by the functions timed (nested ones are subtracted from their callers):
-  load         harness.eval.lmeval.load_model (weights, tokenizer)
+  load         harness.eval.benchmarks.lmeval.load_model (weights, tokenizer)
   encode       HFLM.tok_encode / tok_batch_encode (lm-eval encodes each prompt twice: to sort, to batch)
   prefill      the model's forward on a prompt batch (input longer than one token)
   decode step  the model's forward on one new token per row
   stops        stop-sequence checks (lm-eval's MultiTokenEOSCriteria, or harness RowStops)
   generate     the rest of transformers' generate loop (cache, masks, argmax, bookkeeping)
   detokenize   HFLM.tok_decode and the cut at stop sequences
-  sandbox      running the completions (harness.eval.lmeval.execute_responses)
+  sandbox      running the completions (harness.eval.benchmarks.lmeval.execute_responses)
   lm-eval      everything else: task building, environment info, metrics, writing files
 Batch padding is counted rather than timed: prompt pad tokens, and row-steps a batch spent
 on rows that had already stopped (the forward runs on the whole batch until it ends).
@@ -63,8 +63,8 @@ def instrument(phases: Phases):
     from lm_eval.models import utils_hf
     from lm_eval.models.huggingface import HFLM
 
-    from harness.eval import lmeval, stops
-    from harness.eval.hf_backend import HarnessHFLM
+    from harness.eval.benchmarks import lmeval, stops
+    from harness.eval.benchmarks.hf_backend import HarnessHFLM
 
     def patch(owner, name, wrapped):
         original = getattr(owner, name)

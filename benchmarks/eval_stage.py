@@ -5,7 +5,7 @@ settings on the same model, in alternating order per round so load changes hit a
   before   the stage as it ran until this change: lm-eval's own HFLM, the max_length the
            harness gave it (a harness export claimed max(seq_len, 2048) positions), and the
            torch threads the process had (eval.num_threads was unset: the machine's cores)
-  backend  the `hf` backend (harness.eval.hf_backend, per-row stops) with before's prompts
+  backend  the `hf` backend (harness.eval.benchmarks.hf_backend, per-row stops) with before's prompts
            and threads: what the backend alone changes
   after    the backend with before's prompts and the recipe's eval.num_threads: the stage
            at identical completions (checked against before every round)
@@ -57,7 +57,7 @@ def run_arm(arm: str, model: Path, cfg, old_length: int, threads: int) -> dict:
     """One evaluate-stage run of an arm: seconds, phase seconds, counts, completions."""
     import torch
 
-    from harness.eval import evaluate, lmeval
+    from harness.eval.benchmarks import evaluate, lmeval
 
     phases, original = Phases(), lmeval.load_model
     torch.set_num_threads(threads)
@@ -78,7 +78,7 @@ def run_arm(arm: str, model: Path, cfg, old_length: int, threads: int) -> dict:
 
 def bench_evaluate_stage(model: Path, recipe: Path, rounds: int, limit: int | None, before_threads: int | None,
                          arms: list[str] | None = None) -> None:  # fmt: skip
-    from harness.eval.context import trained_context
+    from harness.eval.benchmarks.context import trained_context
     from harness.recipe import load_recipe
 
     cfg = load_recipe(recipe).eval.model_copy(update={"limit": limit})
@@ -102,7 +102,7 @@ def bench_evaluate_stage(model: Path, recipe: Path, rounds: int, limit: int | No
 
 
 def _shipped_differs(cfg, context: int, old_length: int):
-    from harness.eval.context import prompt_budget
+    from harness.eval.benchmarks.context import prompt_budget
 
     for task_max in {cfg.max_gen_toks or 1024, cfg.max_gen_toks or 256}:
         yield prompt_budget(context, task_max) != old_length - task_max

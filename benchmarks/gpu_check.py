@@ -98,9 +98,9 @@ def report(results: list[dict], device: str) -> None:
 def evaluate(result: dict, problems: int, max_gen_toks: int, device: str, unsafe: bool) -> None:
     """Export the arm's model and run `problems` HumanEval problems through the evaluate stage."""
     from harness.errors import HarnessError
+    from harness.eval.benchmarks.evaluate import evaluate_model
+    from harness.eval.benchmarks.random_model import _train_tokenizer
     from harness.eval.config import EvalConfig
-    from harness.eval.evaluate import evaluate_model
-    from harness.eval.random_model import _train_tokenizer
     from harness.model.export import export_hf
 
     with tempfile.TemporaryDirectory() as tmp:

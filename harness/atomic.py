@@ -57,11 +57,23 @@ def fsync_tree(root: str | Path) -> None:
         fsync_dir(folder)
 
 
-def publish_dir(tmp: str | Path, final: str | Path) -> None:
-    """Rename the finished folder `tmp` to `final` (which must not exist), durably."""
+def publish_dir(tmp: str | Path, final: str | Path, *, replace: bool = False) -> None:
+    """Rename the finished folder `tmp` to `final`, durably: the one way the harness puts a
+    folder in place (checkpoints, exports, evaluations, converted checkpoints). With
+    `replace`, an existing `final` is moved aside first and removed only once the new one is
+    in place, so a crash leaves one of the two whole (`<final>.old` is the old one)."""
+    import shutil
+
+    tmp, final = Path(tmp), Path(final)
     fsync_tree(tmp)
+    old = final.with_name(final.name + ".old")
+    if replace and final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(final, old)
     os.rename(tmp, final)
-    fsync_dir(Path(final).parent)
+    fsync_dir(final.parent)
+    if replace:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 # torch.save reports a full disk as a RuntimeError from its zip writer, not as ENOSPC.

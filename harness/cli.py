@@ -40,12 +40,11 @@ overrides_argument = click.argument("overrides", nargs=-1, metavar="[KEY=VALUE |
 @overrides_argument
 def plan(path: str, overrides: tuple[str, ...]) -> None:
     """Params, FLOPs and budget of a recipe, or of every arm of a study (checked for matching)."""
-    from harness.compute import plan_arm
-    from harness.plan_table import print_plan, print_protocol
+    from harness.eval.benchmarks.prompt_fit import prompt_fit
+    from harness.plan.arms import plan_arm
+    from harness.plan.table import print_plan, print_protocol
     from harness.recipe import load_recipe
-    from harness.study import check_matched, is_study, load_study
-
-    from harness.eval.prompt_fit import prompt_fit
+    from harness.study.design import check_matched, is_study, load_study
 
     console = stdout_console()
     if is_study(path):
@@ -91,8 +90,8 @@ def resolve(path: str, overrides: tuple[str, ...]) -> None:
 def run(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[str, ...], verify: bool,
         relative_to: str | None, local_rank) -> None:
     """Train, export, evaluate and track one recipe (resumes where it stopped)."""
-    from harness.pipeline import Pipeline
-    from harness.report.summary import print_run_summary
+    from harness.run.pipeline import Pipeline
+    from harness.run.summary import print_run_summary
 
     pipeline = Pipeline(Path(path), overrides, Path(runs_root), force, verify=verify,
                         relative_to=Path(relative_to) if relative_to else None)
@@ -125,8 +124,8 @@ def study(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[st
     if options:
         raise HarnessError(f"unknown option(s) {' '.join(options)}",
                            fix="Slurm options need --emit-jobs; see `harness study --help`")
-    from harness.report.summary import print_study_summary
-    from harness.study_run import run_study
+    from harness.run.summary import print_study_summary
+    from harness.study.runner import run_study
 
     loaded, done = run_study(path, overrides, Path(runs_root), force, workers=workers)
     if done:  # rank 0 only, under a launcher
@@ -138,9 +137,9 @@ def study(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[st
 @click.option("--force", is_flag=True, help="upload the artifacts again even if already synced")
 def sync(run_dir: str, force: bool) -> None:
     """Make MLflow hold exactly a run directory's record (uploads what is missing; idempotent)."""
-    from harness.sync import sync_run_dir
-    from harness.track import run_tracking_uri
-    from harness.run_record import TrackRecord
+    from harness.tracking.gateway import run_tracking_uri
+    from harness.tracking.record import TrackRecord
+    from harness.tracking.sync import sync_run_dir
 
     run_id = sync_run_dir(Path(run_dir), force=force)
     uri, _ = run_tracking_uri(TrackRecord(Path(run_dir)).state())

@@ -58,3 +58,28 @@ def sha256_directory(path: Path) -> str:
         digest.update(file.relative_to(path).as_posix().encode() + b"\0")
         digest.update(bytes.fromhex(sha256_file(file)))
     return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    """sha256 hex digest of raw bytes (a file already read, a text's encoding)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    """sha256 hex digest of a text's UTF-8 encoding (lone surrogates kept as they are)."""
+    return sha256_bytes(text.encode("utf-8", "surrogatepass"))
+
+
+def seed_bytes(text: str) -> bytes:
+    """32 bytes derived from a text: the seed material of a named random stream."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+
+def sha256_stream():
+    """An incremental sha256 (`update(bytes)`, `hexdigest()`), for data written in pieces."""
+    return hashlib.sha256()
+
+
+def short_key(text: str) -> bytes:
+    """A 16-byte key of a text for de-duplication in memory (blake2b: faster, not a content address)."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()

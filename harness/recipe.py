@@ -13,15 +13,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.config_tree import apply_override, check_finite, format_validation_error, read_yaml, merge_with_origins
+from harness.config_tree import apply_override, check_finite, format_validation_error, merge_with_origins, read_yaml
 from harness.containers import ContainerConfig
 from harness.data.config import DataConfig
 from harness.errors import HarnessError
-from harness.hashing import sha256_json
 from harness.eval.config import EvalConfig
+from harness.hashing import sha256_json
 from harness.model.config import TrunkConfig
 from harness.model.objectives.registry import default_objective, objective_union
-from harness.track import TrackConfig
+from harness.tracking.config import TrackConfig
 from harness.train.config import TrainConfig
 
 RECIPE_VERSION = 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.recipe import load_recipe
-from harness.study import is_study, load_study
+from harness.study.design import is_study, load_study
 from tests.conftest import RECIPES
 
 

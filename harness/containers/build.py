@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.containers.context import (
-    FLAVORS, IMAGE_REPO, assemble, fetch_local_wheels, image_labels, image_tag, inputs_hash, source_hash,
+    FLAVORS,
+    IMAGE_REPO,
+    assemble,
+    fetch_local_wheels,
+    image_labels,
+    image_tag,
+    inputs_hash,
+    source_hash,
 )
 from harness.containers.engine import docker_client, image_or_none
 from harness.errors import HarnessError, one_line

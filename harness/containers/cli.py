@@ -99,11 +99,12 @@ def _check_inside(recipe: Path) -> None:
 
 
 def _execute(command: list[str], config, options: dict) -> int:
+    from pydantic import ValidationError
+
     from harness.containers.build import resolve_image
     from harness.containers.engine import docker_client
     from harness.containers.run import HostFacts, execute, plan_run
     from harness.errors import HarnessError, one_line
-    from pydantic import ValidationError
 
     updates = {k: options[k] for k in ("network", "cpus", "memory") if options.get(k) is not None}
     if options.get("gpus"):

@@ -5,7 +5,6 @@ corpus in memory; pass 1 leaves one byte per document saying where it goes."""
 
 from __future__ import annotations
 
-import hashlib
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,11 +15,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from harness.data.config import DataConfig
 from harness.data.decontaminate import Decontaminator
+from harness.data.documents import CorpusSource, ReadStats
 from harness.data.shards import ShardWriter, token_dtype, write_shards
-from harness.data.sources import CorpusSource, ReadStats
 from harness.data.tokenizer import load_pretrained, save_tokenizer, train_bpe, vocabulary_tokenizer
 from harness.errors import HarnessError
-from harness.hashing import sha256_directory
+from harness.hashing import seed_bytes, sha256_directory
 
 DROP, TRAIN, VAL = 0, 1, 2
 SPLITS = {TRAIN: "train", VAL: "val"}
@@ -29,7 +28,7 @@ SPLITS = {TRAIN: "train", VAL: "val"}
 def split_score(text: str) -> float:
     """Where a document falls in [0, 1): a function of its text alone, so adding documents never
     moves another one between splits, and duplicates always land together."""
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+    digest = seed_bytes(text)
     return int.from_bytes(digest[:8], "big") / 2**64
 
 

@@ -5,7 +5,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.config_tree import kind_union
-from harness.data.probes.config import InductionSource, PolynomialSource
+from harness.data.synthetic.config import InductionSource, PolynomialSource
 
 
 class _Section(BaseModel):

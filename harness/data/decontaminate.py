@@ -38,7 +38,7 @@ def code_words(text: str) -> list[str]:
 
 def benchmark_texts(names: list[str]) -> Iterator[tuple[str, str]]:
     """(task id, text) for every prompt, solution and test of the named benchmarks."""
-    from harness.eval import benchmarks
+    from harness.data import benchmarks
 
     if "humaneval" in names:
         for row in benchmarks.humaneval():

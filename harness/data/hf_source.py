@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from harness.data.config import HFSource
-from harness.data.sources import Document, ReadStats
+from harness.data.documents import Document, ReadStats
 from harness.errors import HarnessError, one_line
 from harness.hashing import sha256_file
 

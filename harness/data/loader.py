@@ -14,14 +14,21 @@ loaded, and the processes of a node share them through the page cache.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from harness.errors import HarnessError
 
-if TYPE_CHECKING:
-    from harness.data.prepare import PreparedData
+
+class TokenShards(Protocol):
+    """What the loader reads of prepared data (`prepare.PreparedData` is one)."""
+
+    dtype: np.dtype
+
+    def shards(self, split: str) -> list[tuple[Path, int]]:
+        """(shard file, tokens in it) of one split, in order."""
 
 
 def count_windows(shard_tokens: list[int], seq_len: int, lookahead_reserve: int) -> int:
@@ -30,7 +37,7 @@ def count_windows(shard_tokens: list[int], seq_len: int, lookahead_reserve: int)
 
 
 class TokenWindows:
-    def __init__(self, prepared: PreparedData, split: str = "train", *, seq_len: int, row_length: int,
+    def __init__(self, prepared: TokenShards, split: str = "train", *, seq_len: int, row_length: int,
                  lookahead_reserve: int):
         if not seq_len < row_length <= seq_len + lookahead_reserve:
             raise HarnessError(

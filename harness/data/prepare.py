@@ -33,12 +33,11 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from harness.atomic import publish_dir
+from harness.atomic import atomic_write_text, publish_dir
 from harness.data.config import DataConfig
-from harness.data.sources import open_source
 from harness.data.shards import token_dtype
+from harness.data.sources import open_source
 from harness.data.tokenizer import check_bpe_vocab, load_pretrained
-from harness.atomic import atomic_write_text
 from harness.errors import HarnessError
 from harness.hashing import sha256_directory, sha256_file, sha256_json
 
@@ -134,7 +133,7 @@ def prepare_data(
 
 
 def _key_inputs(cfg: DataConfig, source_manifest: dict, vocab_size: int, base_dir: Path) -> dict:
-    from harness.eval.benchmarks import CHECKSUMS
+    from harness.data.benchmarks import CHECKSUMS
 
     tokenizer = cfg.tokenizer.model_dump(mode="json")
     if cfg.tokenizer.kind == "pretrained":
@@ -272,46 +271,25 @@ def prepare_data_on_ranks(cfg: DataConfig, dist, **kwargs) -> PreparedData:
     """prepare_data under several processes: rank 0 prepares (and hashes the corpus), the
     others wait and read the manifest it names. Where the cache is node-local, the first
     rank of each other node prepares its node's copy (the same key, so the same folder)."""
-    from harness.launch.preemption import Stopped
-    from harness.train.distributed import barrier, broadcast_object
+    from harness.ranks import barrier, main_decides
 
     if dist.world_size == 1:
         return prepare_data(cfg, **kwargs)
-    prepared = None
-    if dist.is_main:
-        try:
-            prepared = prepare_data(cfg, **kwargs)
-        except Stopped as stop:
-            broadcast_object({"stopped": stop.preemption.received})
-            raise
-        except Exception as exc:
-            broadcast_object({"error": str(exc)})
-            raise
-        broadcast_object({"path": str(prepared.path)})
-        path = prepared.path
-    else:
-        message = broadcast_object(None)
-        _follow_rank0(message)
-        path = Path(message["path"])
+    mine: list[PreparedData] = []  # rank 0's own result, not sent: the others load it by its path
+
+    def work() -> str:
+        mine.append(prepare_data(cfg, **kwargs))
+        return str(mine[0].path)
+
+    path = Path(main_decides(work, is_main=dist.is_main, what="rank 0 preparing the data"))
+    prepared = mine[0] if mine else None
     if not dist.is_main and dist.local_rank == 0 and not (path / "manifest.json").is_file():
-        mine = prepare_data(cfg, **kwargs)
-        if mine.path != path:
-            raise HarnessError(f"this node prepares {mine.path}, rank 0 prepared {path}: the corpus differs",
+        local = prepare_data(cfg, **kwargs)
+        if local.path != path:
+            raise HarnessError(f"this node prepares {local.path}, rank 0 prepared {path}: the corpus differs",
                                fix="give every node the same corpus files")
     barrier()
     return prepared if prepared is not None else load_prepared(path)
-
-
-def _follow_rank0(message: dict) -> None:
-    """On ranks > 0: rank 0 stopped or failed while preparing, so stop or fail the same way."""
-    from harness.launch.preemption import Preemption, Stopped
-
-    if "stopped" in message:
-        preemption = Preemption()
-        preemption.received = message["stopped"]
-        raise Stopped(preemption)
-    if "error" in message:
-        raise HarnessError(f"rank 0 could not prepare the data: {message['error']}")
 
 
 def load_prepared(path: Path) -> PreparedData:

@@ -3,7 +3,6 @@ each document, cut into shards at document ends, each with its token count and s
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -11,6 +10,7 @@ import numpy as np
 
 from harness.data.tokenizer import encode_batches
 from harness.errors import HarnessError
+from harness.hashing import sha256_stream
 
 # Texts per parallel encode call: enough to keep every core busy, few enough for a smooth
 # progress bar and bounded memory on a cluster-sized corpus.
@@ -52,7 +52,7 @@ class ShardWriter:
         self._finish()
         name = f"{self.split}-{len(self.shards):05d}.bin"
         self._handle = open(self.out_dir / name, "wb")
-        self._name, self._count, self._digest = name, 0, hashlib.sha256()
+        self._name, self._count, self._digest = name, 0, sha256_stream()
 
     def _finish(self) -> None:
         if self._handle is not None:

@@ -14,11 +14,11 @@ import os
 import platform
 import sys
 import sysconfig
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Iterator
 
 from harness.data.config import PROBE_SOURCES, DataConfig, LocalSource, StdlibSource
+from harness.data.documents import CorpusSource, Digest, Document, ReadStats
 from harness.errors import HarnessError
 from harness.hashing import sha256_file
 
@@ -26,32 +26,6 @@ from harness.hashing import sha256_file
 STDLIB_TEST_DIRS = frozenset({"test", "tests", "idle_test"})
 # Never part of the standard library proper: third-party installs and build-time files.
 STDLIB_NEVER_DIRS = frozenset({"site-packages", "dist-packages", "__pycache__"})
-
-
-@dataclass(frozen=True)
-class Document:
-    id: str  # where it came from: a relative path, "file:line", or "split[row]"
-    text: str
-
-
-@dataclass
-class ReadStats:
-    """What a pass over the source skipped, and why (reported in the manifest)."""
-
-    non_utf8: list[str] = field(default_factory=list)
-    empty: int = 0
-
-
-# How a file's sha256 is found: hashing it, or (harness.data.prepare) a record trusted by size and mtime.
-Digest = Callable[[Path], str]
-
-
-class CorpusSource(Protocol):
-    def identity(self, digest: Digest = sha256_file) -> dict:
-        """Everything that pins the content (file hashes, revision); hashed into the cache key."""
-
-    def documents(self, stats: ReadStats) -> Iterator[Document]:
-        """The documents, in the same order on every call; skips go into `stats`."""
 
 
 def _file_entries(files: list[Path], root: Path, digest: Digest) -> list[dict]:
@@ -241,7 +215,7 @@ def open_source(cfg: DataConfig, base_dir: Path) -> CorpusSource:
     if source.kind == "local":
         return LocalCorpus(source, base_dir, cfg.strict_utf8)
     if source.kind in PROBE_SOURCES:
-        from harness.data.probes.corpus import open_probe
+        from harness.data.synthetic.corpus import open_probe
 
         return open_probe(source)
     from harness.data.hf_source import HFCorpus

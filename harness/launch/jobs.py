@@ -8,18 +8,19 @@ recipe hash, so regenerating a job for the same recipe lands in the same place.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import rundir
 from harness.errors import HarnessError, one_line
+from harness.hashing import sha256_text
 from harness.launch.sbatch import Job, SlurmOptions, render_sbatch
 from harness.recipe import Recipe, recipe_hash, resolved_yaml
 
 SCRIPT_NAME = "job.sbatch"
-RECIPE_NAME = "recipe.yaml"
+RECIPE_NAME = rundir.RECIPE  # a job directory holds its recipe under the run directory's name for it
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class PlannedJob:
 def plan_jobs(path: str, overrides: tuple[str, ...], options: SlurmOptions, jobs_root: Path,
               workdir: Path) -> list[PlannedJob]:
     """Resolve the recipe or study and render one script per run; nothing is written."""
-    from harness.study import check_matched, is_study, load_study
+    from harness.study.design import check_matched, is_study, load_study
 
     jobs_root = jobs_root.resolve()
     if is_study(path):
@@ -44,7 +45,7 @@ def plan_jobs(path: str, overrides: tuple[str, ...], options: SlurmOptions, jobs
         check_matched(study)
         runs = [(f"{study.config.name}-{name}", recipe, study.arm_source(arm).resolve().parent)
                 for name, arm, recipe in study_jobs(study, workdir / "runs")]
-        digest = hashlib.sha256("".join(recipe_hash(r) for _, r, _ in runs).encode()).hexdigest()[:8]
+        digest = sha256_text("".join(recipe_hash(r) for _, r, _ in runs))[:8]
         base = jobs_root / f"{study.config.name}-{digest}"
         named = [(name, base / name.removeprefix(f"{study.config.name}-"), r, b) for name, r, b in runs]
         title = f"study {study.config.name}"
@@ -67,7 +68,7 @@ def study_jobs(study, runs_root: Path) -> list[tuple[str, str, object]]:
     runs have not all finished (in `runs_root`), that is the sweep's next points (its grid, then
     the rates it adds past an edge choice); once it has, every arm x seed at its chosen rate and
     the secondary views' runs (emit the jobs again after each batch)."""
-    from harness.lr_sweep import runs_lookup, sweep_state
+    from harness.study.lr_sweep import runs_lookup, sweep_state
 
     lrs = None
     state = sweep_state(study, runs_lookup(runs_root))

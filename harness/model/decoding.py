@@ -6,7 +6,7 @@ A path decodes one sequence (batch 1) with KV caches (`harness.model.kv_cache`):
   `commit(kept)` keeps the first `kept` positions of that block and forgets the rest;
   `draft(token, count)` proposes `count` tokens to follow `token`, the greedy token after the
       committed positions (plain greedy decoding never drafts).
-`harness.eval.speculative` runs the loop; the same loop with `NextTokenPath` and no drafts is
+`harness.eval.analyses.speculative` runs the loop; the same loop with `NextTokenPath` and no drafts is
 plain greedy decoding, so both use the same machinery. An objective that can draft returns
 its own path, a subclass of `NextTokenPath`, from `drafter()` (Meta's `MetaPath`, DeepSeek's
 `DeepSeekPath`, each in the objective's file).

@@ -10,7 +10,7 @@ byte-identical files.
 
 max_position_embeddings is the trained context, `seq_len`: RoPE has no learned positions, so
 transformers would run past it, but nothing past it was trained. Evaluation cuts prompts to
-fit it (`harness.eval.context`).
+fit it (`harness.eval.benchmarks.context`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import torch
 
 from harness.errors import HarnessError
 from harness.model.config import TrunkConfig
-from harness.model.mtp_model import MTPModel
 from harness.model.export_mtp import write_transformers_mtp
+from harness.model.mtp_model import MTPModel
 
 MTP_FORMAT = 1
 # The files a Hugging Face tokenizer's save_pretrained writes (fast or slow); we copy these.

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -45,12 +44,20 @@ def group_by_arm(records: list[RunRecord], baseline: str) -> dict[str, list[RunR
     return {baseline: groups[baseline], **{a: g for a, g in groups.items() if a != baseline}}
 
 
+def _setting(summary: dict, key: str):
+    """An evaluation setting as recorded (protocols under their old names read as the new)."""
+    from harness.eval.config import PROTOCOL_ALIASES
+
+    value = summary.get(key)
+    return PROTOCOL_ALIASES.get(value, value) if key == "protocol" else value
+
+
 def comparability_problems(records: list[RunRecord]) -> list[str]:
     """What differs between runs that must share it: data, tokenizer, eval settings, rows."""
     checks = {
         "data manifest": lambda r: r.manifest_hash[:12],
         "tokenizer": lambda r: r.tokenizer_hash[:12],
-        **{f"eval {key}": (lambda r, key=key: str(r.summary.get(key))) for key in EVAL_SETTINGS},
+        **{f"eval {key}": (lambda r, key=key: str(_setting(r.summary, key))) for key in EVAL_SETTINGS},
         # A run without per-position losses only leaves the long-sequence verdict untested.
         "held-out rows (per_position shape)": lambda r: None if r.positions is None else str(r.positions.shape),
     }

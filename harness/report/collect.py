@@ -9,7 +9,6 @@ copy; MLflow is only the index.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -17,24 +16,22 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from harness import rundir
+from harness.data.benchmarks import TASK_NAMES
 from harness.errors import HarnessError
-from harness.eval.benchmarks import TASK_NAMES
-from harness.eval.canonical_nll import per_problem
-from harness.eval.collapse import collapse_reasons
-from harness.eval.passk import pass_at_k
-from harness.eval.trajectory import read_trajectory
+from harness.eval.analyses.canonical_nll import per_problem
+from harness.eval.analyses.collapse import collapse_reasons
+from harness.eval.analyses.trajectory import read_trajectory
+from harness.eval.benchmarks.passk import pass_at_k
+from harness.model.objectives.registry import default_objective
 from harness.report.probe_outcomes import PROBE_METRICS, probe_outcomes
+from harness.rundir import RunDir
 
 TASKS = tuple(TASK_NAMES)
 # What a comparison needs of the per-position losses, kept in committed records instead of the
 # [rows, S] arrays (MBs per run): per row its mean over the first quarter of positions, the last
 # quarter and all positions; the mean curve over rows; the same per-row summary at every kept
 # checkpoint (the matched late-vs-early statistic reads nothing else).
-POSITION_SUMMARY = "position_summary"  # a folder of .npy files (deterministic bytes, unlike .npz)
-
-
-def _json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def summarize_rows(losses: np.ndarray) -> np.ndarray:
@@ -84,12 +81,16 @@ class RunRecord:
     stuck: list[str] = field(default_factory=list)  # why the comparison counts it stuck (its study's plateau rule)
 
     @property
+    def files(self) -> RunDir:
+        return RunDir(self.run_dir)
+
+    @property
     def objective(self) -> dict:
-        return self.recipe.get("objective", {"kind": "stp"})
+        return self.recipe.get("objective") or {"kind": default_objective().kind}
 
     @property
     def kind(self) -> str:
-        return self.objective.get("kind", "stp")
+        return self.objective.get("kind", default_objective().kind)
 
     @cached_property
     def objective_cfg(self):
@@ -134,15 +135,13 @@ class RunRecord:
         k = int(name.removeprefix("pass_at_"))
         temperature = self.summary.get(f"{metric}_temperature")
         variant = "greedy" if temperature is None else f"t{float(temperature):g}"
-        path = self.run_dir / "eval" / f"{task}_{variant}.jsonl"
+        path = self.files.eval / rundir.samples_name(task, variant)
         if not path.exists():
             return None
         counts: dict = {}
-        for line in path.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                n, c = counts.get(row["task_id"], (0, 0))
-                counts[row["task_id"]] = (n + 1, c + (row["status"] == "passed"))
+        for row in rundir.read_jsonl(path, fields=("task_id", "status")):
+            n, c = counts.get(row["task_id"], (0, 0))
+            counts[row["task_id"]] = (n + 1, c + (row["status"] == "passed"))
         if any(n < k for n, _ in counts.values()):
             return None
         return {tid: pass_at_k(n, c, k) for tid, (n, c) in counts.items()}
@@ -152,24 +151,24 @@ class RunRecord:
         """The per-position losses on the fixed held-out rows as the comparison reads them
         (from a committed record's summary, or from the run's eval/per_position.npy and its
         trajectory); None when the run scored none."""
-        summary = self.run_dir / "eval" / POSITION_SUMMARY
+        summary = self.files.eval / rundir.POSITION_SUMMARY
         if summary.exists():
             return PositionSummary.load(summary)
-        path = self.run_dir / "eval" / "per_position.npy"
+        path = self.files.eval / rundir.PER_POSITION
         if not path.exists():
             return None
         losses = np.load(path).astype(np.float64)
-        found = read_trajectory(self.run_dir / "eval")
+        found = read_trajectory(self.files.eval)
         trajectory = None if found is None or not len(found["steps"]) else summarize_rows(found["losses"])
         return PositionSummary(summarize_rows(losses), losses.mean(axis=0), trajectory)
 
     def nll(self, task: str) -> dict | None:
         """Per-problem bits per byte of the canonical solution (`eval/nll_<task>.jsonl`)."""
-        return per_problem(self.run_dir / "eval" / f"nll_{task}.jsonl")
+        return per_problem(self.files.eval / rundir.nll_name(task))
 
     def nll_metrics(self) -> list[str]:
         """`nll/<task>` for every task whose canonical-solution NLL was scored."""
-        return [f"nll/{task}" for task in TASKS if (self.run_dir / "eval" / f"nll_{task}.jsonl").exists()]
+        return [f"nll/{task}" for task in TASKS if (self.files.eval / rundir.nll_name(task)).exists()]
 
     @property
     def references(self) -> dict[str, float]:
@@ -215,53 +214,59 @@ class RunRecord:
 
     @property
     def acceptance(self) -> dict | None:
-        return _json(self.run_dir / "eval" / "acceptance.json")
+        return rundir.read_json(self.files.eval / rundir.ACCEPTANCE)
 
     def val_curve(self, depth: str = "val/depth_1") -> list[tuple[float, float, float]]:
         """(tokens seen, training FLOPs spent, validation loss) at each evaluation step."""
-        path = self.run_dir / "track" / "metrics.jsonl"
+        path = self.files.metrics
         if not path.exists():
             return []
         per_token = float(self.plan.get("flops_per_token", {}).get("total", 0.0))
-        rows = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
-        return [(r["tokens_seen"], r["tokens_seen"] * per_token, r[depth]) for r in rows
+        return [(r["tokens_seen"], r["tokens_seen"] * per_token, r[depth]) for r in rundir.read_jsonl(path)
                 if depth in r and "tokens_seen" in r]
 
 
 def load_run(run_dir: str | Path) -> RunRecord:
-    """Read a run directory; refuse one whose training or evaluation has not finished."""
-    run_dir = Path(run_dir)
-    stages = _json(run_dir / "stages.json")
-    if stages is None or not (run_dir / "recipe.yaml").exists():
-        raise HarnessError(f"{run_dir} is not a harness run directory (no stages.json / recipe.yaml)",
+    """Read a run directory (or a committed record of one); refuse one whose training or
+    evaluation has not finished, or whose files are not what the harness writes."""
+    files = RunDir(Path(run_dir))
+    stages = rundir.read_json(files.stages)
+    if not isinstance(stages, dict) or not files.recipe.exists():
+        raise HarnessError(f"{files.path} is not a harness run directory (no {rundir.STAGES} / {rundir.RECIPE})",
                            fix="pass directories made by `harness run` or `harness study`")
     missing = [s for s in ("train", "evaluate") if s not in stages]
     if missing:
-        raise HarnessError(f"{run_dir} has not finished (no {' or '.join(missing)} stage yet)",
+        raise HarnessError(f"{files.path} has not finished (no {' or '.join(missing)} stage yet)",
                            fix="finish it first: `harness run RECIPE` or `harness study STUDY` resumes it")
-    recipe = yaml.safe_load((run_dir / "recipe.yaml").read_text())
-    summary = _json(run_dir / "eval" / "summary.json") or stages["evaluate"]["outputs"].get("summary", {})
+    try:
+        recipe = yaml.safe_load(files.recipe.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        recipe = exc
+    if not isinstance(recipe, dict) or not isinstance(recipe.get("train", {}), dict):
+        raise HarnessError(f"{files.recipe} is not a resolved recipe", fix="restore it from a copy of the run")
+    summary = rundir.read_json(files.summary) or stages["evaluate"].get("outputs", {}).get("summary", {})
+    plan, data = rundir.read_json(files.plan, default={}), rundir.read_json(files.data, default={})
+    if not all(isinstance(x, dict) for x in (summary, plan, data)):
+        raise HarnessError(f"{files.path}: {rundir.SUMMARY}, {rundir.PLAN} or {rundir.DATA} is not a JSON object",
+                           fix="redo the stage that wrote it (`harness run RECIPE --force evaluate`)")
     tags = recipe.get("track", {}).get("tags", {})
     return RunRecord(
-        run_dir=run_dir, recipe=recipe, plan=_json(run_dir / "plan.json") or {}, stages=stages,
-        data=_json(run_dir / "data.json") or {}, summary=summary,
-        arm=tags.get("arm", recipe["name"]), seed=int(tags.get("seed", recipe["train"].get("seed", 0))), tags=tags,
+        run_dir=files.path, recipe=recipe, plan=plan, stages=stages, data=data, summary=summary,
+        arm=tags.get("arm", recipe.get("name", files.name)), seed=int(tags.get("seed", recipe["train"].get("seed", 0))),
+        tags=tags,
     )
 
 
 def runs_of_experiment(experiment: str, study: str | None = None) -> list[RunRecord]:
     """Run directories recorded on an MLflow experiment's runs (optionally one study's)."""
-    from harness.track import _quiet_mlflow_env, reachable, tracking_uri
+    from harness.tracking.gateway import connect, tracking_uri
 
     uri = tracking_uri()
-    ok, why = reachable(uri)
-    if not ok:
-        raise HarnessError(f"tracking store {uri} is unreachable ({why})",
-                           fix="start it, set MLFLOW_TRACKING_URI, or pass the study file or run directories instead")
-    _quiet_mlflow_env()
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
+    try:
+        client = connect(uri)
+    except ConnectionError as exc:
+        raise HarnessError(str(exc), fix="start it, set MLFLOW_TRACKING_URI, or pass the study file or run "
+                                         "directories instead") from None
     found = client.get_experiment_by_name(experiment)
     if found is None:
         raise HarnessError(f"no MLflow experiment {experiment!r} in {uri}", fix="check the name with `harness ui`")

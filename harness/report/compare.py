@@ -16,18 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import __version__
+from harness import __version__, rundir
 from harness.errors import HarnessError
 from harness.report import html_report, plots, tables
-from harness.report.collect import RunRecord, load_run, runs_of_experiment
 from harness.report.arm_rows import build_rows, check_comparable, group_by_arm, per_seed_means
+from harness.report.claims import control_checks, holm_adjust, long_sequence, meta_vs_deepseek
+from harness.report.collect import RunRecord, load_run, runs_of_experiment
 from harness.report.inference import SeedReference, reference_from_control
 from harness.report.plateau import flag_stuck
+from harness.report.probe_claims import probe_verdicts
 from harness.report.published import NOT_ENTERED, PROBE_CLAIMS, all_reported
-from harness.report.probe_verdicts import probe_verdicts
 from harness.report.records import Records, write_records
 from harness.report.study_runs import study_records
-from harness.report.verdicts import control_checks, holm_adjust, long_sequence, meta_vs_deepseek
 from harness.report.views import view_rows
 
 METHODS = {
@@ -60,7 +60,7 @@ METHODS = {
               "and out of it. Each multi-token arm is judged against the STP arm of its own model size, across "
               "seeds; a gain where neither arm beats copying an earlier name (induction) or chance is not testable, "
               "and 'fades with size' needs an advantage at the smaller size. The paper gives these results only as "
-              "plots, so its claims are listed in words, not numbers (harness/report/probe_verdicts.py, "
+              "plots, so its claims are listed in words, not numbers (harness/report/probe_claims.py, "
               "docs/FACTS.md).",
 }
 
@@ -81,7 +81,7 @@ class Found:
 def find_runs(targets: tuple[str, ...], experiment: str | None, study_tag: str | None, runs_root: Path,
               force: bool, out_dir: Path | None = None) -> Found:
     """STUDY.yaml [KEY=VALUE...] | RUN_DIR... | --experiment NAME: the runs to compare."""
-    from harness.study import is_study, load_study
+    from harness.study.design import is_study, load_study
 
     if experiment:
         if targets:
@@ -151,14 +151,14 @@ def run_compare(found: Found, *, baseline: str | None, out_dir: Path | None, for
     document = _document(found, baseline, rows, verdicts, reported, problems)
     document["holm_family"] = family
     document["protocol"] = _protocol(found, groups, rows, n_resamples, force)
-    figures = _figures(groups, rows, curves, reported, out_dir / "plots")
+    figures = _figures(groups, rows, curves, reported, out_dir / rundir.PLOTS)
     files = [*figures, *_write_texts(out_dir, document, rows, reported, verdicts)]
     files.append(html_report.write(out_dir / "report.html", document, rows, reported, verdicts, figures))
     if found.entries:
         write_records(found.entries, out_dir / "records", found.name)
     result = Comparison(out_dir, document, rows, verdicts, files)
     if log:
-        from harness.report.mlflow_log import log_comparison
+        from harness.tracking.comparison import log_comparison
 
         experiment = found.experiment or _experiment_of(found.records)
         result.mlflow = log_comparison(out_dir, found.name, experiment, rows)
@@ -220,10 +220,7 @@ def _experiment_of(records: list[RunRecord]) -> str:
 
 def _run_commit(record: RunRecord) -> str | None:
     """The commit a run was trained at (its provenance.json, kept in its record too)."""
-    import json
-
-    path = record.run_dir / "provenance.json"
-    return (json.loads(path.read_text()).get("git", {}) or {}).get("commit") if path.exists() else None
+    return (rundir.read_json(record.files.provenance, default={}).get("git", {}) or {}).get("commit")
 
 
 def _document(found: Found, baseline: str, rows, verdicts, reported, problems) -> dict:

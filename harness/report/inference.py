@@ -40,7 +40,6 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 from scipy import stats as scipy_stats
 
-
 SUPPORTED, CONTRADICTED, UNCLEAR, UNTESTABLE = (
     "supported at this scale", "contradicted at this scale", "not distinguishable at this scale", "not testable")
 ONE_SEED = "one seed: no spread across seeds to measure (run more seeds, or give the study a negative control)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.eval.benchmarks import TASK_NAMES
+from harness.data.benchmarks import TASK_NAMES
 from harness.model.objectives.registry import method_name
 from harness.plotting import pyplot as _pyplot
 from harness.report.published import Reported

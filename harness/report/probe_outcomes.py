@@ -20,6 +20,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from harness import rundir
 from harness.errors import HarnessError
 
 # metric -> (probe, per-row value, which rows); the order is the table's.
@@ -49,7 +50,7 @@ FIELDS = {"induction": ("story", "correct"),
 
 
 def _rows(run_dir: Path, probe: str) -> list[dict] | None:
-    path = Path(run_dir) / "eval" / f"{probe}_greedy.jsonl"
+    path = Path(run_dir) / rundir.EVAL / rundir.probe_name(probe)
     if not path.exists():
         return None
     rows = []

@@ -26,77 +26,65 @@ themselves; where a run directory is missing, its record is read instead.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
-from harness.atomic import atomic_write_text
+from harness import rundir
 from harness.errors import HarnessError
-from harness.report.collect import POSITION_SUMMARY, RunRecord
+from harness.report.collect import RunRecord
 from harness.report.probe_outcomes import FIELDS as PROBE_FIELDS
+from harness.rundir import Ledger, RunDir
 
 INDEX = "index.json"
 PASS_FIELDS = ("task_id", "sample", "status")
 
 
-def _dump(obj) -> str:
-    return json.dumps(obj, indent=1, sort_keys=True) + "\n"
-
-
 def _jsonl(path: Path, keep: tuple[str, ...] | None) -> str:
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            out.append(json.dumps({k: row[k] for k in keep if k in row} if keep else row, sort_keys=True))
-    return "".join(line + "\n" for line in out)
+    rows = rundir.read_jsonl(path)
+    return "".join(rundir.jsonl_line({k: row[k] for k in keep if k in row} if keep else row) for row in rows)
 
 
 def write_record(run_dir: Path, dest: Path, *, evaluated: bool = True) -> None:
     """Copy what a comparison reads of `run_dir` into `dest` (replaced whole)."""
-    from harness.pipeline import Ledger
-
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "eval").mkdir(parents=True)
-    (tmp / "track").mkdir()
-    for name in ("recipe.yaml", "plan.json"):
-        if (run_dir / name).exists():
-            shutil.copyfile(run_dir / name, tmp / name)
-    if (run_dir / "provenance.json").exists():  # which commit trained it, nothing of the machine
-        git = json.loads((run_dir / "provenance.json").read_text()).get("git", {})
-        (tmp / "provenance.json").write_text(_dump({"git": {k: git.get(k) for k in ("commit", "dirty")}}))
+    src, out = RunDir(run_dir), RunDir(tmp)
+    out.eval.mkdir(parents=True)
+    out.track.mkdir()
+    for name in (rundir.RECIPE, rundir.PLAN):
+        if (src / name).exists():
+            shutil.copyfile(src / name, out / name)
+    if src.provenance.exists():  # which commit trained it, nothing of the machine
+        git = rundir.read_json(src.provenance).get("git", {})
+        rundir.write_json(out.provenance, {"git": {k: git.get(k) for k in ("commit", "dirty")}})
     ledger = Ledger(run_dir).data
     stages = {"train": {"outputs": {k: ledger["train"]["outputs"].get(k) for k in ("val", "step")}}}
     if evaluated and "evaluate" in ledger:
-        stages["evaluate"] = {"outputs": {"dir": "eval"}}
-    (tmp / "stages.json").write_text(_dump(stages))
-    data = json.loads((run_dir / "data.json").read_text()) if (run_dir / "data.json").exists() else {}
+        stages["evaluate"] = {"outputs": {"dir": rundir.EVAL}}
+    rundir.write_json(out.stages, stages)
+    data = rundir.read_json(src.data, default={})
     tokenizer = data.get("manifest", {}).get("tokenizer", {}).get("hash", "")
-    (tmp / "data.json").write_text(_dump({"manifest_hash": data.get("manifest_hash", ""),
-                                          "manifest": {"tokenizer": {"hash": tokenizer}}}))
+    rundir.write_json(out.data, {"manifest_hash": data.get("manifest_hash", ""), "manifest": {"tokenizer": {"hash": tokenizer}}})
     if evaluated:
-        _copy_eval(run_dir / "eval", tmp / "eval")
+        _copy_eval(src.eval, out.eval)
         record = RunRecord(run_dir=run_dir, recipe={}, plan={}, stages={}, data={}, summary={})
         if record.positions is not None:
-            record.positions.save(tmp / "eval" / POSITION_SUMMARY)
-    metrics = run_dir / "track" / "metrics.jsonl"
-    if metrics.exists():
-        rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+            record.positions.save(out.eval / rundir.POSITION_SUMMARY)
+    if src.metrics.exists():
         kept = [{k: v for k, v in r.items() if k in ("step", "tokens_seen") or k.startswith("val/")}
-                for r in rows if "val/depth_1" in r]
-        (tmp / "track" / "metrics.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+                for r in rundir.read_jsonl(src.metrics) if "val/depth_1" in r]
+        rundir.write_jsonl(out.metrics, kept)
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
 
 
 def _copy_eval(src: Path, dst: Path) -> None:
-    for name in ("summary.json", "acceptance.json"):
+    for name in (rundir.SUMMARY, rundir.ACCEPTANCE):
         if (src / name).exists():
             shutil.copyfile(src / name, dst / name)
     for path in sorted(src.glob("*.jsonl")):
         stem = path.stem
-        if stem.startswith("nll_"):
+        if path.name.startswith(rundir.nll_name("").removesuffix(".jsonl")):
             (dst / path.name).write_text(_jsonl(path, None))
         elif stem.endswith("_greedy") and stem.removesuffix("_greedy") in PROBE_FIELDS:
             (dst / path.name).write_text(_jsonl(path, PROBE_FIELDS[stem.removesuffix("_greedy")]))
@@ -118,7 +106,7 @@ def write_records(entries: list[dict], records_dir: Path, study: str) -> None:
     for path in records_dir.iterdir():  # records of runs the study no longer has
         if path.is_dir() and path.name not in keep:
             shutil.rmtree(path)
-    atomic_write_text(records_dir / INDEX, _dump({"study": study, "runs": index}))
+    rundir.write_json(records_dir / INDEX, {"study": study, "runs": index})
 
 
 class Records:
@@ -128,11 +116,12 @@ class Records:
         self.dir = records_dir
         path = records_dir / INDEX
         try:
-            index = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"runs": []}
+            index = rundir.read_json(path, default={"runs": []})
             self.runs = {(e["part"], e["arm"], e["seed"] if e["part"] != "sweep" else e["lr"]): e["dir"]
                          for e in index["runs"]}
-        except (ValueError, KeyError, TypeError) as exc:
-            raise HarnessError(f"{path} is not a records index ({type(exc).__name__}: {exc})",
+        except (HarnessError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            why = exc.problem if isinstance(exc, HarnessError) else f"{type(exc).__name__}: {exc}"
+            raise HarnessError(f"{path} is not a records index ({why})",
                                fix="restore it from git (`git checkout -- <path>`) or rerun the study and compare") from None
 
     def find(self, part: str, arm: str, key) -> Path | None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness import rundir
 from harness.errors import HarnessError
-from harness.lr_sweep import choose, point_from_run
 from harness.report.collect import RunRecord, load_run
 from harness.report.records import Records
+from harness.rundir import ledger_has
+from harness.study.lr_sweep import choose, point_from_run
 
 TRAINING_SECTIONS = ("model", "objective", "data", "train")
 
@@ -38,13 +40,6 @@ def design_mismatch(recorded: dict, recipe) -> list[str]:
     return differ
 
 
-def _trained(run_dir: Path) -> bool:
-    """The run's train stage is in its ledger."""
-    from harness.pipeline import Ledger
-
-    return (run_dir / "stages.json").exists() and "train" in Ledger(run_dir).data
-
-
 class _Finder:
     """Where each run of the study is: its run directory, or its record."""
 
@@ -53,17 +48,17 @@ class _Finder:
         self.entries: list[dict] = []
 
     def locate(self, part: str, arm: str, key, recipe, evaluated: bool) -> Path | None:
-        from harness.pipeline import run_dir_for
+        from harness.run.pipeline import run_dir_for
 
         run_dir = run_dir_for(recipe, self.runs_root)
-        done = _trained(run_dir) if not evaluated else (run_dir / "stages.json").exists()
+        done = ledger_has(run_dir, "train") if not evaluated else (run_dir / rundir.STAGES).exists()
         if not done:
             run_dir = self.records.find(part, arm, key)
             if run_dir is None:
                 return None
             import yaml
 
-            recorded = yaml.safe_load((run_dir / "recipe.yaml").read_text()) or {}
+            recorded = yaml.safe_load((run_dir / rundir.RECIPE).read_text()) or {}
             differ = design_mismatch(recorded, recipe)
             if differ:
                 raise HarnessError(f"study {self.study.config.name}: the committed record of {part} {arm} "

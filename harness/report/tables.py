@@ -7,9 +7,10 @@ import csv
 import io
 import json
 
-from harness.eval.benchmarks import TASK_NAMES
+from harness.data.benchmarks import TASK_NAMES
 from harness.report.arm_rows import ArmRow
-from harness.report.probe_outcomes import LABELS as PROBE_LABELS, PROBE_METRICS
+from harness.report.probe_outcomes import LABELS as PROBE_LABELS
+from harness.report.probe_outcomes import PROBE_METRICS
 from harness.report.published import Reported
 
 
@@ -214,7 +215,7 @@ def protocol_sections(document: dict, rows: list[ArmRow]) -> list[tuple[str, lis
                     "Each arm trained at every rate on the sweep seed, which no arm reports; the lowest final "
                     "next-token validation loss among healthy (not collapsed) points chose its rate for every seed and "
                     "view, and a choice on the grid's edge added the next rate beyond it until the choice was interior "
-                    "or the study's cap was reached (CAPPED) (harness/lr_sweep.py). Final grids: " + (grids or "-") + "."))
+                    "or the study's cap was reached (CAPPED) (harness/study/lr_sweep.py). Final grids: " + (grids or "-") + "."))
     if protocol.get("views"):
         out.append(("Secondary views", VIEW_HEADERS, view_cells(protocol["views"]),
                     "params: the main table's runs, parameter-matched arms only; flops: arms trained again at the "

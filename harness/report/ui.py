@@ -83,15 +83,11 @@ def stop_server(proc: subprocess.Popen, timeout: float = 20.0) -> None:
 def experiment_id(uri: str, name: str) -> str | None:
     """The experiment's id, or None (the UI still starts, without a direct link) when the
     store cannot say; the reason is printed, not swallowed."""
-    from harness.sync import store_errors
-    from harness.track import quiet_mlflow
-
-    quiet_mlflow()
-    from mlflow.tracking import MlflowClient
+    from harness.tracking.gateway import connect, store_errors
 
     try:
-        found = MlflowClient(tracking_uri=uri).get_experiment_by_name(name)
-    except store_errors() as exc:
+        found = connect(uri).get_experiment_by_name(name)
+    except (ConnectionError, *store_errors()) as exc:
         print(f"warning: cannot look up experiment {name!r} in {uri} ({type(exc).__name__}: {exc}); "
               "the UI starts without a direct link", file=sys.stderr)
         return None
@@ -114,12 +110,12 @@ def _interrupt(signum, frame):
 
 def serve(study_path: str | None, port: int, experiment: str | None, console) -> None:
     """Start the UI (or point at the remote one), print the study's runs URL, run until Ctrl-C."""
-    from harness.track import tracking_uri
+    from harness.tracking.gateway import tracking_uri
 
     uri = tracking_uri()
     study = None
     if study_path:
-        from harness.study import load_study
+        from harness.study.design import load_study
 
         loaded = load_study(study_path)
         study = loaded.config.name

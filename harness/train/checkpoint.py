@@ -31,7 +31,7 @@ from pathlib import Path
 from harness.atomic import atomic_write_text, fsync_dir, is_disk_full
 from harness.errors import HarnessError, one_line
 from harness.hashing import sha256_file
-from harness.train.distributed import all_gather, barrier, broadcast_object
+from harness.ranks import all_gather, barrier, broadcast_object, main_decides
 
 TAG = re.compile(r"^step_(\d+)$")
 CHECKSUMS_FORMAT = 2  # {"format": 2, "files": {name: {"sha256", "size", "mtime_ns"}}}
@@ -156,16 +156,7 @@ def choose(ckpt_dir: Path, world_size: int, zero_stage: int, *, is_main: bool, f
            log=print) -> Resume | None:
     """The newest intact checkpoint (rank 0 decides, every rank gets the answer); corrupt
     ones are renamed `*.corrupt` on the way. None when there never was one."""
-    decision = None
-    if is_main:
-        try:
-            decision = _choose(ckpt_dir, world_size, zero_stage, full, log)
-        except HarnessError as exc:
-            decision = exc
-    decision = broadcast_object(decision)
-    if isinstance(decision, HarnessError):
-        raise decision
-    return decision
+    return main_decides(lambda: _choose(ckpt_dir, world_size, zero_stage, full, log), is_main=is_main)
 
 
 def _choose(ckpt_dir: Path, world_size: int, zero_stage: int, full: bool, log) -> Resume | None:

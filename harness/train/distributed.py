@@ -1,51 +1,13 @@
-"""Process-group setup: one CPU process with gloo by default, a launcher's ranks otherwise.
-
-`deepspeed`/`torchrun` set RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT; under Slurm
-without a launcher the ranks come from Slurm's variables; with neither we are one process.
-Values are only ever `setdefault`, so a launcher always wins.
-"""
+"""Process-group setup through DeepSpeed: one CPU process with gloo by default, a launcher's
+ranks otherwise (which rank this is: `harness.ranks`)."""
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 import warnings
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Dist:
-    rank: int
-    local_rank: int
-    world_size: int
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rank_environment() -> Dist:
-    """Fill in the rank variables (launcher > Slurm > single process) and report them."""
-    if "RANK" not in os.environ and "SLURM_PROCID" in os.environ:
-        from harness.launch.slurm_env import rank_env_from_slurm
-
-        for key, value in rank_env_from_slurm(os.environ).items():
-            os.environ.setdefault(key, value)
-    os.environ.setdefault("RANK", "0")
-    os.environ.setdefault("LOCAL_RANK", "0")
-    os.environ.setdefault("WORLD_SIZE", "1")
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    if "MASTER_PORT" not in os.environ:
-        os.environ["MASTER_PORT"] = str(free_port())
-    return Dist(int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"]))
+from harness.ranks import Dist, rank_environment
 
 
 def init_distributed() -> Dist:
@@ -68,32 +30,3 @@ def init_distributed() -> Dist:
         deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo",
                                    auto_mpi_discovery=False, verbose=False)
     return dist
-
-
-def barrier() -> None:
-    import torch.distributed as td
-
-    if td.is_available() and td.is_initialized() and td.get_world_size() > 1:
-        td.barrier()
-
-
-def broadcast_object(value=None, src: int = 0):
-    """`value` from rank `src` on every rank (a picklable object); itself when alone."""
-    import torch.distributed as td
-
-    if not (td.is_available() and td.is_initialized() and td.get_world_size() > 1):
-        return value
-    box = [value]
-    td.broadcast_object_list(box, src=src)
-    return box[0]
-
-
-def all_gather(value) -> list:
-    """Every rank's `value`, in rank order; `[value]` when alone."""
-    import torch.distributed as td
-
-    if not (td.is_available() and td.is_initialized() and td.get_world_size() > 1):
-        return [value]
-    out = [None] * td.get_world_size()
-    td.all_gather_object(out, value)
-    return out

@@ -16,9 +16,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.compute import mfu
+from harness import rundir
 from harness.errors import HarnessError
 from harness.launch.preemption import Preemption
+from harness.model.counting import mfu
 from harness.threads import torch_threads
 from harness.train import checkpoint
 from harness.train.deepspeed_config import build_engine
@@ -125,7 +126,7 @@ def _batches(recipe, data):
 
 
 def _train(recipe, run_dir, data, tracker, dist, identity, display_enabled, verify) -> TrainResult:
-    cfg, S, total, ckpt_dir = recipe.train, recipe.seq_len, recipe.steps, Path(run_dir) / "checkpoints"  # S: window
+    cfg, S, total, ckpt_dir = recipe.train, recipe.seq_len, recipe.steps, Path(run_dir) / rundir.CHECKPOINTS  # S: window
     seed_everything(cfg.seed, cfg.deterministic)
     engine, optimizer, state = _start_engine(recipe, ckpt_dir, dist, identity, verify, _log_on(dist))
     start = state["step"] if state else 0

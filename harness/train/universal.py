@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from harness.errors import HarnessError, one_line
-from harness.train.distributed import barrier, broadcast_object
+from harness.ranks import barrier, main_decides
 
 UNIVERSAL_DIR = "universal"
 
@@ -28,17 +28,13 @@ UNIVERSAL_DIR = "universal"
 def convert(ckpt_dir: Path, resume, world_size: int, *, is_main: bool, log=print) -> Path:
     """The DeepSpeed load directory holding `resume.tag` in universal form (every rank)."""
     out = ckpt_dir / UNIVERSAL_DIR
-    problem = None
-    if is_main:
+
+    def work() -> None:
         log(f"checkpoint {resume.tag} was saved by {resume.saved_world_size} process(es); this run has "
             f"{world_size}: converting it to DeepSpeed's universal checkpoint")
-        try:
-            _convert(ckpt_dir, resume.tag, out)
-        except HarnessError as exc:
-            problem = str(exc)
-    problem = broadcast_object(problem)
-    if problem:
-        raise HarnessError(problem)
+        _convert(ckpt_dir, resume.tag, out)
+
+    main_decides(work, is_main=is_main)
     return out
 
 

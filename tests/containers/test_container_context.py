@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 
 from harness.containers.context import (
-    FLAVORS, assemble, fetch_local_wheels, image_labels, image_tag, inputs_hash, locked_local_wheels,
-    package_sources, source_hash,
+    FLAVORS,
+    assemble,
+    fetch_local_wheels,
+    image_labels,
+    image_tag,
+    inputs_hash,
+    locked_local_wheels,
+    package_sources,
+    source_hash,
 )
 from harness.errors import HarnessError
 from tests.conftest import ROOT

@@ -3,9 +3,9 @@ says which tasks matched; idioms and counting sequences do not count as leaks.""
 
 from __future__ import annotations
 
+from harness.data.benchmarks import humaneval, mbpp
 from harness.data.config import Decontamination
 from harness.data.decontaminate import Decontaminator, code_words
-from harness.eval.benchmarks import humaneval, mbpp
 from tests.data.data_helpers import code_file, local_config, write_corpus
 
 

@@ -12,9 +12,9 @@ from pydantic import ValidationError
 
 from harness.data.config import DataConfig
 from harness.data.prepare import prepare_data
-from harness.data.probes.config import InductionSource, PolynomialSource
-from harness.data.probes.induction import InductionGenerator, story_words
-from harness.data.probes.polynomial import PolynomialGenerator, Ring
+from harness.data.synthetic.config import InductionSource, PolynomialSource
+from harness.data.synthetic.induction import InductionGenerator, story_words
+from harness.data.synthetic.polynomial import PolynomialGenerator, Ring
 
 INDUCTION = InductionSource(train_documents=40, test_documents=30)
 POLYNOMIAL = PolynomialSource(train_documents=300, test_per_ops=20, test_max_ops=7)
@@ -155,7 +155,7 @@ def _evaluate(tokens: list[str], ring: Ring):
 
 
 def test_ring_operations_match_sympy():
-    from harness.data.probes.draw import Draw
+    from harness.data.synthetic.draw import Draw
 
     ring, draw = Ring(7, 5), Draw(0, "oracle")
     _, poly, coefficients = _sympy(ring)

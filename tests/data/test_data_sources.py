@@ -9,8 +9,9 @@ import platform
 import pytest
 
 from harness.data.config import DataConfig, HFSource, LocalSource, StdlibSource
+from harness.data.documents import ReadStats
 from harness.data.prepare import prepare_data
-from harness.data.sources import ReadStats, StdlibCorpus, open_source
+from harness.data.sources import StdlibCorpus, open_source
 from harness.errors import HarnessError
 from tests.data.data_helpers import code_file, local_config
 

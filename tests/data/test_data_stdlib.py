@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness.data.documents import ReadStats
 from harness.data.loader import TokenWindows
 from harness.data.prepare import prepare_data
-from harness.data.sources import ReadStats, open_source
+from harness.data.sources import open_source
 from harness.recipe import load_recipe
 from tests.conftest import RECIPES
 

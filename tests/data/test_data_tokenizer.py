@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from harness.data.config import BPETokenizer, DataConfig, PretrainedTokenizer
-from harness.data.sources import ReadStats, StdlibCorpus
+from harness.data.documents import ReadStats
+from harness.data.sources import StdlibCorpus
 from harness.data.tokenizer import encode_batches
 from harness.errors import HarnessError
 from tests.conftest import ROOT
@@ -74,7 +75,8 @@ TRAIN_SCRIPT = """
 import sys
 from pathlib import Path
 from harness.data.config import BPETokenizer, StdlibSource
-from harness.data.sources import ReadStats, StdlibCorpus
+from harness.data.documents import ReadStats
+from harness.data.sources import StdlibCorpus
 from harness.data.tokenizer import save_tokenizer, train_bpe
 docs = [d.text for d in StdlibCorpus(StdlibSource(max_bytes=400_000), False).documents(ReadStats())]
 tok = train_bpe(iter(docs), BPETokenizer(), 1024)

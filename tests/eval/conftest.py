@@ -14,7 +14,8 @@ import sys
 
 import pytest
 
-from harness.eval.sandbox import SandboxConfig, open_sandbox, probe
+from harness.eval.sandbox.config import SandboxConfig
+from harness.eval.sandbox.runner import open_sandbox, probe
 from harness.threads import torch_threads
 
 FALLBACK_PYTHONS = (sys.executable, "/usr/bin/python3")  # the second for root + /root/.pyenv
@@ -93,7 +94,7 @@ def default_sandbox():
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """A 2-layer random Llama with a trained byte-level BPE tokenizer (scores ~0, by design)."""
-    from harness.eval.random_model import build_random_model
+    from harness.eval.benchmarks.random_model import build_random_model
 
     shape = dict(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, num_key_value_heads=1,
                  intermediate_size=64, vocab_size=512)  # fmt: skip
@@ -105,7 +106,7 @@ def code_model(tmp_path_factory):
     """The tiny Llama above after a few seconds of training on HumanEval/MBPP text: its greedy
     completions end at different stop strings, or run to max_gen_toks (a random model's never
     stop). Trained with one thread, so it is the same model on every run here."""
-    from harness.eval.random_model import build_code_model
+    from harness.eval.benchmarks.random_model import build_code_model
 
     shape = dict(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, num_key_value_heads=1,
                  intermediate_size=64, vocab_size=512)  # fmt: skip

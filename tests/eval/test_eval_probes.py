@@ -10,12 +10,12 @@ import torch
 
 from harness.data.config import DataConfig
 from harness.data.prepare import prepare_data
-from harness.data.probes.config import InductionSource, PolynomialSource
+from harness.data.synthetic.config import InductionSource, PolynomialSource
 from harness.errors import HarnessError
 from harness.eval.probes import induction, load_test_set, polynomial
+from harness.model.config import TrunkConfig
 from harness.model.mtp_model import build_model
 from harness.model.objectives.stp import StpConfig
-from harness.model.config import TrunkConfig
 
 
 def _prepare(source, tmp_path, vocab_size):
@@ -77,7 +77,7 @@ def _tiny_model(vocab_size: int, seed: int = 0):
 
 
 def test_a_perfect_copier_scores_one_and_a_constant_model_zero(stories):
-    from harness.data.probes.induction import InductionGenerator
+    from harness.data.synthetic.induction import InductionGenerator
 
     prepared, probe, rows = stories
     tokenizer = prepared.load_tokenizer()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from harness.launch.jobs import study_jobs
-from harness.pipeline import run_dir_for
-from harness.study import load_study
-from tests.test_study_protocol import _finish, study_file
+from harness.run.pipeline import run_dir_for
+from harness.study.design import load_study
+from tests.study.test_study_protocol import _finish, study_file
 
 
 def test_sweep_points_first_then_every_arm_at_its_chosen_rate(write, tmp_path):

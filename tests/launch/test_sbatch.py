@@ -249,7 +249,7 @@ def test_job_runs_exactly_the_resolved_recipe(tmp_path):
 
 
 def test_study_gives_one_job_per_arm_and_seed_with_the_matched_budget(tmp_path, write):
-    from harness.study import load_study
+    from harness.study.design import load_study
 
     study_path = write("study.yaml", f"""\
         study_version: 1

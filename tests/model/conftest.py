@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from harness.model.config import TrunkConfig
 from harness.model.mtp_model import build_model
 from harness.model.objectives.registry import objective_class
-from harness.model.config import TrunkConfig
 
 VOCAB = 300
 

@@ -11,7 +11,7 @@ import os
 import pytest
 import torch
 
-from harness.train.distributed import free_port
+from harness.ranks import free_port
 from tests.model.conftest import make, objective, rows, tiny_trunk
 
 

@@ -1,4 +1,4 @@
-"""Each objective's `params` and `flops` (built from `harness.compute`'s pieces) against the
+"""Each objective's `params` and `flops` (built from `harness.model.counting`'s pieces) against the
 real modules: parameter counts exactly, and training FLOPs per token exactly equal to
 torch's FlopCounterMode over a real forward + backward.
 
@@ -13,7 +13,8 @@ import pytest
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from harness.compute import embedding_params
+from harness.model.counting import embedding_params
+from harness.model.objectives.registry import objective_class, registered
 from tests.model.conftest import make, objective, rows, tiny_trunk
 
 SHAPES = {
@@ -21,8 +22,9 @@ SHAPES = {
     "mha-tied": dict(stp_layers=5, d_model=48, n_heads=6, n_kv_heads=6, ffn_hidden=96, vocab_size=256, tie_embeddings=True),
     "mqa-wide-vocab": dict(stp_layers=6, d_model=64, n_heads=4, n_kv_heads=1, ffn_hidden=176, vocab_size=1024),
 }
-OBJECTIVES = [
-    ("stp", {}),
+# Every registered objective at its example config (a new objective file is checked without
+# being named here), then settings of the shipped ones that change their counts.
+OBJECTIVES = [(kind, dict(objective_class(kind).example)) for kind in registered()] + [
     ("meta", {"n": 2}),
     ("meta", {"n": 4, "memory_efficient": True}),
     ("meta", {"n": 4, "memory_efficient": False, "target_window": "truncate"}),

@@ -82,7 +82,7 @@ def test_lm_eval_loads_the_export_and_the_hf_backend_generates_past_its_context(
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
-    from harness.eval.hf_backend import HarnessHFLM
+    from harness.eval.benchmarks.hf_backend import HarnessHFLM
 
     out = export_hf(make(tiny_trunk(), objective("meta", n=2)), tmp_path / "e", tokenizer_dir)
     lm = HFLM(pretrained=str(out), device="cpu", batch_size=1, dtype="float32")

@@ -67,7 +67,7 @@ def test_generate_with_use_mtp_is_plain_greedy(tokenizer_dir, tmp_path):
     """Done-when: generate(use_mtp=True) drafts with our module, output identical to greedy."""
     from transformers import AutoModelForCausalLM
 
-    from harness.eval.speculative import decode
+    from harness.eval.analyses.speculative import decode
 
     model, out = _export(tmp_path, tokenizer_dir, trained=True)
     hf = AutoModelForCausalLM.from_pretrained(str(out / SUBDIR))

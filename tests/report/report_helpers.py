@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-EVAL_FACTS = {"protocol": "deepseek", "tasks": "humaneval,mbpp", "limit": "none", "max_gen_toks": 128,
+EVAL_FACTS = {"protocol": "greedy", "tasks": "humaneval,mbpp", "limit": "none", "max_gen_toks": 128,
               "n_samples": 1, "temperatures": "greedy", "top_p": "none", "batch_size": 8}
 OBJECTIVES = {"stp": {"kind": "stp"}, "meta": {"kind": "meta", "n": 2}, "deepseek": {"kind": "deepseek", "depth": 1}}
 

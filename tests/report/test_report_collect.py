@@ -8,7 +8,7 @@ import json
 import pytest
 
 from harness.errors import HarnessError
-from harness.eval.passk import pass_at_k
+from harness.eval.benchmarks.passk import pass_at_k
 from harness.report.collect import load_run
 from tests.report.report_helpers import make_run
 

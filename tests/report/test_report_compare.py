@@ -97,7 +97,7 @@ def test_reported_rows_and_flags_are_in_every_output(tmp_path):
 @pytest.mark.parametrize("field,value,what", [
     ("manifest", "x" * 64, "data manifest differs"),
     ("tokenizer", "y" * 64, "tokenizer differs"),
-    ("eval_facts", {"protocol": "meta"}, "eval protocol differs"),
+    ("eval_facts", {"protocol": "sampled"}, "eval protocol differs"),
     ("eval_facts", {"prompt_budget_mbpp": 64}, "eval prompt_budget_mbpp differs"),
     ("per_position", np.ones((4, 8)), "held-out rows"),
 ])

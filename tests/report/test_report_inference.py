@@ -8,8 +8,20 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from harness.report.inference import (CONTRADICTED, ONE_SEED, SUPPORTED, UNCLEAR, UNTESTABLE, SeedReference, Term,
-                                      contrast, holm, judge, reference_from_control, seed_interval)
+from harness.report.inference import (
+    CONTRADICTED,
+    ONE_SEED,
+    SUPPORTED,
+    UNCLEAR,
+    UNTESTABLE,
+    SeedReference,
+    Term,
+    contrast,
+    holm,
+    judge,
+    reference_from_control,
+    seed_interval,
+)
 
 
 def outcomes(rng, seeds: int, shift: float, units: int = 100, seed_sd: float = 0.3) -> np.ndarray:

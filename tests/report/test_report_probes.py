@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from harness.report.arm_rows import build_rows, group_by_arm
+from harness.report.claims import CONTRADICTED, SUPPORTED, UNCLEAR, UNTESTABLE
 from harness.report.collect import load_run
 from harness.report.compare import Found, run_compare
+from harness.report.probe_claims import FADES, INDUCTION, MOST_OOD, POLY, probe_verdicts
 from harness.report.probe_outcomes import probe_outcomes
-from harness.report.probe_verdicts import FADES, INDUCTION, MOST_OOD, POLY, probe_verdicts
-from harness.report.verdicts import CONTRADICTED, SUPPORTED, UNCLEAR, UNTESTABLE
 from tests.report.report_helpers import make_run
 
 STORIES, MENTIONS = 60, 5  # every story has 5 scored mentions

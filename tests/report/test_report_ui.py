@@ -11,8 +11,8 @@ import urllib.request
 import pytest
 
 from harness.errors import HarnessError
+from harness.ranks import free_port
 from harness.report.ui import HOST, experiment_id, runs_url, start_server, stop_server, wait_healthy
-from harness.train.distributed import free_port
 
 
 @pytest.mark.slow

@@ -9,11 +9,18 @@ import json
 import numpy as np
 import pytest
 
-from harness.report.collect import load_run
 from harness.report.arm_rows import build_rows, group_by_arm
+from harness.report.claims import (
+    CONTRADICTED,
+    SUPPORTED,
+    UNCLEAR,
+    UNTESTABLE,
+    control_checks,
+    long_sequence,
+    meta_vs_deepseek,
+)
+from harness.report.collect import load_run
 from harness.report.stats import position_ratio
-from harness.report.verdicts import (CONTRADICTED, SUPPORTED, UNCLEAR, UNTESTABLE, control_checks, long_sequence,
-                                     meta_vs_deepseek)
 from tests.report.report_helpers import along_training, make_run, study_runs
 
 

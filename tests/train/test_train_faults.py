@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.ranks import free_port
 from harness.train import checkpoint
-from harness.train.distributed import free_port
 from tests.train.test_train_pipeline import TINY_RUN, losses, only_run
 from tests.train.test_train_processes import clean_env, harness, wait_for_step
 

@@ -15,11 +15,10 @@ import json
 import time
 from pathlib import Path
 
+from harness import rundir
 from harness.errors import HarnessError
 from harness.hashing import sha256_file
 from harness.threads import torch_threads
-
-ROWS_FILE = "{probe}_greedy.jsonl"
 
 
 def load_test_set(prepared) -> tuple[dict, list[dict]]:
@@ -31,7 +30,7 @@ def load_test_set(prepared) -> tuple[dict, list[dict]]:
     path = prepared.path / probe["test_file"]
     if not path.is_file() or sha256_file(path) != probe["test_sha256"]:
         raise HarnessError(f"{path} is missing or differs from the manifest", fix=f"delete {prepared.path} and prepare again")
-    return probe, [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return probe, rundir.read_jsonl(path)
 
 
 def score(model, prepared, probe_name: str, *, seq_len: int, batch_size: int) -> tuple[list[dict], dict]:
@@ -63,7 +62,7 @@ def evaluate_probes(export_dir: Path, recipe, prepared, out_dir: Path) -> dict:
     with torch_threads(recipe.eval.num_threads or 1):
         for name in recipe.eval.probes:
             rows, found = score(model, prepared, name, seq_len=recipe.seq_len, batch_size=recipe.eval.analysis_batch_size)
-            with (out_dir / ROWS_FILE.format(probe=name)).open("w") as handle:
+            with (out_dir / rundir.probe_name(name)).open("w") as handle:
                 for row in rows:
                     handle.write(json.dumps(row, sort_keys=True) + "\n")
             summary.update(found)

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from harness.compute import Flops, ParamCounts
     from harness.model.config import TrunkConfig
+    from harness.model.counting import Flops, ParamCounts
     from harness.model.decoding import NextTokenPath
     from harness.model.mtp_model import MTPModel
     from harness.model.trunk import Block, Trunk
@@ -40,7 +40,7 @@ TargetWindow = Literal["full", "truncate"]
 Rope = Any  # (cos, sin) tensors of the positions a call covers
 
 # The claims an objective can take part in (`ObjectiveConfig.claims`), read by the
-# comparison's verdicts (harness/report/verdicts.py) and its choice of baseline.
+# comparison's verdicts (harness/report/claims.py) and its choice of baseline.
 CLAIMS = {
     "baseline": "a single-token arm that `harness compare` may take as the baseline",
     "late_positions": "blog claim 2: the arm helps late positions of a window more than early ones",
@@ -98,6 +98,9 @@ class ObjectiveConfig(BaseModel):
     # anything is learnt its loss exceeds depth 1's: equal depth losses are a sign of
     # collapse (`eval/collapse.py`). False where depth k reads more than depth 1 does.
     deeper_depths_are_harder: ClassVar[bool] = True
+    # The fields a config of this kind needs (those without a default), for tests and tools that
+    # build one of every registered objective without naming any.
+    example: ClassVar[dict[str, Any]] = {}
 
     # ---- read by recipes, plans and reports: no torch above this line ---------------------
 

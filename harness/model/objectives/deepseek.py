@@ -23,7 +23,8 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.compute import (
+from harness.model.config import TrunkConfig
+from harness.model.counting import (
     Flops,
     ParamCounts,
     block_flops,
@@ -32,7 +33,6 @@ from harness.compute import (
     linear_flops,
     unembedding_flops,
 )
-from harness.model.config import TrunkConfig
 from harness.model.decoding import NextTokenPath, as_ids, greedy
 from harness.model.objectives.base import (
     ModelOutput,
@@ -69,6 +69,7 @@ class DeepSeekConfig(ObjectiveConfig):
     # one more token of context, and a healthy run's depth 2 can match depth 1 (measured on
     # the laptop study: 4.427 and 4.422 nats at lr 3e-3, with STP at 4.435).
     deeper_depths_are_harder: ClassVar[bool] = False
+    example: ClassVar[dict] = {"depth": 1}
 
     @field_validator("mtp_lambda", mode="before")
     @classmethod

@@ -17,9 +17,9 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from harness.compute import Flops, ParamCounts, block_flops, block_params, embedding_params, unembedding_flops
 from harness.errors import HarnessError
 from harness.model.config import TrunkConfig
+from harness.model.counting import Flops, ParamCounts, block_flops, block_params, embedding_params, unembedding_flops
 from harness.model.decoding import NextTokenPath, as_ids, greedy
 from harness.model.objectives.base import (
     ModelOutput,
@@ -46,6 +46,7 @@ class MetaConfig(ObjectiveConfig):
     )
     method: ClassVar[str] = "Meta"
     claims: ClassVar[tuple[str, ...]] = ("late_positions", "independent_heads")
+    example: ClassVar[dict] = {"n": 2}
 
     @model_validator(mode="after")
     def _weights_match_heads(self) -> "MetaConfig":

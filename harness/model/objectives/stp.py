@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from harness.compute import Flops, ParamCounts, block_flops, block_params, embedding_params, unembedding_flops
 from harness.model.config import TrunkConfig
+from harness.model.counting import Flops, ParamCounts, block_flops, block_params, embedding_params, unembedding_flops
 from harness.model.objectives.base import (
     ObjectiveConfig,
     depth_cross_entropy,

@@ -18,8 +18,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from harness.compute import Flops, ParamCounts, block_flops, block_params, embedding_params, unembedding_flops
 from harness.model.config import TrunkConfig
+from harness.model.counting import Flops, ParamCounts, block_flops, block_params, embedding_params, unembedding_flops
 from harness.model.objectives.base import (
     ModelOutput,
     ObjectiveConfig,

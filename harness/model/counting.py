@@ -1,0 +1,96 @@
+"""Counting what a model costs: parameters by role and training FLOPs per position, the
+shared pieces every objective's totals are built from (`objectives/<kind>.py`), and MFU.
+
+Parameters (no biases anywhere; d = d_model, f = ffn_hidden, V = vocab, h_kv = n_kv_heads,
+hd = head_dim, L = model.stp_layers):
+    block      = 2 d^2 + 2 d h_kv hd   (Wq, Wo; Wk, Wv)   + 3 d f (SwiGLU)   + 2 d (norms)
+    embedding  = V d, plus V d for the unembedding unless tied
+
+Training FLOPs per input position (forward + backward = 3 x forward, 2 FLOPs per
+multiply-add; only matrix products are counted, as `torch.utils.flop_counter` does; norms,
+softmax and activations are under 1% at any size we run):
+    linear     6 * (weights of the matrices) per pass
+    attention  12 * S * d per block pass (QK^T and AV over the full S x S square: the flop
+               counter and PaLM's 6N + 12 L H Q T formula ignore the causal mask, and so do we)
+    unembed    6 * V * d per output-head pass
+Every head runs at all S positions (a row of S+n tokens), so counts do not depend on
+`target_window`; truncation only masks targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.model.config import TrunkConfig
+
+
+@dataclass(frozen=True)
+class ParamCounts:
+    """Parameters by role. `trunk` is the shared path, `heads` what the objective adds."""
+
+    embedding: int
+    trunk: int
+    heads: int
+
+    @property
+    def total(self) -> int:
+        return self.embedding + self.trunk + self.heads
+
+    @property
+    def non_embedding(self) -> int:
+        return self.trunk + self.heads
+
+
+@dataclass(frozen=True)
+class Flops:
+    """Training FLOPs per input position, forward + backward, by where they are spent."""
+
+    linear: float
+    attention: float
+    unembedding: float
+
+    @property
+    def total(self) -> float:
+        return self.linear + self.attention + self.unembedding
+
+    def __add__(self, other: "Flops") -> "Flops":
+        return Flops(self.linear + other.linear, self.attention + other.attention, self.unembedding + other.unembedding)
+
+    def __rmul__(self, passes: int) -> "Flops":
+        """`k * flops`: k passes of the same computation."""
+        return Flops(passes * self.linear, passes * self.attention, passes * self.unembedding)
+
+
+def block_matrix_params(m: TrunkConfig) -> int:
+    d = m.d_model
+    return 2 * d * d + 2 * d * m.n_kv_heads * m.head_dim + 3 * d * m.ffn_hidden
+
+
+def block_params(m: TrunkConfig) -> int:
+    return block_matrix_params(m) + 2 * m.d_model
+
+
+def embedding_params(m: TrunkConfig) -> int:
+    return m.vocab_size * m.d_model * (1 if m.tie_embeddings else 2)
+
+
+def block_flops(m: TrunkConfig, seq_len: int) -> Flops:
+    """One pass of one block at each of S positions, per position."""
+    return Flops(linear=6.0 * block_matrix_params(m), attention=12.0 * seq_len * m.d_model, unembedding=0.0)
+
+
+def linear_flops(weights: int) -> Flops:
+    """One pass of a bias-free linear map with this many weights, per position."""
+    return Flops(linear=6.0 * weights, attention=0.0, unembedding=0.0)
+
+
+def unembedding_flops(m: TrunkConfig) -> Flops:
+    """One pass of a V x d output head (the shared unembedding or an extra one), per position."""
+    return Flops(linear=0.0, attention=0.0, unembedding=6.0 * m.vocab_size * m.d_model)
+
+
+def mfu(flops_per_token: float, tokens_per_second: float, peak_flops: float) -> float:
+    """Model FLOPs utilisation (PaLM Appendix B): achieved over peak, from the same count."""
+    return flops_per_token * tokens_per_second / peak_flops

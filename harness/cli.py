@@ -26,7 +26,8 @@ class _Group(click.Group):
             sys.exit(exc.exit_code)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+# 100 columns: the house's terminal width; click's default (80) cuts every command's description.
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="mtp-harness")
 def main() -> None:
     """mtp-harness: reproducible multi-token prediction experiments."""
@@ -35,7 +36,7 @@ def main() -> None:
 overrides_argument = click.argument("overrides", nargs=-1, metavar="[KEY=VALUE | ~KEY]...")
 
 
-@main.command()
+@main.command(short_help="What each arm costs; checks a study's matched compute")
 @click.argument("path", type=click.Path(dir_okay=False))
 @overrides_argument
 def plan(path: str, overrides: tuple[str, ...]) -> None:
@@ -58,14 +59,16 @@ def plan(path: str, overrides: tuple[str, ...]) -> None:
         arm = study.baseline  # every arm of a comparable study shares data, context and eval settings
         lines = prompt_fit(study.recipes[arm], study.arm_source(arm).parent)
     else:
+        from harness.recipe import recipe_warnings
+
         recipe = load_recipe(path, overrides)
         print_plan({recipe.name: plan_arm(recipe.name, recipe)}, f"recipe {path}", None, console)
-        lines = prompt_fit(recipe, Path(path).parent)
+        lines = [f"warning: {w}" for w in recipe_warnings(recipe, overrides)] + prompt_fit(recipe, Path(path).parent)
     for line in lines:
         console.print(line, markup=False)
 
 
-@main.command()
+@main.command(short_help="The resolved recipe and its sha256")
 @click.argument("path", type=click.Path(dir_okay=False))
 @overrides_argument
 def resolve(path: str, overrides: tuple[str, ...]) -> None:
@@ -75,7 +78,7 @@ def resolve(path: str, overrides: tuple[str, ...]) -> None:
     click.echo(resolved_yaml(load_recipe(path, overrides)), nl=False)
 
 
-@main.command()
+@main.command(short_help="Train, export, evaluate and track one recipe")
 @click.argument("path", type=click.Path(dir_okay=False))
 @overrides_argument
 @click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(file_okay=False),
@@ -90,8 +93,16 @@ def resolve(path: str, overrides: tuple[str, ...]) -> None:
 def run(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[str, ...], verify: bool,
         relative_to: str | None, local_rank) -> None:
     """Train, export, evaluate and track one recipe (resumes where it stopped)."""
+    from harness.recipe import load_recipe, recipe_warnings
     from harness.run.pipeline import Pipeline
     from harness.run.summary import print_run_summary
+    from harness.study.design import is_study
+
+    if Path(path).is_file() and is_study(path):
+        raise HarnessError(f"{path} is a study file (arms x seeds), not a recipe",
+                           fix=f"run it with `harness study {path}`, or plan it with `harness plan {path}`")
+    for warning in recipe_warnings(load_recipe(path, overrides), overrides):
+        click.echo(f"warning: {warning}", err=True)
 
     pipeline = Pipeline(Path(path), overrides, Path(runs_root), force, verify=verify,
                         relative_to=Path(relative_to) if relative_to else None)
@@ -100,7 +111,7 @@ def run(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[str,
         print_run_summary(outcome, stdout_console())
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
+@main.command(context_settings={"ignore_unknown_options": True}, short_help="Run every arm x seed of a study (resumes)")
 @click.argument("path", type=click.Path(dir_okay=False, exists=True))
 @overrides_argument
 @click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(file_okay=False),
@@ -132,7 +143,7 @@ def study(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[st
         print_study_summary(loaded, done, path, overrides, runs_root, stdout_console())
 
 
-@main.command()
+@main.command(short_help="Make MLflow hold exactly a run directory\'s record")
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
 @click.option("--force", is_flag=True, help="upload the artifacts again even if already synced")
 def sync(run_dir: str, force: bool) -> None:

@@ -218,7 +218,8 @@ def field_at(schema: type[BaseModel], data: dict, path: str) -> Any:
             if part not in model.model_fields:
                 where = ".".join(walked) or "the top level"
                 allowed = ", ".join(model.model_fields)
-                raise HarnessError(f"unknown key {part!r} in {where}; allowed: {allowed}")
+                hint = did_you_mean(schema, model, part, walked)
+                raise HarnessError(f"unknown key {part!r} in {where}{hint}; allowed: {allowed}")
             annotation = model.model_fields[part].annotation
         elif typing.get_origin(_strip(annotation)) is dict:
             annotation = typing.get_args(_strip(annotation))[1]
@@ -227,6 +228,30 @@ def field_at(schema: type[BaseModel], data: dict, path: str) -> Any:
         walked.append(part)
         node = node.get(part) if isinstance(node, dict) else None
     return annotation
+
+
+def _leaf_paths(model: type[BaseModel], prefix: str = "", depth: int = 0) -> typing.Iterator[str]:
+    """Every dotted field path under a model (kind unions: each member's fields)."""
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        yield path
+        annotation = _strip(info.annotation)
+        members = [annotation] if isinstance(annotation, type) else [_strip(a) for a in typing.get_args(annotation)]
+        for member in members:
+            if depth < 6 and isinstance(member, type) and issubclass(member, BaseModel):
+                yield from _leaf_paths(member, path + ".", depth + 1)
+
+
+def did_you_mean(schema: type[BaseModel], model: type[BaseModel], part: str, walked: list[str]) -> str:
+    """'; did you mean X?' for an unknown key: a close spelling among the keys allowed there,
+    else a field of exactly that name elsewhere under the same section (`train.lr` ->
+    `train.optimizer.lr`); '' when nothing is close."""
+    close = difflib.get_close_matches(part, list(model.model_fields), n=1, cutoff=0.75)
+    if close:
+        return f"; did you mean {'.'.join([*walked, close[0]])!r}?"
+    section = walked[0] if walked else ""
+    found = [p for p in _leaf_paths(schema) if p.rsplit(".", 1)[-1] == part and p.startswith(section)]
+    return f"; did you mean {' or '.join(map(repr, found[:2]))}?" if found else ""
 
 
 def _wants_text(annotation: Any) -> bool:
@@ -251,12 +276,30 @@ def set_value(schema: type[BaseModel], data: dict, origins: dict, path: str, val
         node = node[part]
     if value is DELETE:
         node.pop(last, None)
+    elif last == "kind" and node.get("kind", value) != value:
+        # Another kind is another schema: the old kind's fields go, as when a file's mapping
+        # switches `kind:` (`_kind_switch`), so `objective.kind=deepseek` on a Meta recipe
+        # does not leave Meta's `n` behind.
+        node.clear()
+        node[last] = value
+        for key in [k for k in origins if k.startswith(".".join(parents) + ".")]:
+            del origins[key]
     else:
         node[last] = value
     for key in [k for k in origins if _covers(path, k)]:
         del origins[key]
     origins[path] = label
 
+
+
+def apply_overrides(schema: type[BaseModel], data: dict, origins: dict, items) -> None:
+    """Apply `key=value` / `~key` overrides in order, except that `...kind=` ones come first:
+    a kind decides which keys exist beside it, so `objective.depth=2 objective.kind=deepseek`
+    means the same as the other order."""
+    items = list(items)
+    kinds = [i for i in items if i.split("=", 1)[0].strip().endswith("kind") and "=" in i]
+    for item in kinds + [i for i in items if i not in kinds]:
+        apply_override(schema, data, origins, item)
 
 
 def apply_override(schema: type[BaseModel], data: dict, origins: dict, item: str) -> None:
@@ -322,19 +365,24 @@ def format_validation_error(exc: ValidationError, schema, data: dict, origins: d
     """One line per problem: `file: field.path: what is wrong and what is allowed`; the first
     MAX_ERROR_LINES of them, then how many more (a file of junk must not print for minutes)."""
     lines = []
-    errors = exc.errors(include_url=False)
+    # An unknown key first: a misspelt `depht` also makes `depth` missing, and the misspelling
+    # is the thing to fix.
+    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
     for err in errors[:MAX_ERROR_LINES]:
         path = _display_path(err["loc"], data)
         where = _origin(path, origins, label)
         kind, msg = err["type"], err["msg"]
         if kind == "extra_forbidden":
             parent = path.rsplit(".", 1)[0] if "." in path else ""
+            hint = ""
             try:
                 model = _model_for(field_at(schema, data, parent), _get(data, parent)) if parent else schema
                 allowed = ", ".join(model.model_fields) if model else "none"
+                if model:
+                    hint = did_you_mean(schema, model, path.rsplit(".", 1)[-1], parent.split(".") if parent else [])
             except HarnessError:
                 allowed = "see the schema"
-            text = f"unknown key; allowed here: {allowed}"
+            text = f"unknown key{hint}; allowed here: {allowed}"
         elif kind == "missing":
             text = "required, but missing"
         elif kind == "invalid_kind":

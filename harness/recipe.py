@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.config_tree import apply_override, check_finite, format_validation_error, merge_with_origins, read_yaml
+from harness.config_tree import apply_overrides, check_finite, format_validation_error, merge_with_origins, read_yaml
 from harness.containers import ContainerConfig
 from harness.data.config import DataConfig
 from harness.errors import HarnessError
@@ -88,9 +88,25 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     """Read a recipe file, follow `extends:`, apply overrides and validate."""
     path = Path(path)
     data, origins = resolve_extends(path)
-    for item in overrides:
-        apply_override(Recipe, data, origins, item)
+    apply_overrides(Recipe, data, origins, overrides)
     return validate_recipe(data, origins, str(path))
+
+
+def recipe_warnings(recipe: Recipe, overrides=()) -> list[str]:
+    """Settings that are allowed but probably not meant, one line each with what to change."""
+    train, out = recipe.train, []
+    steps, warmup = recipe.steps, train.schedule.warmup_steps
+    if warmup >= steps:
+        out.append(f"train.schedule.warmup_steps {warmup} is not below the {steps} training steps: the learning rate "
+                   "never reaches its peak (lower train.schedule.warmup_steps)")
+    if train.eval_every > steps:
+        out.append(f"train.eval_every {train.eval_every} is above the {steps} training steps: validation runs only "
+                   "at the end (lower train.eval_every for a curve)")
+    keys = [item.split("=", 1)[0].strip() for item in overrides if "=" in item]
+    if "objective.kind" in keys and "name" not in keys:
+        out.append(f"objective.kind is overridden but the run keeps the recipe's name {recipe.name!r} (its run "
+                   f"directory and MLflow run say so); add name=... to name it for its objective")
+    return out
 
 
 def validate_recipe(data: dict, origins: dict[str, str] | None = None, label: str = "recipe") -> Recipe:

@@ -34,7 +34,7 @@ def _run_options(fn):
     return fn
 
 
-@click.group("container")
+@click.group("container", short_help="Pinned images: build, run, exec")
 def container() -> None:
     """Pinned images: build them from the lock files, run the harness inside them."""
 

@@ -7,7 +7,7 @@ import click
 overrides_argument = click.argument("overrides", nargs=-1, metavar="[KEY=VALUE | ~KEY]...")
 
 
-@click.group("data")
+@click.group("data", short_help="Prepare and inspect a recipe's token data")
 def data() -> None:
     """Prepare a recipe's corpus, tokenizer and token shards; inspect training batches."""
 

@@ -26,7 +26,7 @@ class _RunByDefault(click.Group):
         return super().parse_args(ctx, args)
 
 
-@click.group("eval", cls=_RunByDefault, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("eval", short_help="Score a model on HumanEval/MBPP in the sandbox", cls=_RunByDefault, context_settings={"help_option_names": ["-h", "--help"]})
 def eval_group() -> None:
     """Offline HumanEval/MBPP in a sandbox: `eval TARGET`, `eval score FILE`, `eval reference`."""
 

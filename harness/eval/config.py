@@ -6,7 +6,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from harness.eval.sandbox.config import SandboxConfig
 
-
 # The protocols' names before they were named for what they do rather than for the paper
 # that used them; recipes and run summaries with them still read the same.
 PROTOCOL_ALIASES = {"deepseek": "greedy", "meta": "sampled"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 
-@click.group("launch")
+@click.group("launch", short_help="Slurm jobs and DeepSpeed hostfiles")
 def launch() -> None:
     """Multi-node jobs: Slurm scripts (DeepSpeed/torchrun inside the container), hostfiles."""
 

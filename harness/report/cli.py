@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 
-@click.command()
+@click.command(short_help="Gains with intervals across seeds, verdicts, reports")
 @click.argument("targets", nargs=-1, metavar="[STUDY.yaml [KEY=VALUE...] | RUN_DIR...]")
 @click.option("--experiment", help="compare the runs of this MLflow experiment (found by their run-directory tags)")
 @click.option("--study", "study_tag", help="with --experiment: only runs tagged with this study")
@@ -20,7 +20,7 @@ import click
 @click.option("--no-mlflow", is_flag=True, help="do not log the comparison to MLflow")
 def compare(targets: tuple[str, ...], experiment, study_tag, runs_root: str, baseline, force: bool,
             out_dir: Path | None, no_mlflow: bool) -> None:
-    """Reproduced gains with 95% paired bootstrap intervals beside the published ones."""
+    """Reproduced gains, with 95% intervals across seeds, verdicts and reports (beside the published gains)."""
     from harness.console import stdout_console
     from harness.report import tables
     from harness.report.compare import find_runs, run_compare
@@ -40,7 +40,7 @@ def compare(targets: tuple[str, ...], experiment, study_tag, runs_root: str, bas
         console.print(f"MLflow: not logged ({problem}); the results directory is complete")
 
 
-@click.command()
+@click.command(short_help="The MLflow UI on 127.0.0.1")
 @click.argument("study_path", required=False, type=click.Path(dir_okay=False, exists=True))
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--experiment", help="MLflow experiment to link to (default: the study's)")

@@ -323,7 +323,7 @@ class Pipeline:
                 from harness.eval.analyses.analyze import analyze_export
                 from harness.eval.analyses.collapse import collapse_reasons
 
-                self.log("evaluate: reference losses, per-position loss, canonical-solution NLL, acceptance")
+                self.log(f"evaluate: {', '.join(self._analyses())}")
                 summary.update(analyze_export(export_dir, self.recipe, self.data, staging, self.run_dir))
                 if self.recipe.eval.probes:
                     from harness.eval.probes import evaluate_probes
@@ -365,8 +365,8 @@ class Pipeline:
     def _scores(self, export_dir: Path, staging: Path) -> dict:
         """HumanEval/MBPP (evaluate_model writes its summary.json last, so its presence in the
         staging folder means the scores of an interrupted attempt are complete)."""
-        if not self.recipe.eval.enabled:
-            return {}
+        if not self.recipe.eval.enabled or not self.recipe.eval.tasks:
+            return {}  # nothing to generate: no sandbox is opened, so no sandbox facts are reported
         done = staging / rundir.SUMMARY
         if done.is_file():
             self.log("evaluate: HumanEval/MBPP scores of the interrupted attempt are complete; kept")
@@ -375,6 +375,14 @@ class Pipeline:
 
         self.log(f"evaluate: {', '.join(self.recipe.eval.tasks)} ({self.recipe.eval.protocol} protocol)")
         return evaluate_model(export_dir, self.recipe.eval, staging)
+
+    def _analyses(self) -> list[str]:
+        """The analyses this evaluation writes (what the log promises is what is made)."""
+        cfg, extra = self.recipe.eval, self.recipe.objective.n_predict > 1
+        wanted = [("reference losses", True), ("per-position loss", cfg.per_position),
+                  ("per-position loss along training", cfg.trajectory),
+                  ("canonical-solution NLL", cfg.canonical_nll and bool(cfg.tasks)), ("acceptance", cfg.acceptance and extra)]
+        return [name for name, on in wanted if on]
 
     def _stage_track(self, outputs) -> dict:
         """Plots and artifacts to MLflow, and the run closed (kept for `harness sync` when offline)."""

@@ -36,7 +36,7 @@ from typing import Iterator
 
 from pydantic import ValidationError
 
-from harness.config_tree import DELETE, apply_override, format_validation_error, read_yaml, set_value
+from harness.config_tree import DELETE, apply_overrides, format_validation_error, read_yaml, set_value
 from harness.errors import HarnessError
 from harness.plan.arms import plan_arm
 from harness.plan.matching import MatchResult, match_arms
@@ -210,8 +210,7 @@ def _arm_data(study_path: Path, name: str, spec: ArmSpec, study_overrides, cli_o
                 set_value(Recipe, data, origins, key, value, label)
             except HarnessError as exc:
                 raise HarnessError(f"{label}: {where}: {exc}") from None
-    for item in cli_overrides:
-        apply_override(Recipe, data, origins, item)
+    apply_overrides(Recipe, data, origins, cli_overrides)
     return data, origins
 
 

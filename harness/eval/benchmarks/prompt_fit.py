@@ -33,6 +33,12 @@ def cached_tokenizer(recipe, base_dir: Path) -> Path | None:
     return path if path.is_file() else None
 
 
+def _context_field(recipe) -> str:
+    """The field that sets the trained context: data.seq_len when the recipe sets it (it may not
+    exceed model.seq_len), else model.seq_len."""
+    return "data.seq_len" if recipe.data.seq_len is not None else "model.seq_len"
+
+
 def prompt_fit(recipe, base_dir: Path) -> list[str]:
     """One line per benchmark task the recipe evaluates: how many prompts do not fit."""
     tasks = [t for t in recipe.eval.tasks if t in DEFAULT_GEN_TOKENS]
@@ -53,7 +59,7 @@ def prompt_fit(recipe, base_dir: Path) -> list[str]:
         if over:
             lines.append(f"warning: {over} of {len(lengths)} {task} prompts (longest {max(lengths)} tokens) do not fit "
                          f"the trained context S={S} with {gen} generated tokens; evaluation left-truncates them "
-                         "and counts them (raise data.seq_len, or lower eval.max_gen_toks)")
+                         f"and counts them (raise {_context_field(recipe)}, or lower eval.max_gen_toks)")
         else:
             lines.append(f"{task}: every prompt fits S={S} with {gen} generated tokens (longest {max(lengths)})")
     return lines

@@ -18,8 +18,10 @@ import click
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="output directory (default: results/<study>)")
 @click.option("--no-mlflow", is_flag=True, help="do not log the comparison to MLflow")
+@click.option("--published", is_flag=True,
+              help="also print the protocol tables and the published gains (the files always hold them where they relate)")
 def compare(targets: tuple[str, ...], experiment, study_tag, runs_root: str, baseline, force: bool,
-            out_dir: Path | None, no_mlflow: bool) -> None:
+            out_dir: Path | None, no_mlflow: bool, published: bool) -> None:
     """Reproduced gains, with 95% intervals across seeds, verdicts and reports (beside the published gains)."""
     from harness.console import stdout_console
     from harness.report import tables
@@ -30,7 +32,7 @@ def compare(targets: tuple[str, ...], experiment, study_tag, runs_root: str, bas
     result = run_compare(found, baseline=baseline, out_dir=out_dir, force=force, log=not no_mlflow)
     console = stdout_console()
     tables.print_rich(f"study {found.name}: baseline {result.document['baseline']}", result.rows, all_reported(),
-                      result.verdicts, result.document["not_comparable"], console, result.document)
+                      result.verdicts, result.document["not_comparable"], console, result.document, published)
     console.print(f"wrote {result.out_dir}/: comparison.md, comparison.csv, comparison.json, report.html, "
                   f"plots/ ({len([f for f in result.files if f.parent.name == 'plots'])} files)")
     run_id, problem = result.mlflow

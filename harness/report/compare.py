@@ -151,7 +151,7 @@ def run_compare(found: Found, *, baseline: str | None, out_dir: Path | None, for
     document = _document(found, baseline, rows, verdicts, reported, problems)
     document["holm_family"] = family
     document["protocol"] = _protocol(found, groups, rows, n_resamples, force)
-    figures = _figures(groups, rows, curves, reported, out_dir / rundir.PLOTS)
+    figures = _figures(groups, rows, curves, reported if tables.code_benchmarks(rows) else (), out_dir / rundir.PLOTS)
     files = [*figures, *_write_texts(out_dir, document, rows, reported, verdicts)]
     files.append(html_report.write(out_dir / "report.html", document, rows, reported, verdicts, figures))
     if found.entries:
@@ -243,28 +243,32 @@ def _document(found: Found, baseline: str, rows, verdicts, reported, problems) -
 def _figures(groups, rows, curves, reported, plot_dir: Path) -> list[Path]:
     val = {arm: runs[0].val_curve() for arm, runs in groups.items()}  # first seed's curve per arm
     colors = plots.arm_colors(groups)
-    return [*plots.val_loss_curves(val, plot_dir), *plots.position_ratio(curves, colors, plot_dir),
-            *plots.gains(rows, reported, plot_dir), *plots.acceptance(rows, colors, plot_dir),
+    return [*plots.metric_gains(rows, plot_dir), *plots.val_loss_curves(val, plot_dir),
+            *plots.position_ratio(curves, colors, plot_dir), *plots.gains(rows, reported, plot_dir),
+            *plots.acceptance(rows, colors, plot_dir),
             *plots.probe_gains(rows, plot_dir), *plots.polynomial_by_ops(groups, colors, plot_dir)]
 
 
 def _write_texts(out_dir: Path, document: dict, rows, reported, verdicts) -> list[Path]:
+    family = document.get("holm_family")
     md = [f"# MTP study {document['study']}: reproduced vs reported gains", "",
           f"Baseline **{document['baseline']}**. Δ = arm minus baseline with its 95% interval across seeds; * marks a "
           "gain that interval and the data-sampling one both put on one side of zero; pass@k and probe scores in "
           "percent.", ""]
     md += [f"**Compared with --force although** {p}" for p in document["not_comparable"]]
-    md += ["## Reproduced", "", tables.matching_line(document), "", tables.markdown_table(*tables.arm_columns(rows)),
-           "", document["methods"]["gains"], "", "## Gains, with both intervals", "",
-           tables.markdown_table(tables.GAIN_HEADERS, tables.gain_cells(rows)), ""]
+    md += ["## Verdicts at a glance", "", *(f"- {line}" for line in tables.headline_lines(verdicts)), "",
+           f"Holm's adjustment runs over the {family} claim rows with a p-value (controls excluded); the full "
+           "table is below." if family else "No claim row could be tested.", "",
+           "## Gains over the baseline", "", tables.markdown_table(tables.GAIN_HEADERS, tables.gain_cells(rows)), "",
+           document["methods"]["gains"], "",
+           "## Arms", "", tables.matching_line(document), "", tables.markdown_table(*tables.arm_columns(rows)), ""]
     for title, headers, body, note in tables.protocol_sections(document, rows):
         md += [f"## {title}", "", tables.markdown_table(headers, body), "", note, ""]
-    md += [
-           "## Verdicts", "", tables.markdown_table(tables.verdict_headers(document.get("holm_family")),
-                                                    tables.verdict_cells(verdicts))
-           if verdicts else "No verdicts: no MTP arm with the outputs they need.", "", document["methods"]["verdicts"], "",
-           "## Reported (published)", "", tables.markdown_table(tables.REPORTED_HEADERS, tables.reported_cells(reported)), "",
-           *(f"- {line}" for line in tables.not_entered_lines()), ""]
+    md += ["## Verdicts in full", "", tables.markdown_table(tables.verdict_headers(family), tables.verdict_cells(verdicts))
+           if verdicts else "No verdicts: no MTP arm with the outputs they need.", "", document["methods"]["verdicts"], ""]
+    if tables.code_benchmarks(rows):
+        md += ["## Reported (published)", "", tables.markdown_table(tables.REPORTED_HEADERS, tables.reported_cells(reported)),
+               "", *(f"- {line}" for line in tables.not_entered_lines()), ""]
     written = {"comparison.json": tables.to_json(document), "comparison.md": "\n".join(md),
                "comparison.csv": tables.to_csv(rows)}
     for name, text in written.items():

@@ -14,6 +14,8 @@ from harness.report import tables
 
 TEMPLATE = "report.html.j2"
 CAPTIONS = {
+    "metric_gains": "Gains over the baseline on the metrics that move, with 95% intervals across seeds (black: "
+                    "both the interval across seeds and the data-sampling interval exclude zero; hollow: one seed).",
     "val_loss": "Validation next-token loss vs training tokens (left) and training FLOPs (right), per arm.",
     "per_position_ratio": "Next-token loss ratio arm / STP per position on the held-out documents (unmatched: a "
                           "weaker arm's ratio rises with position whatever its objective; the verdict uses the "
@@ -47,13 +49,15 @@ def render(document: dict, rows, reported, verdicts, figures: list[Path]) -> str
         baseline=document["baseline"], n_runs=sum(len(r.run_dirs) for r in rows),
         manifest=document.get("data_manifest", "?")[:12], version=document.get("harness_version", "?"),
         commits=document.get("run_commits", []), problems=document.get("not_comparable", []),
+        headlines=[line.replace("**", "") for line in tables.headline_lines(verdicts)], family=document.get("holm_family"),
+        published=tables.code_benchmarks(rows),
         arm_headers=arm_headers, arm_body=arm_body, gains_note=document["methods"]["gains"],
         gain_headers=tables.GAIN_HEADERS, gain_body=tables.gain_cells(rows),
         matching=tables.matching_line(document).replace("**", ""),
         sections=[{"title": t, "headers": h, "body": b, "note": n} for t, h, b, n in tables.protocol_sections(document, rows)],
         verdict_headers=tables.verdict_headers(document.get("holm_family")), verdicts=tables.verdict_cells(verdicts),
         verdicts_note=document["methods"]["verdicts"],
-        figures=[{"svg": _inline_svg(p), "caption": CAPTIONS.get(p.stem, p.stem)} for p in svgs],
+        figures=[{"svg": _inline_svg(p), "caption": CAPTIONS.get(p.stem, p.stem), "stem": p.stem} for p in svgs],
         reported_headers=tables.REPORTED_HEADERS, reported_body=tables.reported_cells(reported),
         not_entered=tables.not_entered_lines(),
         runs=[d for r in rows for d in r.run_dirs],

@@ -56,17 +56,37 @@ def val_loss_curves(curves: dict[str, list[tuple[float, float, float]]], out_dir
     return _save(fig, out_dir, "val_loss")
 
 
+POSITION_BINS = 64  # positions averaged in bins: single positions (the first above all) are noisy ratios
+
+
+def _binned(values, bins: int):
+    """(bin centres, bin means) of a curve over positions."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    edges = np.linspace(0, len(values), min(bins, len(values)) + 1).astype(int)
+    centres = [(a + b - 1) / 2 for a, b in zip(edges[:-1], edges[1:])]
+    return centres, [values[a:b].mean() for a, b in zip(edges[:-1], edges[1:])]
+
+
 def position_ratio(curves: dict, colors: dict[str, str], out_dir: Path) -> list[Path]:
-    """curves: arm -> stats.PositionRatio."""
+    """curves: arm -> stats.PositionRatio. Positions in bins, the y-axis on the curves' own range
+    (a ratio of 250 at position 0 once flattened every curve to 1)."""
     if not curves:
         return []
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
+    shown = []
     for arm, r in curves.items():
-        x = range(len(r.ratio))
+        x, ratio = _binned(r.ratio, POSITION_BINS)
         if r.low is not None:
-            ax.fill_between(x, r.low, r.high, color=colors[arm], alpha=0.2, lw=0)
-        ax.plot(x, r.ratio, color=colors[arm], lw=1.2, label=f"{arm}: unmatched late - early {r.late_minus_early:+.3f}")
+            ax.fill_between(x, _binned(r.low, POSITION_BINS)[1], _binned(r.high, POSITION_BINS)[1],
+                            color=colors[arm], alpha=0.2, lw=0)
+        ax.plot(x, ratio, color=colors[arm], lw=1.2, label=f"{arm}: unmatched late - early {r.late_minus_early:+.3f}")
+        shown += ratio
+    low, high = min(shown + [1.0]), max(shown + [1.0])
+    pad = 0.15 * (high - low) or 0.01
+    ax.set_ylim(low - pad, high + pad)
     ax.axhline(1.0, color="k", lw=0.8, ls="--")
     q = len(next(iter(curves.values())).ratio) // 4
     for edge in (q, 3 * q):
@@ -89,8 +109,43 @@ def _ours_label(row, gain: dict) -> str:
     return f"ours: {row.arm} ({row.objective})" + (" [none solved]" if gain.get("note") else "")
 
 
+def metric_gains(rows, out_dir: Path) -> list[Path]:
+    """One panel per metric that moves (held-out loss, canonical-solution NLL, pass@1 where some
+    arm solves a problem): every arm's gain over its baseline with its 95% interval across
+    seeds (black: both intervals exclude zero; hollow: one seed, no interval)."""
+    names = {"val_loss": "held-out next-token loss (nats)"}
+    wanted = ["val_loss", *sorted({m for r in rows for m in r.gains if m.startswith("nll/")}),
+              *sorted({m for r in rows for m, g in r.gains.items() if m.endswith("pass_at_1") and not g.get("note")})]
+    panels = [(m, [(r.arm if not r.baseline else f"{r.arm} (vs {r.baseline})", r.gains[m]) for r in rows
+                   if m in r.gains and r.gains[m].get("mean") is not None]) for m in wanted]
+    panels = [(m, ours) for m, ours in panels if ours]
+    if not panels:
+        return []
+    plt = _pyplot()
+    height = max(len(ours) for _, ours in panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 1.3 + 0.34 * height), squeeze=False)
+    for ax, (metric, ours) in zip(axes[0], panels):
+        for y, (_, g) in enumerate(ours):
+            _gain_point(ax, g, y)
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_yticks(range(len(ours)), [name for name, _ in ours], fontsize=7)
+        ax.set_ylim(len(ours) - 0.5, -0.5)
+        task = metric.split("/", 1)[-1]
+        title = names.get(metric) or (f"{TASK_NAMES.get(task, task)} canonical NLL (bits/byte)" if metric.startswith("nll/")
+                                      else f"{TASK_NAMES.get(metric.split('/')[0], metric)} pass@1 (pp)")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("arm - baseline (lower is better)" if not metric.endswith("pass_at_1") else "arm - baseline")
+        ax.grid(alpha=0.3, axis="x")
+    fig.suptitle("gains over the baseline, 95% interval across seeds (black: shown by both intervals)", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out_dir, "metric_gains")
+
+
 def gains(rows, reported: tuple[Reported, ...], out_dir: Path) -> list[Path]:
-    """Horizontal dot plot per benchmark: published gains, then ours with 95% intervals."""
+    """Horizontal dot plot per benchmark: published gains, then ours with 95% intervals; only
+    where some arm solves a problem (a row of zeros beside the papers says nothing)."""
+    if not any(m.endswith("pass_at_1") and not g.get("note") for r in rows for m, g in r.gains.items()):
+        return []
     panels = []
     for task, bench in TASK_NAMES.items():
         ours = [(_ours_label(row, row.gains[f"{task}/pass_at_1"]), row.gains[f"{task}/pass_at_1"])
@@ -183,24 +238,34 @@ def probe_gains(rows, out_dir: Path) -> list[Path]:
 
 
 def polynomial_by_ops(groups: dict, colors: dict[str, str], out_dir: Path) -> list[Path]:
-    """Exact match against the number of operations, per arm (mean over seeds), with the last
-    trained number of operations marked: the in- / out-of-distribution picture of Figure 8."""
+    """Exact match against the number of operations, per arm (mean over seeds, with a 95% t
+    interval across them), with the last trained number of operations marked: the in- /
+    out-of-distribution picture of Figure 8. Whole numbers of operations on the axis."""
     import numpy as np
+    from scipy import stats as scipy_stats
 
     series, trained, chance = {}, None, None
     for arm, runs in groups.items():
         keys = sorted(k for k in runs[0].summary if k.startswith("polynomial/exact_match_m"))
         if keys:
-            series[arm] = ([int(k[-2:]) for k in keys],
-                           [100 * float(np.mean([r.summary.get(k, np.nan) for r in runs])) for k in keys])
+            per_seed = np.array([[100 * float(r.summary.get(k, np.nan)) for k in keys] for r in runs])
+            half = (scipy_stats.t.ppf(0.975, len(runs) - 1) * per_seed.std(axis=0, ddof=1) / np.sqrt(len(runs))
+                    if len(runs) > 1 else None)
+            series[arm] = ([int(k[-2:]) for k in keys], per_seed.mean(axis=0), half)
             trained = runs[0].summary.get("polynomial/train_max_ops", trained)
             chance = runs[0].summary.get("polynomial/chance", chance)
     if not series:
         return []
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
-    for arm, (ops, acc) in series.items():
-        ax.plot(ops, acc, "o-", color=colors.get(arm), ms=3, label=arm)
+    for i, (arm, (ops, acc, half)) in enumerate(series.items()):
+        x = np.array(ops) + (i - (len(series) - 1) / 2) * 0.06  # a small dodge so the intervals stay apart
+        if half is not None:
+            ax.errorbar(x, acc, yerr=half, fmt="o-", color=colors.get(arm), ms=3, capsize=2, lw=1, label=arm)
+        else:
+            ax.plot(x, acc, "o-", color=colors.get(arm), ms=3, label=arm)
+    every = sorted({m for ops, _, _ in series.values() for m in ops})
+    ax.set_xticks(every, [str(m) for m in every])
     if trained is not None:
         ax.axvline(trained + 0.5, color="grey", lw=0.8, ls=":")
         ax.text(trained + 0.55, ax.get_ylim()[1] * 0.95, "out of distribution", fontsize=7, va="top")

@@ -100,12 +100,12 @@ def _gain_verdict(claim, groups, row: ArmRow, ref, metric, units) -> Verdict | N
     base, runs = groups[ref], groups[row.arm]
     label = f"{row.arm} vs {ref} ({non_embedding(base):,} non-embedding params)"
     stat = f"gain in {metric} (arm - STP) over {units}"
+    gain = row.gains.get(metric)
+    if gain is None:  # runs without this probe (a code corpus) get no row about it
+        return None
     why = excluded(base, runs)
     if why:
         return untestable(claim, label, stat, PP, why + "; gain not interpretable")
-    gain = row.gains.get(metric)
-    if gain is None:
-        return None
     if gain.get("note", "").startswith("neither"):
         return untestable(claim, label, stat, PP, "neither arm scores once")
     floor = _below_floor(base, runs, metric)

@@ -46,6 +46,14 @@ def fmt_data(g: dict | None) -> str:
     return f"[{g['data_low']:+.{digits}f}, {g['data_high']:+.{digits}f}]"
 
 
+def _si(x: float) -> str:
+    """2156160 -> '2.16M': costs read at a glance (the CSV and JSON keep every digit)."""
+    for unit, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
 def _acceptance(row: ArmRow) -> str:
     parts = [f"{row.depth_names.get(d, 'd' + d)} {a['agree_greedy']:.2f}/{a['correct']:.2f}"
              for d, a in row.acceptance.items()
@@ -72,28 +80,54 @@ def arm_label(row: ArmRow) -> str:
 
 
 def arm_columns(rows: list[ArmRow]) -> tuple[list[str], list[list[str]]]:
+    """One row per arm: what it cost and what it scored (means over seeds). The gains, with
+    their intervals, are the gains table's (`gain_cells`), so this one stays narrow."""
     metrics = sorted({m for row in rows for m in row.metrics}, key=metric_order)
     nll = sorted({m for row in rows for m in row.nll})
-    headers = ["arm", "objective", "seeds", "params", "train FLOPs", "tokens", "targets/step",
-               "val loss", "Δ val loss [95% CI]"]
-    for metric in nll + metrics:
-        headers += [_metric_name(metric), f"Δ {_metric_name(metric)} [95% CI]"]
-    headers += ["acceptance agree/correct", "prompts cut"]
+    headers = ["arm", "objective", "seeds", "params", "train FLOPs", "tokens", "val loss"]
+    headers += [_metric_name(m) for m in nll + metrics] + ["acceptance agree/correct", "prompts cut"]
     body = []
     for row in rows:
-        cells = [arm_label(row), row.objective, ",".join(map(str, row.seeds)), f"{row.params:,}",
-                 f"{row.train_flops:.3g}", f"{row.tokens:,}", f"{row.targets_per_step:,}",
-                 "-" if row.val_loss is None else f"{row.val_loss:.4f}", fmt_gain(row.gains.get("val_loss"))]
-        for metric in nll:
-            value = row.nll.get(metric)
-            cells += ["-" if value is None else f"{value:.4f}", fmt_gain(row.gains.get(metric))]
-        for metric in metrics:
-            value = row.metrics.get(metric)
-            cells += ["-" if value is None else f"{value:.1f}", fmt_gain(row.gains.get(metric))]
+        cells = [arm_label(row), row.objective, ",".join(map(str, row.seeds)), _si(row.params),
+                 _si(row.train_flops), _si(row.tokens), "-" if row.val_loss is None else f"{row.val_loss:.4f}"]
+        cells += ["-" if row.nll.get(m) is None else f"{row.nll[m]:.4f}" for m in nll]
+        cells += ["-" if row.metrics.get(m) is None else f"{row.metrics[m]:.1f}" for m in metrics]
         cells.append(_acceptance(row))
         cells.append(", ".join(f"{TASK_NAMES.get(t, t)} {n}" for t, n in sorted(row.truncated.items())) or "-")
         body.append(cells)
     return headers, body
+
+
+def code_benchmarks(rows: list[ArmRow]) -> bool:
+    """The runs scored HumanEval/MBPP (pass@k or canonical NLL): the published rows relate."""
+    return any(m.startswith(("humaneval/", "mbpp/")) for row in rows for m in row.metrics) or any(row.nll for row in rows)
+
+
+def _short(v) -> str:
+    """A verdict row in a few words: 'meta_n2 vs stp: not distinguishable (+0.0011 [-0.0046, +0.0059])'."""
+    d = 2 if "percentage" in v.unit else 4
+    interval = "" if v.low is None else f" [{v.low:+.{d}f}, {v.high:+.{d}f}]"
+    numbers = "" if v.estimate is None else f" ({v.estimate:+.{d}f}{interval}{' Holm p=' + _p(v.holm_p) if v.holm_p is not None else ''})"
+    metric = f" on {v.statistic.split(' on ', 1)[1]}" if " on " in v.statistic else ""
+    return f"{v.arms}{metric}: {v.verdict.removesuffix(' at this scale')}{numbers}"
+
+
+def headline_lines(verdicts) -> list[str]:
+    """One line per claim, claims with a testable row first; rows that cannot be tested are
+    folded into a count with their reasons, so the answer is the first thing a reader sees."""
+    claims: dict[str, list] = {}
+    for v in verdicts:
+        claims.setdefault(v.claim, []).append(v)
+    lines = []
+    for claim, rows in claims.items():
+        tested = [v for v in rows if v.verdict != "not testable"]
+        untested = [v for v in rows if v.verdict == "not testable"]
+        parts = [_short(v) for v in tested]
+        if untested:
+            reasons = sorted({v.text.removeprefix("not testable: ").split(";")[0].split(" (")[0] for v in untested})
+            parts.append(f"{len(untested)} not testable ({'; '.join(reasons)})")
+        lines.append((not tested, f"**{claim}**: " + "; ".join(parts)))
+    return [line for _, line in sorted(lines, key=lambda pair: pair[0])]
 
 
 GAIN_HEADERS = ["arm", "metric", "Δ [95% CI across seeds]", "how", "data sampling only", "p"]
@@ -281,7 +315,10 @@ def to_json(document: dict) -> str:
 
 
 def print_rich(title: str, rows: list[ArmRow], reported, verdicts, problems: list[str], console,
-               document: dict | None = None) -> None:
+               document: dict | None = None, published: bool = False) -> None:
+    """The comparison in the terminal, answer first: the verdicts in a line per claim, the gains
+    with their intervals, the arms; the published rows only when asked (`--published`)."""
+    from rich.markup import escape
     from rich.table import Table
 
     def table(name: str, headers: list[str], body: list[list[str]]) -> Table:
@@ -292,25 +329,26 @@ def print_rich(title: str, rows: list[ArmRow], reported, verdicts, problems: lis
             t.add_row(*cells)
         return t
 
-    # Two tables in the terminal (cost, then results); the files keep one row per arm.
-    headers, body = arm_columns(rows)
-    split = headers.index("val loss")
-    console.print(table(title, headers[:split], [cells[:split] for cells in body]))
-    console.print(table("results", headers[:1] + headers[split:], [cells[:1] + cells[split:] for cells in body]))
-    console.print("Δ: arm minus baseline, 95% interval across seeds; * it and the data-sampling interval both exclude "
-                  "zero. pass@k and probe scores in percent.")
-    for title_, headers_, body_, _ in protocol_sections(document or {}, rows):
-        console.print(table(title_, headers_, body_))
+    console.print(f"[bold]{escape(title)}[/]")
     for problem in problems:
-        console.print(f"[bold red]forced:[/] {problem}")
-    if verdicts:
-        console.print(table("verdicts", ["arms", "statistic", "estimate [95% CI across seeds]", "Holm p", "verdict"],
-                            [c[1:4] + c[6:8] for c in verdict_cells(verdicts)]))
-    cited = [[f"{c[0].split(',')[0]}, {c[1]}", *c[3:7], *c[8:]] for c in reported_cells(reported)]
-    console.print(table("reported (published) gains, pass@1 percentage points",
-                        ["source", "model", "data", "n", "benchmark", "baseline", "MTP", "gain", "flag"], cited))
-    for line in not_entered_lines():
-        console.print(line)
+        console.print(f"[bold red]forced:[/] {escape(problem)}")
+    for line in headline_lines(verdicts) or ["no verdicts: no MTP arm with the outputs they need"]:
+        claim, _, rest = line.partition("**: ")
+        console.print(f"[bold]{escape(claim.strip('*'))}[/]: {escape(rest)}" if rest else escape(line))
+    gains = gain_cells(rows)
+    if gains:
+        console.print(table("gains over the baseline (95% interval across seeds; * both intervals exclude zero)",
+                            [h for h in GAIN_HEADERS if h != "how"], [c[:3] + c[4:] for c in gains]))
+    headers, body = arm_columns(rows)
+    console.print(table("arms", headers, body))
+    if published:
+        for title_, headers_, body_, _ in protocol_sections(document or {}, rows):
+            console.print(table(title_, headers_, body_))
+        cited = [[f"{c[0].split(',')[0]}, {c[1]}", *c[3:7], *c[8:]] for c in reported_cells(reported)]
+        console.print(table("reported (published) gains, pass@1 percentage points",
+                            ["source", "model", "data", "n", "benchmark", "baseline", "MTP", "gain", "flag"], cited))
+        for line in not_entered_lines():
+            console.print(line)
 
 
 def not_entered_lines() -> list[str]:

@@ -24,23 +24,34 @@ def log_comparison(out_dir: Path, study: str, experiment: str, rows) -> tuple[st
         return None, f"{type(exc).__name__}: {exc}"
 
 
+def comparisons_experiment(experiment: str) -> str:
+    """Comparisons live in an experiment of their own beside the training runs' (so the runs
+    table compares runs, not runs and comparisons)."""
+    return f"{experiment}-comparisons"
+
+
 def _log(client, out_dir: Path, study: str, experiment: str, rows) -> str:
+    """One run per study in the comparisons experiment: an earlier comparison of the same
+    study is deleted once the new one holds everything (replaced, not duplicated)."""
     from mlflow.entities import Metric, RunTag
 
-    found = client.get_experiment_by_name(experiment)
-    exp_id = found.experiment_id if found else client.create_experiment(experiment)
+    from harness.tracking.gateway import experiment_id
+
+    exp_id = experiment_id(client, comparisons_experiment(experiment))
     older = client.search_runs([exp_id], filter_string=f"tags.`harness.kind` = 'comparison' and tags.study = '{study}'")
     run_id = client.create_run(exp_id, run_name=f"compare-{study}").info.run_id
-    tags = {"harness.kind": "comparison", "study": study, "harness.results_dir": str(out_dir.resolve())}
+    tags = {"harness.kind": "comparison", "study": study, "harness.results_dir": str(out_dir.resolve()),
+            "harness.runs_experiment": experiment}
     metrics = []
     for row in rows:
         for metric, gain in row.gains.items():
             name = f"gain/{row.arm}/{metric.replace('/', '_')}"
-            metrics += [Metric(name, gain["mean"], 0, 0), Metric(f"{name}/low", gain["low"], 0, 0),
-                        Metric(f"{name}/high", gain["high"], 0, 0)]
+            metrics += [Metric(f"{name}{part}", gain[key], 0, 0) for part, key in (("", "mean"), ("/low", "low"),
+                                                                                   ("/high", "high"))
+                        if gain.get(key) is not None]
     client.log_batch(run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in tags.items()])
     client.log_artifacts(run_id, str(out_dir))
     client.set_terminated(run_id, "FINISHED")
-    for run in older:  # keep earlier comparisons, marked as replaced (as `harness sync` does)
-        client.set_tag(run.info.run_id, "harness.superseded_by", run_id)
+    for run in older:
+        client.delete_run(run.info.run_id)
     return run_id

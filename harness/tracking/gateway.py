@@ -125,11 +125,25 @@ def find_run(client, run_id: str | None) -> str | None:
     return run_id
 
 
+# MLflow 3's UI opens an experiment without this tag in its GenAI view (traces, evaluations);
+# training runs belong in the model-development view, whose runs table compares them.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
+def experiment_id(client, name: str) -> str:
+    """The experiment's id, created (as a model-development experiment) when it does not exist."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    exp_id = client.create_experiment(name)
+    client.set_experiment_tag(exp_id, *EXPERIMENT_KIND)
+    return exp_id
+
+
 def create_run(client, experiment: str, run_name: str | None, params: dict, tags: dict) -> str:
     from mlflow.entities import Param, RunTag
 
-    found = client.get_experiment_by_name(experiment)
-    exp_id = found.experiment_id if found else client.create_experiment(experiment)
+    exp_id = experiment_id(client, experiment)
     run_id = client.create_run(exp_id, run_name=run_name).info.run_id
     client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()],
                      tags=[RunTag(k, str(v)) for k, v in tags.items()])

@@ -34,7 +34,15 @@ def test_comparison_is_an_mlflow_run_with_artifacts(tmp_path, monkeypatch):
         next(r for r in second.rows if r.arm == "meta_n2").gains["humaneval/pass_at_1"]["mean"])
     artifacts = {a.path for a in client.list_artifacts(run_id)}
     assert {"comparison.json", "comparison.md", "comparison.csv", "report.html", "plots"} <= artifacts
-    assert client.get_run(first.mlflow[0]).data.tags["harness.superseded_by"] == run_id
+    # In an experiment of their own (the training experiment's runs table compares runs only), one
+    # run per study: the earlier comparison is replaced, not duplicated.
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.name == "syn-exp-comparisons"
+    assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"  # MLflow 3: the runs view
+    assert client.get_run(first.mlflow[0]).info.lifecycle_stage == "deleted"
+    live = client.search_runs([experiment.experiment_id], filter_string="tags.study = 'syn'")
+    assert [r.info.run_id for r in live] == [run_id]
+    assert client.get_experiment_by_name("syn-exp") is None  # no compare run among the training runs
 
 
 def test_unreachable_store_does_not_fail_the_comparison(tmp_path, monkeypatch):

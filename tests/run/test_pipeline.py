@@ -179,3 +179,15 @@ def test_log_every_holds_after_the_first_validation(tiny, tmp_path, cli):
     result = cli("run", tiny, "--runs", tmp_path / "runs", "train.log_every=3", "train.eval_every=2")
     assert result.exit_code == 0, result.output + result.stderr
     assert sorted(losses(only_run(tmp_path / "runs"))) == [2, 3, 4, 6, 8]  # every 3rd, validations, the last
+
+
+def test_every_validation_logs_the_next_token_loss_under_one_name(tiny, tmp_path, cli):
+    """`val/next_token_loss` is the headline MLflow compares across objectives (`loss/total`
+    weighs in the MTP depths); it is depth 1's validation loss, logged with every validation."""
+    from harness import rundir
+
+    result = cli("run", tiny, "--runs", tmp_path / "runs", "train.eval_every=2", "objective.kind=deepseek",
+                 "objective.depth=1", "name=tiny_ds")
+    assert result.exit_code == 0, result.output + result.stderr
+    rows = [r for r in rundir.read_jsonl(only_run(tmp_path / "runs") / "track" / "metrics.jsonl") if "val/depth_1" in r]
+    assert rows and all(r["val/next_token_loss"] == r["val/depth_1"] and "val/depth_2" in r for r in rows)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness import rundir
+from harness import devices, rundir
 from harness.atomic import atomic_write_text, is_disk_full, publish_dir
 from harness.errors import HarnessError
 from harness.hashing import sha256_file, sha256_parts
@@ -110,10 +110,12 @@ class Pipeline:
         from harness.train.distributed import init_distributed
 
         # One process needs no process group until training (DeepSpeed's import and init
-        # cost seconds); under a launcher the ranks must agree from the first stage.
+        # cost seconds); under a launcher the ranks must agree from the first stage. The
+        # device is chosen (or a CPU fallback refused) before anything is prepared.
         self.dist = rank_environment()
+        self.device = devices.choose(self.recipe.train.precision, self.dist.world_size, self.dist.local_rank)
         if self.dist.world_size > 1:
-            init_distributed()
+            init_distributed(self.recipe.train.precision)
         created = not self.run_dir.exists()
         lock = self._lock()
         try:
@@ -265,7 +267,7 @@ class Pipeline:
         identity = {"training_hash": self.training_hash, "manifest_hash": outputs["data"]["manifest_hash"]}
 
         def make():
-            init_distributed()
+            init_distributed(self.recipe.train.precision)
             result = train(self.recipe, self.run_dir, self.data, self._tracker(), self.dist, identity,
                            verify=self.verify)
             out = {"checkpoint": os.path.relpath(result.checkpoint, self.run_dir), "step": result.step,
@@ -291,7 +293,7 @@ class Pipeline:
             export = self.files.export
             if self.dist.is_main:
                 model = build_model(self.recipe.model, self.recipe.objective)
-                model.load_state_dict(fp32_state_dict(ckpt, self.recipe.train.zero_stage))
+                model.load_state_dict(fp32_state_dict(ckpt, self.recipe.train.zero_stage, self.recipe.train.precision))
                 staging = self.run_dir / rundir.EXPORT_STAGING
                 shutil.rmtree(staging, ignore_errors=True)
                 try:

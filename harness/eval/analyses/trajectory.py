@@ -46,7 +46,7 @@ def trajectory(run_dir: Path, recipe, rows, losses_of, final=None) -> dict:
             losses.append(final)
             continue
         model = build_model(recipe.model, recipe.objective)
-        model.load_state_dict(fp32_state_dict(path, recipe.train.zero_stage))
+        model.load_state_dict(fp32_state_dict(path, recipe.train.zero_stage, recipe.train.precision))
         losses.append(losses_of(model, rows))
     return {"steps": np.array(steps, dtype=np.int64),
             "tokens": np.array(steps, dtype=np.int64) * recipe.tokens_per_step,

@@ -1,0 +1,19 @@
+"""`harness run` chooses its device before it prepares anything: a bf16 recipe where torch
+sees no CUDA is one line with the fix, and no run directory is left behind."""
+
+from __future__ import annotations
+
+import torch
+
+from tests.train.test_train_pipeline import TINY_RUN
+
+
+def test_a_bf16_run_without_cuda_is_refused_before_any_stage(write, tmp_path, cli, monkeypatch):
+    monkeypatch.delenv("MTP_HARNESS_DEVICE")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    recipe = write("tiny.yaml", TINY_RUN)
+    result = cli("run", recipe, "--runs", tmp_path / "runs", "train.precision=bf16", "train.zero_stage=1")
+    assert result.exit_code == 2, result.output + result.stderr
+    assert "train.precision=bf16 asks for GPUs but torch sees no CUDA device" in result.stderr
+    assert "MTP_HARNESS_DEVICE=cpu" in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

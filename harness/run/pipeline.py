@@ -114,6 +114,9 @@ class Pipeline:
         # device is chosen (or a CPU fallback refused) before anything is prepared.
         self.dist = rank_environment()
         self.device = devices.choose(self.recipe.train.precision, self.dist.world_size, self.dist.local_rank)
+        from harness.eval.benchmarks.lmeval import check_backend
+
+        check_backend(self.recipe.eval)  # before training, not after it
         if self.dist.world_size > 1:
             init_distributed(self.recipe.train.precision)
         created = not self.run_dir.exists()

@@ -17,3 +17,14 @@ def test_a_bf16_run_without_cuda_is_refused_before_any_stage(write, tmp_path, cl
     assert "train.precision=bf16 asks for GPUs but torch sees no CUDA device" in result.stderr
     assert "MTP_HARNESS_DEVICE=cpu" in result.stderr and result.stderr.count("\n") == 1
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_vllm_evaluation_without_vllm_is_refused_before_training(write, tmp_path, cli, monkeypatch):
+    from harness.eval.benchmarks import lmeval
+
+    monkeypatch.setattr(lmeval, "vllm_importable", lambda: False)
+    recipe = write("tiny.yaml", TINY_RUN)
+    result = cli("run", recipe, "--runs", tmp_path / "runs", "eval.enabled=true", "eval.backend=vllm")
+    assert result.exit_code == 2, result.output + result.stderr
+    assert "eval.backend=vllm but vllm is not importable" in result.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -84,3 +84,20 @@ def use_tf32(precision: str, device) -> bool:
     torch.backends.cuda.matmul.fp32_precision = "tf32"
     torch.backends.cudnn.conv.fp32_precision = "tf32"
     return True
+
+
+def inference_dtype(device) -> str:
+    """The dtype evaluation loads weights in: bf16 on a GPU that has it (generation is
+    memory-bound; the exports are fp32), fp32 on the CPU, where bf16 is no faster here
+    (docs/MEASURED.md) and the numbers stay those of every earlier CPU run."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return "bfloat16"
+    return "float32"
+
+
+def device_of(module):
+    """Where a module's weights live (its first parameter's device)."""
+    return next(module.parameters()).device

@@ -79,3 +79,11 @@ def test_tf32_is_on_for_fp32_recipes_on_gpus_only(matmul_precision):
     assert torch.backends.cuda.matmul.fp32_precision == "ieee"
     assert devices.use_tf32("fp32", "cuda:3") is True
     assert torch.backends.cuda.matmul.fp32_precision == "tf32"
+
+
+def test_evaluation_loads_bf16_on_gpus_that_have_it_and_fp32_on_the_cpu(monkeypatch):
+    assert devices.inference_dtype("cpu") == "float32"  # CPU numbers as before
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert devices.inference_dtype("cuda:2") == "bfloat16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)  # a V100
+    assert devices.inference_dtype("cuda:2") == "float32"

@@ -329,7 +329,8 @@ class Pipeline:
                 from harness.eval.analyses.collapse import collapse_reasons
 
                 self.log(f"evaluate: {', '.join(self._analyses())}")
-                summary.update(analyze_export(export_dir, self.recipe, self.data, staging, self.run_dir))
+                summary.update(analyze_export(export_dir, self.recipe, self.data, staging, self.run_dir,
+                                              device=self.device))
                 if self.recipe.eval.probes:
                     from harness.eval.probes import evaluate_probes
 
@@ -379,7 +380,7 @@ class Pipeline:
         from harness.eval.benchmarks.evaluate import evaluate_model
 
         self.log(f"evaluate: {', '.join(self.recipe.eval.tasks)} ({self.recipe.eval.protocol} protocol)")
-        return evaluate_model(export_dir, self.recipe.eval, staging)
+        return evaluate_model(export_dir, self.recipe.eval, staging, device=self.device)
 
     def _analyses(self) -> list[str]:
         """The analyses this evaluation writes (what the log promises is what is made)."""

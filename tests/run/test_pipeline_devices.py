@@ -28,3 +28,18 @@ def test_a_vllm_evaluation_without_vllm_is_refused_before_training(write, tmp_pa
     assert result.exit_code == 2, result.output + result.stderr
     assert "eval.backend=vllm but vllm is not importable" in result.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_the_evaluate_stage_scores_on_the_runs_device(write, tmp_path, monkeypatch):
+    from harness.eval.benchmarks import evaluate
+    from harness.ranks import Dist
+    from harness.run.pipeline import Pipeline
+
+    recipe = write("tiny.yaml", TINY_RUN.replace("eval: {enabled: false}", "eval: {enabled: true}"))
+    pipeline = Pipeline(recipe, [], tmp_path / "runs")
+    pipeline.dist, pipeline.device = Dist(0, 0, 8), "cuda:0"  # what devices.choose gives rank 0 of a GPU job
+    handed = {}
+    monkeypatch.setattr(evaluate, "evaluate_model", lambda *a, **kw: handed.update(kw) or {})
+    (tmp_path / "staging").mkdir()
+    pipeline._scores(tmp_path / "export", tmp_path / "staging")
+    assert handed["device"] == "cuda:0"

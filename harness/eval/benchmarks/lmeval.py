@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
+from harness.devices import inference_dtype
 from harness.errors import HarnessError, one_line
 from harness.eval.benchmarks.passk import pass_at_k
 from harness.eval.benchmarks.protocols import Variant
@@ -86,8 +87,9 @@ def pass_at_k_metric(predictions: list[list[dict]], ks) -> dict[str, float]:
 
 
 def load_model(model_dir: Path, cfg: EvalConfig, *, device: str, context: int):
-    """The backend cfg names on a local directory: `hf` (ours on HFLM, float32 so that CPU
-    results do not depend on autocast) or lm-eval's own `vllm` (`vllm_model_args`)."""
+    """The backend cfg names on a local directory: `hf` (ours on HFLM: float32 on the CPU, so
+    that CPU results do not depend on autocast; bf16 on a GPU, `devices.inference_dtype`) or
+    lm-eval's own `vllm` (`vllm_model_args`)."""
     import lm_eval.models  # noqa: F401  (registers the built-in backends first; docs/MEASURED.md)
 
     if cfg.backend == "vllm":
@@ -98,7 +100,8 @@ def load_model(model_dir: Path, cfg: EvalConfig, *, device: str, context: int):
     from harness.eval.benchmarks.hf_backend import HarnessHFLM
 
     try:
-        return HarnessHFLM(pretrained=str(model_dir), device=device, batch_size=cfg.batch_size, dtype="float32",
+        return HarnessHFLM(pretrained=str(model_dir), device=device, batch_size=cfg.batch_size,
+                           dtype=inference_dtype(device),
                            max_length=cfg.max_length, context_length=None if cfg.max_length else context)  # fmt: skip
     except (OSError, ValueError) as exc:
         raise HarnessError(f"cannot load {model_dir} as a causal LM: {one_line(exc)}") from None

@@ -106,6 +106,7 @@ class Pipeline:
             self.console.print(f"(not written to logs/harness.log: {exc.strerror or exc})")
 
     def run(self) -> RunOutcome:
+        from harness.eval.benchmarks.lmeval import check_backend
         from harness.ranks import barrier, rank_environment
         from harness.train.distributed import init_distributed
 
@@ -114,8 +115,6 @@ class Pipeline:
         # device is chosen (or a CPU fallback refused) before anything is prepared.
         self.dist = rank_environment()
         self.device = devices.choose(self.recipe.train.precision, self.dist.world_size, self.dist.local_rank)
-        from harness.eval.benchmarks.lmeval import check_backend
-
         check_backend(self.recipe.eval)  # before training, not after it
         if self.dist.world_size > 1:
             init_distributed(self.recipe.train.precision)

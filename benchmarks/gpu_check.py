@@ -44,6 +44,7 @@ def measure(arm: str, overrides: list[str], steps: int, device: str) -> dict:
     """Median step time, tokens/s, MFU and peak memory of one arm under DeepSpeed."""
     import torch
 
+    from harness.devices import use_tf32
     from harness.model.mtp_model import build_model
     from harness.recipe import load_recipe
     from harness.train.deepspeed_config import build_engine
@@ -55,6 +56,7 @@ def measure(arm: str, overrides: list[str], steps: int, device: str) -> dict:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     engine, _, _ = build_engine(build_model(recipe.model, recipe.objective), recipe.train, steps + 5, 1)
+    tf32 = use_tf32(recipe.train.precision, engine.device)  # as the training loop does
     row = recipe.objective.row_length(recipe.seq_len)
     g = torch.Generator().manual_seed(1)
     batch = torch.randint(0, recipe.model.vocab_size, (recipe.train.global_batch_size, row), generator=g).to(engine.device)
@@ -70,7 +72,7 @@ def measure(arm: str, overrides: list[str], steps: int, device: str) -> dict:
             times.append(time.perf_counter() - started)
     step_s = statistics.median(times)
     tokens_per_s = recipe.tokens_per_step / step_s
-    peak = peak_flops(recipe.train.precision)
+    peak = peak_flops(recipe.train.precision, engine.device, tf32)
     fpt = recipe.objective.flops(recipe.model, recipe.seq_len).total
     memory = torch.cuda.max_memory_allocated() if device == "cuda" else None
     params = sum(p.numel() for p in engine.module.parameters())

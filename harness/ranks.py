@@ -54,6 +54,18 @@ def rank_environment() -> Dist:
     return Dist(int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"]))
 
 
+def group_device():
+    """Where a collective's tensors must sit: NCCL has no CPU path and works on the current
+    CUDA device (set to the local rank's before the group starts: `train.distributed`);
+    gloo, or no group, on the CPU."""
+    import torch
+    import torch.distributed as td
+
+    if td.is_available() and td.is_initialized() and td.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def barrier() -> None:
     import torch.distributed as td
 

@@ -56,13 +56,16 @@ def cli():
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_environment(tmp_path_factory):
     """Every test (and every subprocess it starts) gets a private data cache and MLflow
-    store, no telemetry, and DeepSpeed's CPU accelerator without probing."""
+    store, no telemetry, DeepSpeed's CPU accelerator without probing, and the CPU chosen."""
     root = tmp_path_factory.mktemp("env")
     values = {
         "MTP_HARNESS_CACHE": str(root / "cache"),
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "DS_ACCELERATOR": "cpu",
+        # Tests run on CPU on purpose (two CPU ranks, bf16 on CPU): without this a
+        # multi-process or bf16 run without CUDA is refused (harness/devices.py).
+        "MTP_HARNESS_DEVICE": "cpu",
     }
     saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)

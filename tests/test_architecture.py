@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 PACKAGE = ROOT / "harness"
 # Floors, bottom up (docs/ARCHITECTURE.md); a module's floor is that of its longest listed prefix.
 FLOORS = {
-    "harness": 0,  # errors, hashing, atomic, rundir, ranks, threads, console, plotting, config_tree
+    "harness": 0,  # errors, hashing, atomic, rundir, ranks, devices, threads, console, plotting, config_tree
     "harness.launch.preemption": 0, "harness.launch.slurm_env": 0,  # signals and rank variables
     "harness.recipe": 1, "harness.model.config": 1, "harness.model.counting": 1, "harness.model.objectives": 1,
     "harness.model.decoding": 1, "harness.model.kv_cache": 1, "harness.data.config": 1,

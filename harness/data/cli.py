@@ -16,15 +16,18 @@ def data() -> None:
 @click.argument("path", type=click.Path(dir_okay=False))
 @overrides_argument
 @click.option("--verify", is_flag=True, help="re-hash every corpus file instead of trusting recorded sizes and times")
-def prepare(path: str, overrides: tuple[str, ...], verify: bool) -> None:
-    """Prepare (or find in the cache) the recipe's data and print its manifest summary."""
+@click.option("--relative-to", type=click.Path(file_okay=False), default=None,
+              help="where relative paths in the recipe start (default: its directory), as for `harness run`")
+def prepare(path: str, overrides: tuple[str, ...], verify: bool, relative_to: str | None) -> None:
+    """Prepare (or find in the cache) the recipe's data and print its manifest summary
+    (a Slurm job runs this once before its ranks start)."""
     from harness.console import stdout_console
     from harness.data.inspector import prepare_recipe, print_summary
     from harness.recipe import load_recipe
 
     recipe = load_recipe(path, overrides)
     console = stdout_console()
-    print_summary(recipe, prepare_recipe(recipe, path, verify=verify), console)
+    print_summary(recipe, prepare_recipe(recipe, path, verify=verify, relative_to=relative_to), console)
 
 
 @data.command()

@@ -18,11 +18,14 @@ _DROPPED_SHOWN = 10
 
 
 def prepare_recipe(recipe, recipe_path: str | Path, console: Console | None = None, *,
-                   verify: bool = False) -> PreparedData:
-    """prepare_data with the recipe's settings; relative data paths start at the recipe's folder."""
+                   verify: bool = False, relative_to: str | Path | None = None) -> PreparedData:
+    """prepare_data with the recipe's settings; relative data paths start at the recipe's
+    folder, or at `relative_to` (a Slurm job's copy of a recipe names the original's, as
+    `harness run --relative-to` does, so both find the same cache entry)."""
+    base = Path(relative_to) if relative_to is not None else Path(recipe_path).resolve().parent
     return prepare_data(
         recipe.data, vocab_size=recipe.model.vocab_size, seq_len=recipe.seq_len,
-        base_dir=Path(recipe_path).resolve().parent, console=console, verify=verify,
+        base_dir=base, console=console, verify=verify,
     )
 
 

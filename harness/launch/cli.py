@@ -18,7 +18,9 @@ def launch() -> None:
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE | ~KEY]...")
 @click.option("--nodes", type=int, required=True)
 @click.option("--gpus-per-node", type=int, required=True)
-@click.option("--cpus-per-gpu", type=int, help="CPU cores per GPU (default: Slurm's)")
+@click.option("--cpus-per-gpu", type=int, default=8, show_default=True, help="CPU cores per GPU")
+@click.option("--shared-nodes", is_flag=True, help="do not take whole nodes (default: --exclusive and --mem=0)")
+@click.option("--cache", help="data cache on a path every node mounts (default: WORKDIR/.cache/mtp-harness)")
 @click.option("--partition")
 @click.option("--time", "time_limit", help="time limit, e.g. 2-00:00:00")
 @click.option("--account")
@@ -35,7 +37,7 @@ def launch() -> None:
 @click.option("--dry-run", is_flag=True, help="print the scripts; write nothing")
 @click.option("--submit", is_flag=True, help="write the scripts and sbatch them")
 def slurm(path: str, overrides: tuple[str, ...], dry_run: bool, submit: bool, jobs_root: Path,
-          no_requeue: bool, time_limit: str | None, **options) -> None:
+          no_requeue: bool, time_limit: str | None, shared_nodes: bool, **options) -> None:
     """sbatch script(s) for a recipe, or one per arm x seed of a study."""
     from pydantic import ValidationError
 
@@ -47,7 +49,7 @@ def slurm(path: str, overrides: tuple[str, ...], dry_run: bool, submit: bool, jo
     if dry_run and submit:
         raise HarnessError("--dry-run and --submit contradict each other", fix="give one of them")
     try:
-        slurm_options = SlurmOptions(**options, time=time_limit, requeue=not no_requeue)
+        slurm_options = SlurmOptions(**options, time=time_limit, requeue=not no_requeue, exclusive=not shared_nodes)
     except ValidationError as exc:
         error = exc.errors()[0]
         raise HarnessError(f"--{str(error['loc'][0]).replace('_', '-')}: {one_line(error['msg'])}") from None

@@ -98,6 +98,8 @@ class Preemption:
             return self.requested
         import torch
 
+        # "cuda" is the current device, the local rank's (`train.distributed`); ranks.group_device
+        # says the same, but ranks imports this module, so the rule is repeated, not imported.
         device = "cuda" if dist.get_backend() == "nccl" else "cpu"
         flag = torch.tensor([1 if self.requested else 0], device=device)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)

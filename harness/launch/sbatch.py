@@ -9,6 +9,13 @@ Two launchers, both DeepSpeed underneath (the harness's training engine):
 Containers: pyxis/enroot (`srun --container-image`) or `apptainer exec`; none runs the
 harness installed on the nodes. Preemption: `--signal=USR1@<s>` -> the loop checkpoints,
 writes the marker file and exits -> the script runs `scontrol requeue` -> the job resumes.
+
+Before the ranks start, one task prepares the data (`harness data prepare`) into a cache on
+a path every node mounts (`MTP_HARNESS_CACHE`, default WORKDIR/.cache/mtp-harness): no rank
+waits in a collective while rank 0 tokenizes, and a requeue finds the data prepared instead
+of rebuilding it in a throwaway container (pyxis mounts no home). Nodes are taken whole
+(`--exclusive`, `--mem=0`) with 8 cores per GPU unless told otherwise; the ranks must find
+CUDA (`MTP_HARNESS_DEVICE=cuda`) and NCCL errors end the step instead of hanging it.
 """
 
 from __future__ import annotations
@@ -33,7 +40,11 @@ class SlurmOptions(BaseModel):
 
     nodes: int = Field(ge=1)
     gpus_per_node: int = Field(ge=1)
-    cpus_per_gpu: int | None = Field(default=None, ge=1, description="None: Slurm's default")
+    cpus_per_gpu: int = Field(default=8, ge=1, description="cores per GPU: data loading, tokenizing, sandboxed programs")
+    exclusive: bool = Field(default=True, description="whole nodes (--exclusive, --mem=0): no neighbour's job "
+                            "shares the GPUs' PCIe/NIC or takes the memory a 7B checkpoint save needs")
+    cache: str | None = Field(default=None, description="MTP_HARNESS_CACHE for the job, on a path every node "
+                              "mounts; None: WORKDIR/.cache/mtp-harness")
     partition: str | None = None
     time: str | None = Field(default=None, description="Slurm time limit: MM, HH:MM:SS, D-HH:MM, ...")
     account: str | None = None
@@ -49,6 +60,13 @@ class SlurmOptions(BaseModel):
     def _slurm_time(cls, value: str | None) -> str | None:
         if value is not None and not _SLURM_TIME.match(value):
             raise ValueError(f"{value!r} is not a Slurm time (MM, HH:MM:SS, D-HH, D-HH:MM:SS)")
+        return value
+
+    @field_validator("cache")
+    @classmethod
+    def _absolute_cache(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith("/") or any(c in value for c in ",: ")):
+            raise ValueError(f"cache {value!r} must be an absolute path without commas, colons or spaces")
         return value
 
     @field_validator("mounts")
@@ -84,9 +102,10 @@ def _header(job: Job, o: SlurmOptions) -> list[str]:
         "#SBATCH --open-mode=append",
         f"#SBATCH --signal=USR1@{o.signal_seconds}",
     ]
-    if o.cpus_per_gpu:
-        per_task = o.cpus_per_gpu * (o.gpus_per_node if o.launcher == "torchrun" else 1)
-        lines.append(f"#SBATCH --cpus-per-task={per_task}")
+    per_task = o.cpus_per_gpu * (o.gpus_per_node if o.launcher == "torchrun" else 1)
+    lines.append(f"#SBATCH --cpus-per-task={per_task}")
+    if o.exclusive:
+        lines += ["#SBATCH --exclusive", "#SBATCH --mem=0"]  # --mem=0: all of each node's memory
     lines += [f"#SBATCH --{key}={value}" for key, value in
               (("partition", o.partition), ("time", o.time), ("account", o.account)) if value]
     lines.append("#SBATCH --requeue" if o.requeue else "#SBATCH --no-requeue")
@@ -119,9 +138,27 @@ def _command(o: SlurmOptions) -> list[str]:
     ]
 
 
+def cache_path(o: SlurmOptions, workdir: Path) -> Path:
+    """The job's data cache: asked for (`--cache`), else under the workdir, which every node
+    mounts already (the run directories are written there). Not this shell's
+    MTP_HARNESS_CACHE: a login node's cache is often in a home the containers do not mount."""
+    return Path(o.cache) if o.cache else workdir / ".cache" / "mtp-harness"
+
+
+# Exported with `${VAR:-default}`, so a cluster's own settings (module files, the user's
+# shell) win. NCCL's interface and HCA choices are site-specific and left to the site.
+JOB_ENV = (
+    ("MTP_HARNESS_DEVICE", "cuda", "every rank on its GPU, or a one-line refusal (no CPU fallback)"),
+    ("MTP_HARNESS_COLLECTIVE_TIMEOUT", "60", "minutes a collective waits for the slowest rank"),
+    ("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1", "a failed or timed-out NCCL collective ends the step, not hangs it"),
+    ("NCCL_DEBUG", "WARN", "NCCL's own reason in slurm-<job>.out when it fails"),
+)
+
+
 def _body(job: Job, o: SlurmOptions, workdir: Path) -> list[str]:
-    extra = [str(job.base_dir)] if not job.base_dir.is_relative_to(workdir) else []
-    mounts = ",".join(f"{p}:{p}" for p in (str(workdir), *extra, *o.mounts))
+    cache = cache_path(o, workdir)
+    extra = [str(p) for p in (job.base_dir, cache) if not p.is_relative_to(workdir)]
+    mounts = ",".join(f"{p}:{p}" for p in dict.fromkeys((str(workdir), *extra, *o.mounts)))
     lines = [
         "set -euo pipefail",
         "",
@@ -131,6 +168,8 @@ def _body(job: Job, o: SlurmOptions, workdir: Path) -> list[str]:
         f"RECIPE_BASE={shlex.quote(str(job.base_dir))}  # relative paths in the recipe start here",
         f"export {PREEMPT_FILE_ENV}=\"$JOB_DIR/preempted.$SLURM_JOB_ID\"",
         f"PREEMPTED_EXIT={PREEMPTED_EXIT}",
+        f"export MTP_HARNESS_CACHE={shlex.quote(str(cache))}  # on a path every node mounts",
+        *(f'export {name}="${{{name}:-{value}}}"  # {why}' for name, value, why in JOB_ENV),
     ]
     if o.container is not None:
         lines += [f"IMAGE={shlex.quote(o.container)}", f"MOUNTS={shlex.quote(mounts)}",
@@ -145,6 +184,7 @@ def _body(job: Job, o: SlurmOptions, workdir: Path) -> list[str]:
         'cd "$WORKDIR"',
         f'rm -f "${PREEMPT_FILE_ENV}"  # a requeued job keeps its id: drop the last marker',
         'echo "job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}) on $SLURM_JOB_NODELIST at $(date -Is)"',
+        'mkdir -p "$MTP_HARNESS_CACHE"',
         "",
     ]
     return lines
@@ -156,9 +196,15 @@ def _launch(o: SlurmOptions) -> list[str]:
     # in a collective; preempted ranks exit only after a barrier past the checkpoint.
     parts = ["srun --kill-on-bad-exit=1", *srun_opts, *prefix, *_command(o)]
     call = " \\\n    ".join(parts)
+    prepare = " \\\n    ".join(["srun --kill-on-bad-exit=1 --nodes=1 --ntasks=1", *srun_opts, *prefix,
+                                   f"harness data prepare {RUN_ARGS}"])
     return [
         "status=0",
-        f"{call} || status=$?",
+        "# One task prepares the data (or finds it in the cache) before the ranks start.",
+        f"{prepare} || status=$?",
+        'if [ "$status" -eq 0 ]; then',
+        "    " + f"{call} || status=$?".replace("\n", "\n    "),
+        "fi",
         "",
         f'if [ -e "${PREEMPT_FILE_ENV}" ]; then',
         '    echo "preempted ($(cat "$' + PREEMPT_FILE_ENV + '")): checkpoint saved; requeueing job $SLURM_JOB_ID"',

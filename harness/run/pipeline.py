@@ -24,7 +24,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness import rundir
+from harness import devices, rundir
 from harness.atomic import atomic_write_text, is_disk_full, publish_dir
 from harness.errors import HarnessError
 from harness.hashing import sha256_file, sha256_parts
@@ -106,14 +106,18 @@ class Pipeline:
             self.console.print(f"(not written to logs/harness.log: {exc.strerror or exc})")
 
     def run(self) -> RunOutcome:
+        from harness.eval.benchmarks.lmeval import check_backend
         from harness.ranks import barrier, rank_environment
         from harness.train.distributed import init_distributed
 
         # One process needs no process group until training (DeepSpeed's import and init
-        # cost seconds); under a launcher the ranks must agree from the first stage.
+        # cost seconds); under a launcher the ranks must agree from the first stage. The
+        # device is chosen (or a CPU fallback refused) before anything is prepared.
         self.dist = rank_environment()
+        self.device = devices.choose(self.recipe.train.precision, self.dist.world_size, self.dist.local_rank)
+        check_backend(self.recipe.eval)  # before training, not after it
         if self.dist.world_size > 1:
-            init_distributed()
+            init_distributed(self.recipe.train.precision)
         created = not self.run_dir.exists()
         lock = self._lock()
         try:
@@ -265,7 +269,7 @@ class Pipeline:
         identity = {"training_hash": self.training_hash, "manifest_hash": outputs["data"]["manifest_hash"]}
 
         def make():
-            init_distributed()
+            init_distributed(self.recipe.train.precision)
             result = train(self.recipe, self.run_dir, self.data, self._tracker(), self.dist, identity,
                            verify=self.verify)
             out = {"checkpoint": os.path.relpath(result.checkpoint, self.run_dir), "step": result.step,
@@ -291,7 +295,7 @@ class Pipeline:
             export = self.files.export
             if self.dist.is_main:
                 model = build_model(self.recipe.model, self.recipe.objective)
-                model.load_state_dict(fp32_state_dict(ckpt, self.recipe.train.zero_stage))
+                model.load_state_dict(fp32_state_dict(ckpt, self.recipe.train.zero_stage, self.recipe.train.precision))
                 staging = self.run_dir / rundir.EXPORT_STAGING
                 shutil.rmtree(staging, ignore_errors=True)
                 try:
@@ -324,7 +328,8 @@ class Pipeline:
                 from harness.eval.analyses.collapse import collapse_reasons
 
                 self.log(f"evaluate: {', '.join(self._analyses())}")
-                summary.update(analyze_export(export_dir, self.recipe, self.data, staging, self.run_dir))
+                summary.update(analyze_export(export_dir, self.recipe, self.data, staging, self.run_dir,
+                                              device=self.device))
                 if self.recipe.eval.probes:
                     from harness.eval.probes import evaluate_probes
 
@@ -374,7 +379,7 @@ class Pipeline:
         from harness.eval.benchmarks.evaluate import evaluate_model
 
         self.log(f"evaluate: {', '.join(self.recipe.eval.tasks)} ({self.recipe.eval.protocol} protocol)")
-        return evaluate_model(export_dir, self.recipe.eval, staging)
+        return evaluate_model(export_dir, self.recipe.eval, staging, device=self.device)
 
     def _analyses(self) -> list[str]:
         """The analyses this evaluation writes (what the log promises is what is made)."""

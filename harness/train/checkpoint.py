@@ -135,7 +135,7 @@ def saved_world_size(path: Path) -> int:
         recorded = json.loads(state_file.read_text()).get("world_size")
         if recorded:
             return int(recorded)
-    return len(list(path.glob("zero_pp_rank_*_mp_rank_00_optim_states.pt"))) or 1
+    return len(list(path.glob("*zero_pp_rank_*_mp_rank_00_optim_states.pt"))) or 1  # bf16_ prefix too
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,16 @@ def deepspeed_config(cfg: TrainConfig, world_size: int, load_universal: bool = F
         # We pass torch AdamW as an object; ZeRO refuses a client optimizer without this.
         "zero_allow_untested_optimizer": True,
         "checkpoint": {"load_universal": load_universal},
+        **_grad_accumulation_dtype(cfg),
     }
+
+
+def _grad_accumulation_dtype(cfg: TrainConfig) -> dict:
+    """bf16 gradients summed over micro-batches in bf16 lose the small ones (8-bit mantissa),
+    the drift we refuse at stage 0. DeepSpeed accumulates in the model's dtype unless told:
+    fp32 here makes ZeRO-1 run its BF16_Optimizer (fp32 gradient buffers) and ZeRO-2/3 keep
+    the reduced gradient partitions in fp32 (DeepSpeed 0.19.8 engine `_do_optimizer_sanity_check`)."""
+    return {"data_types": {"grad_accum_dtype": "fp32"}} if cfg.precision == "bf16" else {}
 
 
 def param_groups(model, weight_decay: float) -> list[dict]:

@@ -12,14 +12,15 @@ import math
 import os
 import random
 import sys
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness import rundir
+from harness.devices import to_device, use_tf32
 from harness.errors import HarnessError
 from harness.launch.preemption import Preemption
 from harness.model.counting import mfu
+from harness.ranks import group_device
 from harness.threads import torch_threads
 from harness.train import checkpoint
 from harness.train.deepspeed_config import build_engine
@@ -48,17 +49,18 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.use_deterministic_algorithms(True)
 
 
-def _all_reduce(values: dict[str, float], world_size: int, mean: bool) -> dict[str, float]:
-    """Sum (or average) scalars over ranks, in a fixed key order."""
-    if world_size == 1:
-        return values
-    import torch
-    import torch.distributed as td
+def _reduce(keys: list[str], sums, world_size: int, mean: bool) -> dict[str, float]:
+    """Sum (or average) over ranks a float64 vector of sums, one per key in the same order
+    on every rank, and read it: the one host sync of a step. NCCL reduces only tensors on
+    the group's device (`ranks.group_device`), so the vector goes there first."""
+    if world_size > 1:
+        import torch.distributed as td
 
-    keys = sorted(values)
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
-    td.all_reduce(t)
-    return {k: v / world_size if mean else v for k, v in zip(keys, t.tolist())}
+        sums = to_device(sums, group_device())
+        td.all_reduce(sums)
+        if mean:
+            sums = sums / world_size
+    return dict(zip(keys, sums.tolist()))
 
 
 HEADLINE = "val/next_token_loss"
@@ -67,20 +69,25 @@ HEADLINE = "val/next_token_loss"
 def validate(engine, batches, dist, parts: list[str]) -> dict[str, float]:
     """Each loss part (`objective.loss_parts`: per depth, and any other such as TOP's) over
     the fixed validation rows, weighted by its target counts; the rows are dealt out over
-    ranks and the sums reduced (every rank lists every part, so the reduction lines up)."""
+    ranks and the sums reduced (every rank lists every part, so the reduction lines up).
+    The sums stay on the device until the end (no host sync per batch)."""
     import torch
 
-    sums = {f"{side}/{key}": 0.0 for key in parts for side in ("s", "c")}
+    loss_sums, counts = None, [0] * len(parts)  # counts are host integers: no transfer needed
     engine.eval()
     with torch.no_grad():
         for i, rows in enumerate(batches):
             if i % dist.world_size == dist.rank:
-                out = engine(rows)
-                for key in parts:
-                    sums[f"s/{key}"] += float(out.losses[key]) * out.n_targets[key]
-                    sums[f"c/{key}"] += out.n_targets[key]
+                out = engine(to_device(rows, engine.device))
+                batch = torch.stack([out.losses[key].detach().double() * out.n_targets[key] for key in parts])
+                loss_sums = batch if loss_sums is None else loss_sums + batch
+                counts = [c + out.n_targets[key] for c, key in zip(counts, parts)]
     engine.train()
-    totals = _all_reduce(sums, dist.world_size, mean=False)
+    if loss_sums is None:  # this rank drew no validation rows; it still joins the reduction
+        loss_sums = torch.zeros(len(parts), dtype=torch.float64)
+    sums = torch.cat([loss_sums, torch.tensor(counts, dtype=torch.float64, device=loss_sums.device)])
+    keys = [f"s/{key}" for key in parts] + [f"c/{key}" for key in parts]
+    totals = _reduce(keys, sums, dist.world_size, mean=False)
     return {f"val/{k}": totals[f"s/{k}"] / totals[f"c/{k}"] for k in parts if totals[f"c/{k}"]}
 
 
@@ -136,7 +143,9 @@ def _train(recipe, run_dir, data, tracker, dist, identity, display_enabled, veri
     counts = {key: state[key] if state else 0 for key in ("tokens_seen", "targets_seen")}
     loader, val_rows = _batches(recipe, data)
     step_counts = {"tokens_seen": S, "targets_seen": recipe.objective.targets_per_row(S)}  # per row
-    speed = _Speed(recipe.objective.flops(recipe.model, S).total, peak_flops(cfg.precision), dist.world_size)
+    tf32 = use_tf32(cfg.precision, engine.device)
+    speed = _Speed(recipe.objective.flops(recipe.model, S).total, peak_flops(cfg.precision, engine.device, tf32),
+                   dist.world_size)
     last_ckpt, val = (ckpt_dir / checkpoint.tag_for(start) if state else None), {}
     if tracker is not None:
         tracker.note_resume(start)  # from 0 too: a crash before the first checkpoint logged steps
@@ -207,17 +216,23 @@ def _log_on(dist):
 
 def _optimizer_step(engine, rows, micro_batch_size: int, tokens_seen: int, world_size: int) -> dict[str, float]:
     """One optimizer step over the rank's rows (gradient accumulation over micro-batches);
-    the losses averaged over micro-batches and ranks."""
-    sums = defaultdict(float)
-    micro = list(rows.split(micro_batch_size))
+    the losses averaged over micro-batches and ranks. The rows go to the engine's device
+    (DeepSpeed moves the module, never the inputs) and the losses stay there until one read
+    per step, so the host never waits for the GPU between micro-batches."""
+    import torch
+
+    micro = to_device(rows, engine.device).split(micro_batch_size)
+    keys, sums = None, None
     for mb in micro:
         out = engine(mb, tokens_seen=tokens_seen)
         engine.backward(out.loss)
         engine.step()
-        sums["loss/total"] += float(out.loss.detach()) / len(micro)
-        for key, loss in out.losses.items():
-            sums[f"loss/{key}"] += float(loss) / len(micro)
-    return _all_reduce(dict(sums), world_size, mean=True)
+        if keys is None:
+            keys = ["loss/total", *(f"loss/{key}" for key in out.losses)]
+        # float64, divided before summing: the very arithmetic of float(loss) / n summed in Python.
+        step = torch.stack([out.loss.detach().double(), *(v.detach().double() for v in out.losses.values())]) / len(micro)
+        sums = step if sums is None else sums + step
+    return _reduce(keys, sums, world_size, mean=True)
 
 
 def _stop_if_not_finite(metrics: dict[str, float], step: int, last_ckpt: Path | None) -> None:

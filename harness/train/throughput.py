@@ -17,12 +17,58 @@ import re
 import time
 from pathlib import Path
 
-# Dense peak per device (vendor datasheets), by precision.
-GPU_PEAK = {
-    "H200": {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12},
-    "H100": {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12},
-    "A100": {"bf16": 312e12, "fp16": 312e12, "fp32": 19.5e12},
+# Dense (no sparsity) peak FLOP/s per GPU from the vendors' datasheets, by family: the same
+# chip name covers parts with different clocks and power (H100 SXM 989 TFLOP/s bf16, PCIe
+# 756, NVL 835), so a family is matched exactly, most specific first, never by substring
+# alone. "fp32" is the CUDA-core peak; "tf32" the tensor-core peak an fp32 recipe runs at
+# once TF32 is on (`harness.devices.use_tf32`).
+_P = 1e12
+GPU_PEAK: dict[str, dict[str, float]] = {
+    "B200": {"bf16": 2250 * _P, "fp16": 2250 * _P, "tf32": 1100 * _P, "fp32": 75 * _P},
+    "GH200": {"bf16": 989 * _P, "fp16": 989 * _P, "tf32": 495 * _P, "fp32": 67 * _P},
+    "H200 NVL": {"bf16": 835 * _P, "fp16": 835 * _P, "tf32": 418 * _P, "fp32": 60 * _P},
+    "H200": {"bf16": 989 * _P, "fp16": 989 * _P, "tf32": 495 * _P, "fp32": 67 * _P},
+    "H100 NVL": {"bf16": 835 * _P, "fp16": 835 * _P, "tf32": 418 * _P, "fp32": 60 * _P},
+    "H100 PCIe": {"bf16": 756 * _P, "fp16": 756 * _P, "tf32": 378 * _P, "fp32": 51 * _P},
+    "H100 SXM": {"bf16": 989 * _P, "fp16": 989 * _P, "tf32": 495 * _P, "fp32": 67 * _P},
+    "H800 PCIe": {"bf16": 756 * _P, "fp16": 756 * _P, "tf32": 378 * _P, "fp32": 51 * _P},
+    "H800 SXM": {"bf16": 989 * _P, "fp16": 989 * _P, "tf32": 495 * _P, "fp32": 67 * _P},
+    "H20": {"bf16": 148 * _P, "fp16": 148 * _P, "tf32": 74 * _P, "fp32": 44 * _P},
+    "A100": {"bf16": 312 * _P, "fp16": 312 * _P, "tf32": 156 * _P, "fp32": 19.5 * _P},
+    "A800": {"bf16": 312 * _P, "fp16": 312 * _P, "tf32": 156 * _P, "fp32": 19.5 * _P},
+    "L40S": {"bf16": 362 * _P, "fp16": 362 * _P, "tf32": 183 * _P, "fp32": 91.6 * _P},
+    "L40": {"bf16": 181 * _P, "fp16": 181 * _P, "tf32": 90.5 * _P, "fp32": 90.5 * _P},
 }
+# (pattern over the upper-cased `torch.cuda.get_device_name()`, family), first match wins.
+# Names as drivers report them: "NVIDIA H100 80GB HBM3" (SXM), "NVIDIA H100 PCIe",
+# "NVIDIA H100 NVL", "NVIDIA H800", "NVIDIA B200", "NVIDIA A100-SXM4-80GB", "NVIDIA L40S".
+_FAMILIES = [
+    (r"\bB200\b", "B200"),
+    (r"\bGH200\b", "GH200"),
+    (r"\bH200\b.*\bNVL\b", "H200 NVL"),
+    (r"\bH200\b", "H200"),
+    (r"\bH100\b.*\bNVL\b", "H100 NVL"),
+    (r"\bH100\b.*\bPCIE\b", "H100 PCIe"),
+    (r"\bH100\b", "H100 SXM"),
+    (r"\bH800\b.*\bPCIE\b", "H800 PCIe"),
+    (r"\bH800\b", "H800 SXM"),
+    (r"\bH20\b", "H20"),
+    (r"\bA100\b", "A100"),
+    (r"\bA800\b", "A800"),
+    (r"\bL40S\b", "L40S"),
+    (r"\bL40\b", "L40"),
+]
+
+
+def gpu_family(name: str) -> str | None:
+    """The datasheet family of a CUDA device name, or None when we hold no figure for it."""
+    upper = name.upper().replace("-", " ")
+    return next((family for pattern, family in _FAMILIES if re.search(pattern, upper)), None)
+
+
+def gpu_peak(name: str, precision: str) -> float | None:
+    family = gpu_family(name)
+    return GPU_PEAK[family][precision] if family else None
 
 
 def cpu_peak_flops(threads: int) -> float | None:
@@ -39,18 +85,16 @@ def cpu_peak_flops(threads: int) -> float | None:
     return threads * float(mhz.group(1)) * 1e6 * per_cycle
 
 
-def peak_flops(precision: str) -> float | None:
-    """Dense peak FLOP/s of the device one rank runs on."""
+def peak_flops(precision: str, device="cpu", tf32: bool = False) -> float | None:
+    """Dense peak FLOP/s of the device one rank runs on; `tf32`: fp32 products run on TF32
+    tensor cores (`harness.devices.use_tf32`). None for a GPU we hold no figure for."""
     if "MTP_HARNESS_PEAK_FLOPS" in os.environ:
         return float(os.environ["MTP_HARNESS_PEAK_FLOPS"])
     import torch
 
-    if torch.cuda.is_available():
-        name = torch.cuda.get_device_name()
-        for key, table in GPU_PEAK.items():
-            if key in name:
-                return table[precision]
-        return None
+    device = torch.device(device)
+    if device.type == "cuda":
+        return gpu_peak(torch.cuda.get_device_name(device), "tf32" if tf32 and precision == "fp32" else precision)
     return cpu_peak_flops(torch.get_num_threads())
 
 

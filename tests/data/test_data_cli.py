@@ -44,6 +44,21 @@ def test_prepare_prints_the_summary_and_decontamination(cli, recipe):
     assert again.exit_code == 0 and again.stdout == out
 
 
+def test_prepare_relative_to_finds_what_the_run_of_a_job_copy_will_find(cli, recipe, tmp_path):
+    """A Slurm job prepares its copy of the recipe (in the job directory) before the ranks
+    start; --relative-to points its relative corpus path at the original's folder, and the
+    run that follows (`harness run --relative-to`, same base) hits the same cache entry."""
+    job = tmp_path / "jobs" / "one"
+    job.mkdir(parents=True)
+    (job / "recipe.yaml").write_text(recipe.read_text())
+    original = cli("data", "prepare", recipe)
+    copied = cli("data", "prepare", job / "recipe.yaml", "--relative-to", tmp_path)
+    assert original.exit_code == 0 and copied.exit_code == 0, copied.output + copied.stderr
+    assert copied.stdout == original.stdout  # the same manifest, from the cache
+    alone = cli("data", "prepare", job / "recipe.yaml")
+    assert alone.exit_code == 2  # the job directory has no corpus/ beside it
+
+
 def _printed_rows(stdout: str) -> dict[int, str]:
     """Row number -> the decoded input text `inspect` printed under that row's rule."""
     rows, current = {}, None

@@ -54,8 +54,15 @@ STUBS = {
         shift 2
         exec harness "$@"
         """,
-    # harness: record what it was given, then behave as STUB_MODE says.
+    # harness: log each call; record what `run` was given, then behave as STUB_MODE says.
     "harness": r"""
+        echo "$*" >> "$STUB_LOG/harness.calls"
+        if [[ $1 == data ]]; then
+            printf '%s\n' "$@" > "$STUB_LOG/prepare.argv"
+            env > "$STUB_LOG/prepare.env"
+            [[ ${STUB_MODE:-ok} == prepare-fails ]] && exit 4
+            exit 0
+        fi
         printf '%s\n' "$@" > "$STUB_LOG/harness.argv"
         env > "$STUB_LOG/harness.env"
         pwd > "$STUB_LOG/harness.pwd"
@@ -89,11 +96,11 @@ class Ran:
         path = self.log / name
         return path.read_text().splitlines() if path.exists() else []
 
-    def env(self) -> dict[str, str]:
-        return dict(line.split("=", 1) for line in self.lines("harness.env") if "=" in line)
+    def env(self, name: str = "harness.env") -> dict[str, str]:
+        return dict(line.split("=", 1) for line in self.lines(name) if "=" in line)
 
 
-def _execute(job, tmp_path, mode: str = "ok") -> Ran:
+def _execute(job, tmp_path, mode: str = "ok", **extra_env: str) -> Ran:
     stubs, log = tmp_path / "stubs", tmp_path / "log"
     stubs.mkdir(exist_ok=True)
     shutil.rmtree(log, ignore_errors=True)
@@ -104,7 +111,7 @@ def _execute(job, tmp_path, mode: str = "ok") -> Ran:
         (stubs / name).chmod(0o755)
     env = {"PATH": f"{stubs}:{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path),
            "STUB_LOG": str(log), "STUB_MODE": mode, "SLURM_JOB_ID": JOB_ID, "SLURM_JOB_NODELIST": "node[01-02]",
-           "SLURM_JOB_NUM_NODES": "2", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+           "SLURM_JOB_NUM_NODES": "2", "PYTHONPATH": str(Path(__file__).resolve().parents[2]), **extra_env}
     proc = subprocess.run(["bash", str(job.script_path)], env=env, capture_output=True, text=True, timeout=120)
     return Ran(proc, log)
 
@@ -225,6 +232,9 @@ def test_directives_ask_for_what_the_job_needs(tmp_path):
     assert (srun["nodes"], srun["ntasks-per-node"], srun["gpus-per-node"], srun["cpus-per-task"]) == ("2", "4", "4", "8")
     assert (srun["partition"], srun["time"], srun["account"], srun["signal"]) == ("gpu", "1-00:00:00", "proj", "USR1@300")
     assert "requeue" in srun and srun["output"].endswith("slurm-%j.out")
+    assert "exclusive" in srun and srun["mem"] == "0"  # whole nodes: no neighbour on the GPUs' links
+    assert "exclusive" not in _directives(_job(tmp_path, exclusive=False).script)
+    assert SlurmOptions(nodes=1, gpus_per_node=8).cpus_per_gpu == 8  # not Slurm's 1 core per task
     torchrun = _directives(_job(tmp_path, launcher="torchrun").script)
     assert (torchrun["ntasks-per-node"], torchrun["cpus-per-task"]) == ("1", "32")
     assert "no-requeue" in _directives(_job(tmp_path, requeue=False).script)
@@ -235,6 +245,7 @@ def test_directives_ask_for_what_the_job_needs(tmp_path):
     ("mounts", ("relative/dir",), "absolute path"),
     ("nodes", 0, "greater than or equal to 1"),
     ("signal_seconds", 5, "greater than or equal to 60"),
+    ("cache", "relative/cache", "absolute path"),
 ])
 def test_bad_options_are_refused(field, value, message):
     with pytest.raises(Exception, match=message):
@@ -290,3 +301,38 @@ def test_submit_passes_each_script_to_sbatch(tmp_path, monkeypatch):
     assert submit([job]) == ["4242"]
     assert (tmp_path / "calls").read_text().split() == ["--parsable", str(job.script_path)]
 
+
+
+def test_one_task_prepares_the_data_in_a_shared_cache_before_the_ranks_start(tmp_path):
+    job = _job(tmp_path)
+    ran = _execute(job, tmp_path)
+    assert ran.proc.returncode == 0, ran.proc.stderr
+    assert [call.split()[:2] for call in ran.lines("harness.calls")] == [["data", "prepare"], ["run", str(job.job.recipe)]]
+    assert ran.lines("prepare.argv") == ["data", "prepare", str(job.job.recipe), "--relative-to", str(RECIPES)]
+    assert "--ntasks=1" in ran.lines("srun.opts") and "--nodes=1" in ran.lines("srun.opts")
+    cache = str(tmp_path / "work" / ".cache" / "mtp-harness")  # under the workdir every node mounts
+    assert ran.env("prepare.env")["MTP_HARNESS_CACHE"] == ran.env()["MTP_HARNESS_CACHE"] == cache
+    assert (tmp_path / "work" / ".cache" / "mtp-harness").is_dir()
+
+
+def test_a_cache_elsewhere_is_mounted_into_the_container(tmp_path):
+    job = _job(tmp_path, container="docker://r#i:t", cache="/shared/cache")
+    ran = _execute(job, tmp_path)
+    opts = ran.lines("srun.opts")
+    mounts = next(o for o in opts if o.startswith("--container-mounts=")).split("=", 1)[1].split(",")
+    assert "/shared/cache:/shared/cache" in mounts and ran.env()["MTP_HARNESS_CACHE"] == "/shared/cache"
+
+
+def test_a_failed_preparation_starts_no_ranks_and_keeps_its_exit_code(tmp_path):
+    ran = _execute(_job(tmp_path), tmp_path, "prepare-fails")
+    assert ran.proc.returncode == 4
+    assert ran.lines("harness.argv") == [] and ran.lines("scontrol.log") == []
+
+
+def test_ranks_require_cuda_and_nccl_fails_loudly_unless_the_site_says_otherwise(tmp_path):
+    env = _execute(_job(tmp_path), tmp_path).env()
+    assert env["MTP_HARNESS_DEVICE"] == "cuda"  # no silent CPU fallback on a GPU node
+    assert env["TORCH_NCCL_ASYNC_ERROR_HANDLING"] == "1" and env["NCCL_DEBUG"] == "WARN"
+    assert float(env["MTP_HARNESS_COLLECTIVE_TIMEOUT"]) > 10  # DeepSpeed's own default is 10 minutes
+    site = _execute(_job(tmp_path), tmp_path, NCCL_DEBUG="INFO", MTP_HARNESS_COLLECTIVE_TIMEOUT="240").env()
+    assert (site["NCCL_DEBUG"], site["MTP_HARNESS_COLLECTIVE_TIMEOUT"]) == ("INFO", "240")  # the site's own win

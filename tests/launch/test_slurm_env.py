@@ -8,6 +8,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.launch.slurm_env import expand_hostlist, rank_env_from_slurm, tasks_per_node
+from tests.conftest import RANK_VARS
 
 
 @pytest.mark.parametrize("hostlist, hosts", [
@@ -86,7 +87,9 @@ def test_missing_or_inconsistent_slurm_environment_is_a_clear_error():
 
 
 def test_module_execs_the_command_with_the_rank_environment():
-    env = {**os.environ, **_task(5, 1, 1), "SLURM_CPUS_PER_TASK": "3"}
+    # A task's environment has no rank variables of its own (an earlier test's process group may
+    # have left some in this process's).
+    env = {**{k: v for k, v in os.environ.items() if k not in RANK_VARS}, **_task(5, 1, 1), "SLURM_CPUS_PER_TASK": "3"}
     env.pop("OMP_NUM_THREADS", None)
     code = "import os; print(*(os.environ[k] for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'OMP_NUM_THREADS')))"
     out = subprocess.run([sys.executable, "-m", "harness.launch.slurm_env", sys.executable, "-c", code],

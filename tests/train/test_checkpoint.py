@@ -148,3 +148,30 @@ def test_a_full_disk_is_one_line_and_keeps_the_last_good_checkpoint(small_disk):
     newest = checkpoint._complete_tags(ckpt)
     assert newest and f"{newest[0][1]}, is kept" in str(failed.value)
     assert checkpoint.verify(ckpt / newest[0][1], full=True) is None
+
+
+def test_bf16_at_zero_1_resumes_bit_exact(tmp_path, one_thread):
+    """bf16 with fp32 gradient accumulation runs DeepSpeed's BF16_Optimizer at ZeRO-1, whose
+    checkpoint layout differs from ZeRO-1's: it still resumes to the same losses."""
+    init_distributed("bf16")
+    cfg = TrainConfig(steps=8, global_batch_size=2, micro_batch_size=1, precision="bf16", zero_stage=1)
+
+    def make():
+        torch.manual_seed(0)
+        return build_engine(torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 2)), cfg, 8, 1)[0]
+
+    def step(engine, i):
+        loss = engine(torch.full((1, 8), 0.1 * (i + 1), dtype=torch.bfloat16)).float().pow(2).mean()
+        engine.backward(loss)
+        engine.step()
+        return float(loss)
+
+    first = make()
+    for i in range(4):
+        step(first, i)
+    checkpoint.save(first, tmp_path, 2, {"step": 2, "world_size": 1, "zero_stage": 1}, is_main=True, keep=2)
+    expected = [step(first, i) for i in range(4, 8)]
+    resumed = make()
+    resume = checkpoint.choose(tmp_path, 1, 1, is_main=True, full=False, log=print)
+    checkpoint.load(resumed, tmp_path, tmp_path, resume, is_main=True, log=print)
+    assert [step(resumed, i) for i in range(4, 8)] == expected

@@ -23,6 +23,7 @@ from typing import Iterable
 
 import torch
 
+from harness.devices import device_of, to_device
 from harness.model.mtp_model import MTPModel
 
 
@@ -33,6 +34,7 @@ def depth_agreement(model: MTPModel, batches: Iterable[torch.Tensor], S: int) ->
     n = model.objective_cfg.n_predict
     agree, correct, count = [0] * (n + 1), [0] * (n + 1), 0
     for rows in batches:
+        rows = to_device(rows, device_of(model))
         if rows.shape[1] < S + n:
             raise ValueError(f"acceptance needs rows of S + n = {S + n} tokens, got {rows.shape[1]}")
         T = S + n - 1  # input positions: g(i+k-1) needs j up to S+n-2

@@ -33,6 +33,7 @@ import torch
 
 from harness import rundir
 from harness.atomic import atomic_write_text
+from harness.devices import device_of
 from harness.errors import HarnessError
 from harness.eval.analyses.acceptance import depth_agreement
 from harness.eval.analyses.canonical_nll import write_nll
@@ -82,7 +83,8 @@ def analyze(model: MTPModel, prepared, cfg: EvalConfig, out_dir: Path, *, seq_le
             summary.update(write_position_files(final, out_dir, title))
             summary["position/documents"] = int(len(final))
         if cfg.trajectory and run_dir is not None:
-            summary.update(write_trajectory(trajectory(run_dir, recipe, rows, position_losses, final), out_dir))
+            found = trajectory(run_dir, recipe, rows, position_losses, final, device=device_of(model))
+            summary.update(write_trajectory(found, out_dir))
         if cfg.canonical_nll and export_dir is not None:
             summary.update(write_nll(model, Path(export_dir) / "tokenizer.json", list(cfg.tasks), seq_len, out_dir))
         n = model.objective_cfg.n_predict
@@ -145,12 +147,15 @@ def _acceptance_metrics(report: dict) -> dict:
     return metrics
 
 
-def analyze_export(export_dir: Path, recipe, prepared, out_dir: Path, run_dir: Path | None = None) -> dict:
+def analyze_export(export_dir: Path, recipe, prepared, out_dir: Path, run_dir: Path | None = None,
+                   device: str = "cpu") -> dict:
     """The analyses of an exported harness model (weights as exported, as evaluated); with
-    the run directory, also of its kept checkpoints (`eval.trajectory`)."""
+    the run directory, also of its kept checkpoints (`eval.trajectory`). On `device` in fp32:
+    a GPU makes them fast, and bf16 would flip near-tied greedy tokens between the batched
+    and the one-token paths that the speculative checks compare for identity."""
     from harness.model.export import load_exported
 
-    model = load_exported(export_dir)
+    model = load_exported(export_dir).to(device)
     return analyze(model, prepared, recipe.eval, out_dir, seq_len=recipe.seq_len, title=recipe.name,
                    export_dir=export_dir, run_dir=run_dir, recipe=recipe)  # fmt: skip
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import rundir
+from harness.devices import device_of, to_device
 from harness.errors import HarnessError
 from harness.eval.benchmarks.prompts import benchmark_prompts
 
@@ -71,7 +72,8 @@ def solution_nll(model, tokenizer, pairs: list[tuple[object, str, str]], context
         for j, (_, window, _) in enumerate(chunk):
             ids[j, : len(window) - 1] = torch.tensor(window[:-1])
         with torch.no_grad():
-            logp = torch.log_softmax(model.next_token_logits(ids).float(), dim=-1)  # (B, T, V)
+            logits = model.next_token_logits(to_device(ids, device_of(model)))
+            logp = torch.log_softmax(logits.float(), dim=-1).cpu()  # (B, T, V)
         for j, (row, window, n_target) in enumerate(chunk):
             end = len(window) - 1
             targets = torch.tensor(window[-n_target:])

@@ -19,13 +19,14 @@ from pathlib import Path
 
 import torch
 
+from harness.devices import device_of
 from harness.model.export_mtp import read_info
 
 
 def _generate(hf, prompt: list[int], max_new_tokens: int, eos_id: int | None, calls: list, **kwargs):
     calls.clear()
     started = time.perf_counter()
-    ids = torch.tensor([prompt])
+    ids = torch.tensor([prompt], device=hf.device)
     out = hf.generate(ids, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos_id,
                       pad_token_id=eos_id, **kwargs)  # fmt: skip
     return out[0, len(prompt) :].tolist(), len(calls), time.perf_counter() - started
@@ -44,6 +45,7 @@ def transformers_speculative(export_dir: Path, model, prompts: list[list[int]], 
     if not info.get("written"):
         return None
     hf = AutoModelForCausalLM.from_pretrained(str(Path(export_dir) / info["dir"]), dtype=torch.float32).eval()
+    hf = hf.to(device_of(model))  # beside ours: the same device, the same fp32
     calls: list = []
     hf.register_forward_hook(lambda *_: calls.append(1))
     if timed:  # untimed warm-up of both paths

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from harness import rundir
+from harness.devices import device_of, to_device
 from harness.model.mtp_model import MTPModel
 
 BINS = 16
@@ -31,14 +32,15 @@ BINS = 16
 
 @torch.no_grad()
 def position_losses(model: MTPModel, batches: Iterable[torch.Tensor]) -> np.ndarray:
-    """float32 [rows, S] from row batches of S+1 tokens each."""
+    """float32 [rows, S] from row batches of S+1 tokens each (on the model's device)."""
     model.eval()
-    out = []
+    out, device = [], device_of(model)
     for rows in batches:
+        rows = to_device(rows, device)
         S = rows.shape[1] - 1
         logits = model.next_token_logits(rows[:, :S])  # (B, S, V)
         ce = F.cross_entropy(logits.float().transpose(1, 2), rows[:, 1 : S + 1], reduction="none")  # (B, S)
-        out.append(ce.numpy().astype(np.float32))
+        out.append(ce.cpu().numpy().astype(np.float32))
     return np.concatenate(out)
 
 

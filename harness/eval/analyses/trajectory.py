@@ -31,8 +31,8 @@ def kept_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def trajectory(run_dir: Path, recipe, rows, losses_of, final=None) -> dict:
-    """Score `rows` with each kept checkpoint's weights; `losses_of(model, rows)` -> [rows, S].
+def trajectory(run_dir: Path, recipe, rows, losses_of, final=None, device="cpu") -> dict:
+    """Score `rows` with each kept checkpoint's weights on `device`; `losses_of(model, rows)` -> [rows, S].
     `final`: the losses of the exported (final) weights when already computed; they stand for
     the newest checkpoint, which holds the same weights, instead of scoring it again."""
     from harness.model.mtp_model import build_model
@@ -46,7 +46,8 @@ def trajectory(run_dir: Path, recipe, rows, losses_of, final=None) -> dict:
             losses.append(final)
             continue
         model = build_model(recipe.model, recipe.objective)
-        model.load_state_dict(fp32_state_dict(path, recipe.train.zero_stage))
+        model.load_state_dict(fp32_state_dict(path, recipe.train.zero_stage, recipe.train.precision))
+        model.to(device)
         losses.append(losses_of(model, rows))
     return {"steps": np.array(steps, dtype=np.int64),
             "tokens": np.array(steps, dtype=np.int64) * recipe.tokens_per_step,

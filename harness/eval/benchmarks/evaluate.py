@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from harness import rundir
+from harness.devices import inference_dtype
 from harness.errors import HarnessError
 from harness.eval.benchmarks.context import trained_context
 from harness.eval.benchmarks.protocols import Variant, protocol_metrics, variants
@@ -143,6 +144,7 @@ def _facts(cfg: EvalConfig, chosen: list[Variant], sandbox: Sandbox, model_dir, 
         "tasks": ",".join(cfg.tasks),
         "model_dir": str(model_dir),
         "device": device,
+        "dtype": inference_dtype(device) if cfg.backend == "hf" else "bfloat16",
         "backend": cfg.backend,
         "batch_size": cfg.batch_size,
         "max_gen_toks": cfg.max_gen_toks or "task default",

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
+from harness.devices import inference_dtype
 from harness.errors import HarnessError, one_line
 from harness.eval.benchmarks.passk import pass_at_k
 from harness.eval.benchmarks.protocols import Variant
@@ -86,21 +87,39 @@ def pass_at_k_metric(predictions: list[list[dict]], ks) -> dict[str, float]:
 
 
 def load_model(model_dir: Path, cfg: EvalConfig, *, device: str, context: int):
-    """The backend cfg names on a local directory: `hf` (ours on HFLM, float32 so that CPU
-    results do not depend on autocast) or lm-eval's own `vllm` (`vllm_model_args`)."""
+    """The backend cfg names on a local directory: `hf` (ours on HFLM: float32 on the CPU, so
+    that CPU results do not depend on autocast; bf16 on a GPU, `devices.inference_dtype`) or
+    lm-eval's own `vllm` (`vllm_model_args`)."""
     import lm_eval.models  # noqa: F401  (registers the built-in backends first; docs/MEASURED.md)
 
     if cfg.backend == "vllm":
+        check_backend(cfg)
         from lm_eval.api.registry import get_model
 
         return get_model("vllm")(**vllm_model_args(model_dir, cfg, context))
     from harness.eval.benchmarks.hf_backend import HarnessHFLM
 
     try:
-        return HarnessHFLM(pretrained=str(model_dir), device=device, batch_size=cfg.batch_size, dtype="float32",
+        return HarnessHFLM(pretrained=str(model_dir), device=device, batch_size=cfg.batch_size,
+                           dtype=inference_dtype(device),
                            max_length=cfg.max_length, context_length=None if cfg.max_length else context)  # fmt: skip
     except (OSError, ValueError) as exc:
         raise HarnessError(f"cannot load {model_dir} as a causal LM: {one_line(exc)}") from None
+
+
+def vllm_importable() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def check_backend(cfg: EvalConfig) -> None:
+    """Refuse a generation backend this environment cannot run; `harness run` asks before
+    training, so a missing vllm costs a second, not the evaluation after days of training."""
+    if cfg.enabled and cfg.backend == "vllm" and not vllm_importable():
+        raise HarnessError("eval.backend=vllm but vllm is not importable in this environment (it is not among the "
+                           "harness's dependencies: vllm pins its own torch)",
+                           fix="set eval.backend=hf, or run in an environment or image with vllm installed")
 
 
 def vllm_model_args(model_dir: Path, cfg: EvalConfig, context: int, gpus: int | None = None) -> dict:
@@ -108,10 +127,11 @@ def vllm_model_args(model_dir: Path, cfg: EvalConfig, context: int, gpus: int | 
     else: data parallel over the job's GPUs (one engine per GPU, lm-eval's own scheme), the
     model's dtype, lm-eval's automatic batch size (vLLM batches continuously, so eval.batch_size,
     a pin for HF's padded batches, does not apply), and max_length = the trained context, so
-    lm-eval left-truncates prompts to context - max_gen_toks."""
+    lm-eval left-truncates prompts to context - max_gen_toks. bf16, not "auto": exports are
+    written in fp32, which vLLM would then serve at fp32 speed and memory."""
     return {
         "pretrained": str(model_dir),
-        "dtype": "auto",
+        "dtype": "bfloat16",
         "batch_size": "auto",
         "max_length": cfg.max_length or context,
         "tensor_parallel_size": 1,

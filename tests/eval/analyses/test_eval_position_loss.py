@@ -57,3 +57,26 @@ def test_files_and_summary(tmp_path):
     assert summary["position/rows"] == 6 and summary["position/seq_len"] == 48
     assert (tmp_path / "per_position.png").stat().st_size > 1000
     assert (tmp_path / "per_position.svg").read_text().lstrip().startswith("<?xml")
+
+
+class _ModelOnAnAccelerator(torch.nn.Module):
+    """Weights on `meta` (standing in for a GPU); like a real GPU model, it refuses inputs
+    left on the CPU (meta itself would quietly accept them)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.empty(1, device="meta"))
+        self.seen = []
+
+    def next_token_logits(self, tokens):
+        assert tokens.device == self.w.device, f"rows on {tokens.device}, weights on {self.w.device}"
+        self.seen.append(tokens.device)
+        return torch.zeros(*tokens.shape, VOCAB, device=tokens.device)  # (B, S, V)
+
+
+def test_held_out_rows_are_scored_on_the_models_device():
+    model = _ModelOnAnAccelerator()
+    rows = torch.randint(0, VOCAB, (2, S + 1))  # held-out rows come from numpy: CPU
+    with pytest.raises(NotImplementedError, match="meta"):  # a meta result has no values to read back
+        position_losses(model, [rows])
+    assert model.seen == [torch.device("meta")]

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from harness.eval.benchmarks.context import prompt_budget, trained_context
 from harness.eval.benchmarks.stops import RowStops, overlapping
@@ -172,12 +173,36 @@ def test_vllm_backend_hands_lm_eval_its_documented_arguments(tmp_path, monkeypat
         return lambda **kwargs: handed.update(kwargs) or "lm"
 
     monkeypatch.setattr(registry, "get_model", fake_get_model)
+    monkeypatch.setattr(lmeval, "vllm_importable", lambda: True)  # an image with vllm
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
     cfg = EvalConfig(backend="vllm", seed=7)
     assert lmeval.load_model(tmp_path, cfg, device="cuda", context=4096) == "lm"
     assert set(handed) <= _vllm_parameters()
-    assert handed == {"pretrained": str(tmp_path), "dtype": "auto", "batch_size": "auto", "max_length": 4096,
+    assert handed == {"pretrained": str(tmp_path), "dtype": "bfloat16", "batch_size": "auto", "max_length": 4096,
                       "tensor_parallel_size": 1, "data_parallel_size": 4, "seed": 7}  # fmt: skip
+
+
+@pytest.mark.parametrize("device, dtype", [("cpu", "float32"), ("cuda:0", "bfloat16")])
+def test_the_hf_backend_loads_on_the_evaluation_device_in_its_dtype(tmp_path, monkeypatch, device, dtype):
+    from harness.eval.benchmarks import hf_backend, lmeval
+
+    made = {}
+    monkeypatch.setattr(hf_backend, "HarnessHFLM", lambda **kwargs: made.update(kwargs) or "lm")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert lmeval.load_model(tmp_path, EvalConfig(), device=device, context=256) == "lm"
+    assert (made["device"], made["dtype"]) == (device, dtype)
+
+
+def test_vllm_where_it_is_not_importable_is_one_line_with_the_fix(tmp_path, monkeypatch):
+    from harness.errors import HarnessError
+    from harness.eval.benchmarks import lmeval
+
+    monkeypatch.setattr(lmeval, "vllm_importable", lambda: False)
+    with pytest.raises(HarnessError) as refused:
+        lmeval.load_model(tmp_path, EvalConfig(backend="vllm"), device="cuda", context=4096)
+    assert "eval.backend=vllm but vllm is not importable" in str(refused.value)
+    assert "eval.backend=hf" in str(refused.value) and "\n" not in str(refused.value)
+    lmeval.check_backend(EvalConfig(backend="vllm", enabled=False))  # no generation: nothing to refuse
 
 
 @pytest.mark.parametrize("value", ["hf", "vllm"])

@@ -134,7 +134,11 @@ def test_cli_refuses_then_forces(tmp_path, cli):
     assert not (tmp_path / "out").exists()
     forced = cli("compare", base, other, "--out", tmp_path / "out", "--no-mlflow", "--force")
     assert forced.exit_code == 0, forced.output + forced.stderr
-    assert "forced:" in forced.output and "Table 1 gives -0.1" in forced.output
+    # A two-run comparison prints the answer, not the published rows (they are asked for).
+    assert "forced:" in forced.output and "Table 1 gives -0.1" not in forced.output
+    assert len(forced.output.splitlines()) < 40
+    published = cli("compare", base, other, "--out", tmp_path / "out", "--no-mlflow", "--force", "--published")
+    assert "Table 1 gives -0.1" in published.output
     assert (tmp_path / "out" / "report.html").is_file()
 
 

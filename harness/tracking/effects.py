@@ -88,6 +88,8 @@ def replace(client, record: TrackRecord, uri: str, old: str, experiment: str, ru
                  if run.data.tags.get(REPLACES_TAG) == old and SUPERSEDED_TAG not in run.data.tags]
         new = begun[0] if begun else create_run(client, experiment, run_name, params, tags)
         record.set_run(uri, new)
+        if begun:  # made by a process that died at once: its params may not have followed
+            update_params_and_tags(client, new, params, tags)
     conflicts = reconcile(client, record, uri, new)
     supersede(client, old, new)
     if conflicts and depth < 3:  # a replacement begun from an older record: replace it too

@@ -172,6 +172,7 @@ class TrackRecord:
     def restore(self, values: dict[tuple[str, int], tuple[float, int]]) -> None:
         """Put back values the record lost (a torn last line) from the one copy left, MLflow's:
         one row per step, keys the record lacks by construction."""
+        self.repair()  # a torn last line is set aside first, so the rows start on a line of their own
         by_step: dict[int, dict] = {}
         for (key, step), (value, stamp) in sorted(values.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             by_step.setdefault(step, {"step": step, "time_ms": stamp})[key] = value

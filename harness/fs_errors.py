@@ -15,12 +15,12 @@ from pathlib import Path
 from harness.errors import HarnessError
 
 _WHAT = {
-    errno.EROFS: ("is on a read-only file system",
+    errno.EROFS: ("cannot write {path}: it is on a read-only file system",
                   "remount it read-write, or copy the run directory to a writable disk and run there"),
-    errno.EACCES: ("is not writable by this user",
+    errno.EACCES: ("cannot write {path}: this user may not",
                    "give this user write access to it (chown/chmod), or run as its owner"),
-    errno.ENOSPC: ("has no space left", "free space there and run the same command again"),
-    errno.EDQUOT: ("is over its disk quota", "free space or raise the quota, then run the same command again"),
+    errno.ENOSPC: ("no space left on {path}", "free space there and run the same command again"),
+    errno.EDQUOT: ("disk quota exceeded on {path}", "free space or raise the quota, then run the same command again"),
 }
 _WHAT[errno.EPERM] = _WHAT[errno.EACCES]
 ERRNOS = frozenset(_WHAT)
@@ -41,10 +41,9 @@ def filesystem_error(exc: BaseException | None) -> OSError | None:
 
 def explain(exc: OSError, where: str | Path | None = None, *, stage: str | None = None) -> RunDirError:
     """One line: the path (the one the OS named, else `where`), what is wrong, the fix."""
-    path = exc.filename or where or "?"
     what, fix = _WHAT[exc.errno]
     during = f" (the {stage} stage stopped; finished stages and checkpoints are kept)" if stage else ""
-    return RunDirError(f"cannot write {path}: it {what}{during}", fix=fix)
+    return RunDirError(what.format(path=exc.filename or where or "?") + during, fix=fix)
 
 
 def is_under(exc: OSError, root: str | Path) -> bool:

@@ -186,7 +186,7 @@ class Pipeline:
         if getattr(self, "tracker", None) is not None:
             try:
                 self.tracker.finish("FAILED")
-            except OSError as closing:  # a full disk may refuse the record's last write too
+            except (OSError, HarnessError) as closing:  # a full or read-only disk refuses this write too
                 self.console.print(f"(the tracking record could not be closed: {closing}; `harness sync` closes it)")
         if created and self.stage in ("plan", "data"):
             shutil.rmtree(self.run_dir, ignore_errors=True)

@@ -100,18 +100,43 @@ def test_a_corrupt_newest_checkpoint_keeps_the_eval_scores_and_closes_the_run(ti
     assert _remote(mlflow_server, live.info.run_id, SCORE) == Counter({3: 1})
 
 
-def test_a_run_killed_right_after_creating_its_mlflow_run_adopts_it(tiny, tmp_path, cli, monkeypatch, mlflow_server):
-    args = ("run", tiny, "--runs", tmp_path / "runs", *FAST, "track.experiment=created-then-killed")
-    killed = harness_at("mlflow.tracking.client:MlflowClient.create_run", 1, *args,
+# Effects of a live run on the store: creating its MLflow run (the train stage), uploading
+# the artifacts and finishing it (the track stage).
+RUN_KILL_POINTS = {"create": ("create_run", 1, "after"), "upload": ("log_artifact", 2, "after"),
+                   "finish": ("set_terminated", 1, "before")}
+
+
+@pytest.mark.parametrize("point", RUN_KILL_POINTS)
+def test_a_run_killed_at_a_tracking_effect_leaves_one_exact_run_after_a_rerun(point, tiny, tmp_path, cli, monkeypatch,
+                                                                              mlflow_server):
+    from harness.tracking.record import TrackRecord
+
+    experiment = f"run-killed-at-{point}"
+    args = ("run", tiny, "--runs", tmp_path / "runs", *FAST, f"track.experiment={experiment}")
+    method, nth, when = RUN_KILL_POINTS[point]
+    killed = harness_at(f"mlflow.tracking.client:MlflowClient.{method}", nth, *args, when=when,
                         env={"MLFLOW_TRACKING_URI": mlflow_server})
     assert killed.returncode == -9, killed.stdout + killed.stderr
-    (orphan,) = _live_runs(mlflow_server, "created-then-killed")
+    (before,) = _live_runs(mlflow_server, experiment)  # made before the kill (its id maybe not saved)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     result = cli(*args)
     assert result.exit_code == 0, result.output + result.stderr
-    (live,) = _live_runs(mlflow_server, "created-then-killed")
-    assert live.info.run_id == orphan.info.run_id == _state(only_run(tmp_path / "runs"))["run_id"]
+    run_dir = only_run(tmp_path / "runs")
+    (live,) = _live_runs(mlflow_server, experiment)
+    assert live.info.run_id == before.info.run_id == _state(run_dir)["run_id"]
     assert live.info.status == "FINISHED" and live.data.params["objective.kind"] == "deepseek"
+    assert _remote(mlflow_server, live.info.run_id, "loss/depth_1") == Counter({1: 1, 2: 1, 3: 1})
+    wanted = {dest for _, _, dest in TrackRecord(run_dir).artifact_files()}
+    assert wanted and _artifact_files(mlflow_server, live.info.run_id) >= wanted
+
+
+def _artifact_files(uri: str, run_id: str, path: str | None = None) -> set[str]:
+    from mlflow.tracking import MlflowClient
+
+    out = set()
+    for entry in MlflowClient(tracking_uri=uri).list_artifacts(run_id, path):
+        out |= _artifact_files(uri, run_id, entry.path) if entry.is_dir else {entry.path}
+    return out
 
 
 def test_an_unreadable_summary_is_evaluated_again_not_trusted(tiny, tmp_path, cli):

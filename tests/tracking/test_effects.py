@@ -22,8 +22,8 @@ from tests.faults import harness_at
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 CLIENT = "mlflow.tracking.client:MlflowClient"
-ARTIFACTS = {"recipe.yaml", "plan.json", "eval/summary.json", "eval/humaneval_greedy.jsonl", "eval/lm_eval/results.json",
-             "plots/loss_curves.png", "plots/val_loss.png"}
+ARTIFACTS = {"recipe.yaml", "plan.json", "eval/summary.json", "eval/humaneval_greedy.jsonl",
+             "eval/lm_eval/results.json", "plots/loss_curves.png", "plots/val_loss.png"}
 
 
 def _client(uri: str):
@@ -77,7 +77,8 @@ def assert_one_exact_finished_run(uri: str, run: Path, experiment: str) -> str:
     local = record.keyed()
     for name in {name for name, _ in local}:
         history = client.get_metric_history(only.info.run_id, name)
-        assert sorted((m.step, m.value) for m in history) == sorted((s, v) for (n, s), (v, _) in local.items() if n == name)
+        wanted = sorted((step, value) for (key, step), (value, _) in local.items() if key == name)
+        assert sorted((m.step, m.value) for m in history) == wanted
     assert _artifact_files(client, only.info.run_id) == ARTIFACTS
     return only.info.run_id
 

@@ -1,7 +1,9 @@
 """The `harness` command line: a thin click group; every command parses and delegates.
 
-A `HarnessError` anywhere below becomes one `error: ...` line on stderr and exit status 2;
-anything else is a bug and keeps its traceback.
+A `HarnessError` anywhere below becomes one `error: ...` line on stderr and exit status 2,
+and so does a filesystem that refuses a write (read-only, permission, space, quota: the
+machine's state, named with its path and the fix); anything else is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
@@ -18,12 +20,23 @@ from harness.errors import HarnessError
 
 class _Group(click.Group):
     def invoke(self, ctx):
+        from harness.fs_errors import explain, filesystem_error
+
         try:
             return super().invoke(ctx)
+        except OSError as exc:
+            refused = filesystem_error(exc)
+            if refused is None:
+                raise
+            _fail(explain(refused))
         except HarnessError as exc:
-            for line in str(exc).splitlines() or [""]:
-                click.echo(f"error: {line}", err=True)
-            sys.exit(exc.exit_code)
+            _fail(exc)
+
+
+def _fail(exc: HarnessError) -> None:
+    for line in str(exc).splitlines() or [""]:
+        click.echo(f"error: {line}", err=True)
+    sys.exit(exc.exit_code)
 
 
 # 100 columns: the house's terminal width; click's default (80) cuts every command's description.
@@ -93,20 +106,22 @@ def resolve(path: str, overrides: tuple[str, ...]) -> None:
 def run(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[str, ...], verify: bool,
         relative_to: str | None, local_rank) -> None:
     """Train, export, evaluate and track one recipe (resumes where it stopped)."""
-    from harness.recipe import load_recipe, recipe_warnings
-    from harness.run.pipeline import Pipeline
-    from harness.run.summary import print_run_summary
-    from harness.study.design import is_study
+    from harness.launch.preemption import early_signals
 
-    if Path(path).is_file() and is_study(path):
-        raise HarnessError(f"{path} is a study file (arms x seeds), not a recipe",
-                           fix=f"run it with `harness study {path}`, or plan it with `harness plan {path}`")
-    for warning in recipe_warnings(load_recipe(path, overrides), overrides):
-        click.echo(f"warning: {warning}", err=True)
+    with early_signals():  # before the slow imports: Slurm's warning may come in the first seconds
+        from harness.recipe import load_recipe, recipe_warnings
+        from harness.run.pipeline import Pipeline
+        from harness.run.summary import print_run_summary
+        from harness.study.design import is_study
 
-    pipeline = Pipeline(Path(path), overrides, Path(runs_root), force, verify=verify,
-                        relative_to=Path(relative_to) if relative_to else None)
-    outcome = pipeline.run()
+        if Path(path).is_file() and is_study(path):
+            raise HarnessError(f"{path} is a study file (arms x seeds), not a recipe",
+                               fix=f"run it with `harness study {path}`, or plan it with `harness plan {path}`")
+        for warning in recipe_warnings(load_recipe(path, overrides), overrides):
+            click.echo(f"warning: {warning}", err=True)
+        pipeline = Pipeline(Path(path), overrides, Path(runs_root), force, verify=verify,
+                            relative_to=Path(relative_to) if relative_to else None)
+        outcome = pipeline.run()
     if pipeline.dist.is_main:
         print_run_summary(outcome, stdout_console())
 
@@ -135,10 +150,13 @@ def study(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[st
     if options:
         raise HarnessError(f"unknown option(s) {' '.join(options)}",
                            fix="Slurm options need --emit-jobs; see `harness study --help`")
-    from harness.run.summary import print_study_summary
-    from harness.study.runner import run_study
+    from harness.launch.preemption import early_signals
 
-    loaded, done = run_study(path, overrides, Path(runs_root), force, workers=workers)
+    with early_signals():  # before the slow imports, and between the runs of the study
+        from harness.run.summary import print_study_summary
+        from harness.study.runner import run_study
+
+        loaded, done = run_study(path, overrides, Path(runs_root), force, workers=workers)
     if done:  # rank 0 only, under a launcher
         print_study_summary(loaded, done, path, overrides, runs_root, stdout_console())
 

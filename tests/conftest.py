@@ -77,6 +77,15 @@ def _isolated_environment(tmp_path_factory):
             os.environ[key] = value
 
 
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """The URI of a real `mlflow server` over loopback HTTP, one for the session (tests/mlflow_server.py)."""
+    from tests.mlflow_server import serve
+
+    with serve(tmp_path_factory.mktemp("mlflow-server")) as uri:
+        yield uri
+
+
 # The rank variables a process group needs; an in-process `harness run` sets them (setdefault,
 # as a launcher would), so each test puts back what it found for the tests after it.
 RANK_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")

@@ -20,12 +20,19 @@ runs `scontrol requeue`; the requeued job runs the same `harness run`, which res
 The other stages (data, export, evaluate, track) have no step boundary to wait for: there
 `Preemption(raising=True)` raises `Stopped` at once, the stage's cleanup removes what it
 had half made, and the pipeline closes the run and calls `finish` the same way.
+
+A signal may come before the pipeline's handler exists (Slurm's warning in the first
+seconds, while torch and the recipe load): `harness run` and `harness study` install
+`early_signals()` before they import anything slow. It only takes note; the next
+Preemption installed acts on the noted signal at once, so the exit is 75 with the marker
+(130 for ^C), as at any other moment.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+from contextlib import contextmanager
 from pathlib import Path
 
 # sysexits.h EX_TEMPFAIL: "a temporary failure; the user is invited to retry".
@@ -54,7 +61,11 @@ class Preemption:
         self._previous: dict[signal.Signals, object] = {}
 
     def __enter__(self) -> "Preemption":
-        return self.install()
+        self.install()
+        if self.raising and self.received is not None:  # a signal noted before this handler existed
+            self.restore()
+            raise Stopped(self)
+        return self
 
     def __exit__(self, *exc) -> None:
         self.restore()
@@ -62,6 +73,8 @@ class Preemption:
     def install(self) -> "Preemption":
         for sig in self.signals:
             self._previous[sig] = signal.signal(sig, self._handle)
+        if _early is not None and _early is not self and _early.received is not None:
+            self.received, _early.received = _early.received, None  # this handler acts on it
         return self
 
     def restore(self) -> None:
@@ -111,9 +124,26 @@ class Preemption:
         marker = os.environ.get(PREEMPT_FILE_ENV)
         if marker and rank == 0 and self.received != signal.SIGINT:
             Path(marker).write_text(f"{self.received.name if self.received else 'requested'}\n")
-        import torch.distributed as dist
+        if wait_for_ranks:
+            import torch.distributed as dist
 
-        if wait_for_ranks and dist.is_available() and dist.is_initialized():
-            # Ranks that exit early would make srun kill the others mid-write.
-            dist.barrier()
+            if dist.is_available() and dist.is_initialized():
+                # Ranks that exit early would make srun kill the others mid-write.
+                dist.barrier()
         raise SystemExit(self.exit_code)
+
+
+_early: Preemption | None = None  # the note-taker of `early_signals`, while it is installed
+
+
+@contextmanager
+def early_signals():
+    """Note stop signals from the start of a command until the pipeline's own handler takes
+    over (and between the runs of a study); that handler then acts on a noted one at once."""
+    global _early
+    previous, _early = _early, Preemption().install()
+    try:
+        yield _early
+    finally:
+        _early.restore()
+        _early = previous

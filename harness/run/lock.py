@@ -20,6 +20,7 @@ from pathlib import Path
 
 from harness import rundir
 from harness.errors import HarnessError
+from harness.fs_errors import writing
 
 LOCK_NAME = rundir.LOCK
 
@@ -42,8 +43,10 @@ class RunLock:
         self.fd: int | None = None
 
     def acquire(self, log=print) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        # A read-only or unwritable run directory is found here first: one line, not a traceback.
+        with writing(self.path.parent):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -61,9 +64,14 @@ class RunLock:
             log(f"taking over the lock of {self.path.parent.name} left by pid {previous['pid']} on "
                 f"{previous.get('host', '?')}, which is no longer running")
         me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(me).encode(), 0)
-        os.fsync(fd)
+        try:
+            with writing(self.path):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps(me).encode(), 0)
+                os.fsync(fd)
+        except BaseException:
+            os.close(fd)  # closing drops the lock
+            raise
         self.fd = fd
 
     def release(self) -> None:

@@ -3,7 +3,9 @@
 The run directory is `runs/<name>-<hash of the training sections>/`, so changing how a run
 is evaluated or tracked reuses its training. Each stage records the hash of its inputs in
 `stages.json`; a stage whose inputs are unchanged (and whose outputs are still there) is
-skipped, `--force STAGE` redoes it (setting aside, never deleting, what it made before).
+skipped, `--force STAGE` redoes it (setting aside, never deleting, what it made before). A
+stage's outputs are read back before they are trusted: one that is gone or does not parse is
+redone, never skipped on the strength of the ledger alone.
 
 What holds whatever happens (README "What a run is"):
 - one process writes a run directory at a time (`run.lock`; a second run refuses);
@@ -11,7 +13,10 @@ What holds whatever happens (README "What a run is"):
   nothing half made: training checkpoints the step, the other stages drop their staging
   folder (evaluation keeps its finished part and resumes from it);
 - a failure closes the MLflow run as FAILED; a run directory this command created is removed
-  again if it failed before training started; a full disk is one line naming the path.
+  again if it failed before training started; a full disk, a read-only mount or a directory
+  this user may not write is one line naming the path and the fix;
+- the MLflow run is closed FINISHED by the track stage, which is never skipped while the
+  record is open (a resumed training reopens it even when the later stages are skipped).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from rich.console import Console
 from harness import devices, rundir
 from harness.atomic import atomic_write_text, is_disk_full, publish_dir
 from harness.errors import HarnessError
+from harness.fs_errors import explain, filesystem_error
 from harness.hashing import sha256_file, sha256_parts
 from harness.launch.preemption import Preemption, Stopped
 from harness.recipe import TRAINING_SECTIONS, Recipe, load_recipe, recipe_hash, resolved_yaml
@@ -180,16 +186,32 @@ class Pipeline:
         if getattr(self, "tracker", None) is not None:
             try:
                 self.tracker.finish("FAILED")
-            except OSError as closing:  # a full disk may refuse the record's last write too
+            except (OSError, HarnessError) as closing:  # a full or read-only disk refuses this write too
                 self.console.print(f"(the tracking record could not be closed: {closing}; `harness sync` closes it)")
         if created and self.stage in ("plan", "data"):
             shutil.rmtree(self.run_dir, ignore_errors=True)
             self.console.print(f"the {self.stage} stage failed; removed the run directory it had started, {self.run_dir}")
-        if is_disk_full(exc) and not isinstance(exc, HarnessError):
-            where = getattr(exc, "filename", None) or self.run_dir
-            raise HarnessError(f"no space left on {where} (the {self.stage} stage stopped; finished stages and "
+        if isinstance(exc, HarnessError):
+            return
+        refused = filesystem_error(exc)  # read-only, permission, space, quota: the machine's state
+        if refused is not None:
+            raise explain(refused, self.run_dir, stage=self.stage) from None
+        if is_disk_full(exc):  # torch's zip writer says so in a RuntimeError, without an errno
+            raise HarnessError(f"no space left on {self.run_dir} (the {self.stage} stage stopped; finished stages and "
                                "the last good checkpoint are kept)",
                                fix="free space there and run the same command again") from None
+
+    def _readable(self, stage: str, *paths: Path) -> bool:
+        """A cached stage's outputs still there and parsing (JSON files); else it is redone."""
+        for path in paths:
+            try:
+                ok = path.is_file() and (path.suffix != ".json" or isinstance(rundir.read_json(path), dict))
+            except HarnessError:
+                ok = False
+            if not ok:
+                self.log(f"{stage}: {path} is missing or unreadable: not trusted, made again")
+                return False
+        return True
 
     def _cached(self, stage: str, inputs: str, make, *, check=lambda out: True) -> dict:
         """Run `make()` unless the ledger has this stage with these inputs (and `check`)."""
@@ -231,7 +253,8 @@ class Pipeline:
                 rundir.write_json(self.files.provenance, provenance)
             return {"recipe_hash": self.hash, "training_hash": self.training_hash}
 
-        return self._cached("plan", self.hash, make)
+        return self._cached("plan", self.hash, make, check=lambda out: not self.dist.is_main or self._readable(
+            "plan", self.files.recipe, self.files.plan, self.files.provenance))
 
     def _stage_data(self, _) -> dict:
         """Always asks the data module, whose own cache (keyed by every input) makes a
@@ -306,7 +329,8 @@ class Pipeline:
                 publish_dir(staging, export, replace=True)
             return {"dir": rundir.EXPORT, "weights_sha256": sha256_file(export / rundir.EXPORT_WEIGHTS)}
 
-        return self._cached("export", inputs, make, check=lambda out: (self.in_run(out["dir"]) / rundir.EXPORT_WEIGHTS).is_file())
+        return self._cached("export", inputs, make, check=lambda out: self._readable(
+            "export", self.in_run(out["dir"]) / rundir.EXPORT_WEIGHTS, self.in_run(out["dir"]) / "config.json"))
 
     def _stage_evaluate(self, outputs) -> dict:
         """Validation loss per depth (from the end of training), then HumanEval/MBPP on the
@@ -346,7 +370,9 @@ class Pipeline:
                 publish_dir(staging, self.files.eval, replace=True)
                 # Logged here, once per evaluation, not by the track stage (which re-runs
                 # when only tags change); validation losses were logged by training.
-                scores = {f"eval/{k}": float(v) for k, v in summary.items()
+                from harness.tracking.record import AFTER_TRAINING
+
+                scores = {f"{AFTER_TRAINING}{k}": float(v) for k, v in summary.items()
                           if "/" in k and isinstance(v, (int, float)) and not isinstance(v, bool)}
                 if scores:
                     self._tracker().log_metrics(scores, outputs["train"]["step"])
@@ -355,7 +381,7 @@ class Pipeline:
             return {"dir": rundir.EVAL, "summary": summary}
 
         return self._cached("evaluate", inputs, make,
-                            check=lambda out: (self.in_run(out["dir"]) / rundir.SUMMARY).is_file())
+                            check=lambda out: self._readable("evaluate", self.in_run(out["dir"]) / rundir.SUMMARY))
 
     def _eval_staging(self, inputs: str) -> Path:
         """eval.tmp/, kept from an interrupted evaluation with the same inputs, else made afresh."""
@@ -373,7 +399,7 @@ class Pipeline:
         if not self.recipe.eval.enabled or not self.recipe.eval.tasks:
             return {}  # nothing to generate: no sandbox is opened, so no sandbox facts are reported
         done = staging / rundir.SUMMARY
-        if done.is_file():
+        if done.is_file() and self._readable("evaluate", done):
             self.log("evaluate: HumanEval/MBPP scores of the interrupted attempt are complete; kept")
             return rundir.read_json(done)
         from harness.eval.benchmarks.evaluate import evaluate_model
@@ -391,6 +417,8 @@ class Pipeline:
 
     def _stage_track(self, outputs) -> dict:
         """Plots and artifacts to MLflow, and the run closed (kept for `harness sync` when offline)."""
+        from harness.tracking.tracker import closed
+
         inputs = sha256_parts({k: v for k, v in outputs.items() if k != "track"})
 
         def make():
@@ -412,4 +440,6 @@ class Pipeline:
                                           if tracker.conflicts else None)
             return {"mlflow_run_id": tracker.run_id, "synced": synced, "offline_reason": problem}
 
-        return self._cached("track", inputs, make, check=lambda out: out.get("synced", False))
+        # Fresh only while the record is closed FINISHED in the store in use: a training that
+        # resumed (a corrupt newest checkpoint) reopened it, and only this stage closes it.
+        return self._cached("track", inputs, make, check=lambda out: self.dist.is_main and closed(self.run_dir))

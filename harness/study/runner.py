@@ -17,7 +17,11 @@ torch's thread count, its signal handlers and its process group). The runs, thei
 directories and their numbers are the same as one at a time: only the schedule changes. The
 sweep still finishes before any rate is chosen. Worth it where one run cannot use the
 machine (a 2-core laptop, one thread per run: `train.num_threads` x workers <= cores); a
-launcher's ranks (WORLD_SIZE > 1) already share one run, so there it is refused.
+launcher's ranks (WORLD_SIZE > 1) already share one run, so there it is refused. The parent
+opens the tracking store (and makes the experiments) once before the workers start, since
+their first uses of a new sqlite store would race to build its tables. Workers die with
+their study (`tether.py`); a study stopped by a signal cancels the runs not yet started and
+stops the running ones the same way (a checkpoint, then exit 75; 130 for ^C).
 """
 
 from __future__ import annotations
@@ -32,10 +36,12 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.errors import HarnessError
+from harness.launch.preemption import Preemption, Stopped
 from harness.run.pipeline import STAGES, Pipeline, run_dir_for
 from harness.rundir import Ledger, ledger_has
 from harness.study.design import Study, check_matched, load_study
 from harness.study.lr_sweep import runs_lookup, sweep_state
+from harness.study.tether import leave, orphaned, tether
 
 
 @dataclass(frozen=True)
@@ -103,16 +109,23 @@ def _run_all(study: Study, source, jobs: list, runs_root: Path, force, console: 
         return
     # Runs that train come first, so that evaluations of already-trained runs fill the end.
     counted.sort(key=lambda job: finished_training(run_dir_for(job[3], runs_root)))
-    ran: list[StudyRun] = []
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_worker, source, job, runs_root, tuple(force)) for job in counted]
-        failures = []
-        for future in futures:
-            outcome = future.result()
-            if isinstance(outcome, StudyRun):
-                ran.append(outcome)
-            else:
-                failures.append(outcome)
+    _prepare_tracking([job[3] for job in counted], console)
+    ran, failures = [], []
+    pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn"),
+                               initializer=tether, initargs=(os.getpid(),))
+    try:
+        with Preemption(raising=True):  # a stop for the study stops its workers' runs too
+            futures = [pool.submit(_worker, source, job, runs_root, tuple(force), os.getpid()) for job in counted]
+            for future in futures:
+                outcome = future.result()
+                (ran if isinstance(outcome, StudyRun) else failures).append(outcome)
+    except Stopped as stop:
+        _stop_workers(pool)
+        stop.preemption.finish(wait_for_ranks=False)
+    except BaseException:
+        _stop_workers(pool)
+        raise
+    pool.shutdown()
     if failures:  # every other run went on; the first failure is the one to fix
         raise HarnessError(f"{len(failures)} of {len(jobs)} runs failed; the first: {failures[0][0]}",
                            fix=failures[0][1] or "read that run's log, fix it, and run the same command again")
@@ -120,8 +133,39 @@ def _run_all(study: Study, source, jobs: list, runs_root: Path, force, console: 
     done.extend(sorted(ran, key=lambda run: order.get((run.part, run.arm, run.seed), len(order))))  # sequential order
 
 
-def _worker(source, job, runs_root: Path, force) -> StudyRun | tuple[str, str | None]:
-    """One run in a worker process: its own console (stderr), its own pipeline."""
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Runs not started are cancelled; running ones are sent SIGTERM, which stops each the
+    way a preemption does (checkpoint, MLflow run KILLED, lock released); then wait for them."""
+    import signal
+    from multiprocessing import active_children
+
+    pool.shutdown(wait=False, cancel_futures=True)
+    for child in active_children():
+        if child.pid is not None:
+            try:
+                os.kill(child.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    pool.shutdown(wait=True)
+
+
+def _prepare_tracking(recipes, console: Console) -> None:
+    """Open the tracking store and make the experiments once, before the workers use them."""
+    experiments = {recipe.track.experiment for recipe in recipes if recipe.track.enabled}
+    if not experiments:
+        return
+    from harness.tracking.gateway import prepare_store, tracking_uri
+
+    try:
+        prepare_store(tracking_uri(), experiments)
+    except Exception as exc:  # each run goes offline and says so itself; the study goes on
+        console.print(f"warning: the tracking store {tracking_uri()} could not be prepared "
+                      f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})")
+
+
+def _worker(source, job, runs_root: Path, force, parent: int) -> StudyRun | tuple[str, str | None]:
+    """One run in a worker process: its own console (stderr), its own pipeline. A run stopped
+    because the study is gone ends the worker too (`tether.py`)."""
     path, overrides = source
     # Each worker's run is a process group of its own: a MASTER_PORT inherited from the parent
     # (set by an earlier run in it, or by the user) would make two of them bind the same port.
@@ -133,6 +177,10 @@ def _worker(source, job, runs_root: Path, force) -> StudyRun | tuple[str, str | 
         _run_one(study, part, arm, seed, recipe, count, runs_root, force, Console(stderr=True), done)
     except HarnessError as exc:  # sent back as text: the parent raises, after the other runs
         return f"{part}, arm {arm}, seed {seed}: {exc.problem}", exc.fix
+    except SystemExit as exc:
+        if orphaned(parent):
+            leave(exc.code if isinstance(exc.code, int) else 1)
+        raise
     return done[0]
 
 

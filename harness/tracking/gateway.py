@@ -3,9 +3,10 @@
 
 MLflow's conventions decide the store: MLFLOW_TRACKING_URI wins, else `./mlflow.db`.
 MLflow appends metric values and cannot delete one, so the record is mirrored exactly by
-comparing: a run's metric histories are read back and only the (metric, step) keys it lacks
-are uploaded (`mirror_metrics`); a run that cannot be mended in place is replaced and the old
-one tagged `harness.superseded_by` (`replace_run`).
+comparing: a run's metric histories are read back (`remote_history`) and only the (metric,
+step) keys it lacks are uploaded (`compare`, `upload_metrics`); a run that cannot be mended
+in place is replaced and the old one tagged `harness.superseded_by` (`supersede`). When each
+call may happen, and what is written down before it, is `harness.tracking.effects`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-from harness.tracking.record import TrackRecord
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -75,6 +74,8 @@ def reachable(uri: str, timeout: float = 5.0) -> tuple[bool, str]:
 
 SUPERSEDED_TAG = "harness.superseded_by"
 STEP_TAG = "harness.step_reached"
+RECORD_TAG = "harness.record_id"  # the run directory's id (track/state.json), set as the run is created
+REPLACES_TAG = "harness.replaces"  # on a replacement: the run it replaces
 STATUSES = ("FINISHED", "KILLED", "FAILED")
 
 
@@ -130,24 +131,52 @@ def find_run(client, run_id: str | None) -> str | None:
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
-def experiment_id(client, name: str) -> str:
-    """The experiment's id, created (as a model-development experiment) when it does not exist."""
+def experiment_id(client, name: str, *, create: bool = True) -> str | None:
+    """The experiment's id; made (as a model-development experiment) if missing and `create`.
+    Two processes may make it at once: the one that loses finds the other's."""
+    from mlflow.exceptions import MlflowException
+
     found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    exp_id = client.create_experiment(name)
+    if found is not None or not create:
+        return found.experiment_id if found else None
+    try:
+        exp_id = client.create_experiment(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client.get_experiment_by_name(name).experiment_id
     client.set_experiment_tag(exp_id, *EXPERIMENT_KIND)
     return exp_id
 
 
-def create_run(client, experiment: str, run_name: str | None, params: dict, tags: dict) -> str:
-    from mlflow.entities import Param, RunTag
+def prepare_store(uri: str, experiments) -> None:
+    """Open the store once (a new sqlite store builds its schema on first use) and make the
+    experiments, before several processes use it: concurrent first uses of one sqlite file
+    race to build the same tables and one of them fails."""
+    client = connect(uri)
+    client.search_experiments(max_results=1)
+    for name in sorted(set(experiments)):
+        experiment_id(client, name)
 
-    exp_id = experiment_id(client, experiment)
-    run_id = client.create_run(exp_id, run_name=run_name).info.run_id
-    client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()],
-                     tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+def create_run(client, experiment: str, run_name: str | None, params: dict, tags: dict) -> str:
+    """A new run. Its tags are set in the same call that creates it, so a run that exists
+    carries the record's id (RECORD_TAG) even if the process dies the next instant."""
+    from mlflow.entities import Param
+
+    run_id = client.create_run(experiment_id(client, experiment), run_name=run_name,
+                               tags={k: str(v) for k, v in tags.items()}).info.run_id
+    client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
     return run_id
+
+
+def tagged_runs(client, experiment: str, record_id: str) -> list:
+    """The experiment's live (not deleted) runs that carry this record's id, oldest first."""
+    exp_id = experiment_id(client, experiment, create=False)
+    if exp_id is None:
+        return []
+    runs = client.search_runs([exp_id], filter_string=f"tags.`{RECORD_TAG}` = '{record_id}'", max_results=1000)
+    return sorted(runs, key=lambda run: (run.info.start_time or 0, run.info.run_id))
 
 
 def update_params_and_tags(client, run_id: str, params: dict, tags: dict) -> None:
@@ -160,14 +189,19 @@ def update_params_and_tags(client, run_id: str, params: dict, tags: dict) -> Non
                      tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
-def remote_metrics(client, run_id: str, names) -> dict[tuple[str, int], list[float]]:
-    """(metric, step) -> every value MLflow holds for it."""
+def remote_history(client, run_id: str, names) -> dict[tuple[str, int], list[tuple[float, int]]]:
+    """(metric, step) -> every (value, timestamp in ms) MLflow holds for it."""
     names = set(names) | set(client.get_run(run_id).data.metrics)
-    out: dict[tuple[str, int], list[float]] = {}
+    out: dict[tuple[str, int], list[tuple[float, int]]] = {}
     for name in sorted(names):
         for metric in client.get_metric_history(run_id, name):
-            out.setdefault((name, metric.step), []).append(metric.value)
+            out.setdefault((name, metric.step), []).append((metric.value, metric.timestamp))
     return out
+
+
+def remote_metrics(client, run_id: str, names) -> dict[tuple[str, int], list[float]]:
+    """(metric, step) -> every value MLflow holds for it."""
+    return {key: [value for value, _ in held] for key, held in remote_history(client, run_id, names).items()}
 
 
 @dataclass(frozen=True)
@@ -200,36 +234,28 @@ def upload_metrics(client, run_id: str, rows: list[tuple[str, float, int, int]])
         client.log_batch(run_id, metrics=[Metric(k, v, t, s) for k, v, t, s in rows])
 
 
-def mirror_metrics(client, run_id: str, record: TrackRecord, upto: int | None = None) -> int:
-    """Upload what the MLflow run lacks (of steps up to `upto`); returns how many keys
-    conflict (0: exact now)."""
-    local = record.keyed()
-    result = compare(local, remote_metrics(client, run_id, {name for name, _ in local}), upto)
-    upload_metrics(client, run_id, result.missing)
-    return result.conflicts
-
-
-def replace_run(client, old: str, record: TrackRecord, experiment: str, run_name: str | None,
-                params: dict, tags: dict, uri: str) -> str:
-    """A new MLflow run with the whole record; the old one superseded (never reopened)."""
-    new = create_run(client, experiment, run_name, params, tags)
-    mirror_metrics(client, new, record)
-    supersede(client, old, new)
-    record.save_state(runs={**record.state().get("runs", {}), uri: new}, run_id=new)
-    return new
-
-
 def supersede(client, old: str, new: str) -> None:
     client.set_tag(old, SUPERSEDED_TAG, new)
     client.set_terminated(old, "FAILED")
 
 
-def upload_artifacts(client, run_id: str, record: TrackRecord, *, everything: bool) -> list[str]:
-    """Upload the recorded artifacts (MLflow overwrites by path); returns those not found."""
-    missing = []
-    for path, artifact_dir in record.artifacts():
-        if not path.exists():
-            missing.append(str(path))
-        elif everything:
-            client.log_artifact(run_id, str(path), artifact_dir)  # a directory keeps its name
-    return missing
+def set_tags(client, run_id: str, tags: dict) -> None:
+    from mlflow.entities import RunTag
+
+    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def reopen(client, run_id: str) -> None:
+    client.update_run(run_id, status="RUNNING")
+
+
+def terminate(client, run_id: str, status: str, step: int) -> None:
+    """The run's final status; one that did not finish says which step it reached."""
+    if status != "FINISHED":
+        client.set_tag(run_id, STEP_TAG, str(step))
+    client.set_terminated(run_id, status)
+
+
+def upload_file(client, run_id: str, path: Path, artifact_dir: str | None) -> None:
+    """One file into the run's artifacts (MLflow overwrites by path, so again is harmless)."""
+    client.log_artifact(run_id, str(path), artifact_dir)

@@ -2,28 +2,46 @@
 
 This is the durable copy that MLflow only indexes (DESIGN.md), so it must be exact after any
 crash: every (metric, step) appears once. Rows are appended as training goes; a resume from
-a checkpoint sets aside the rows it is about to recompute; a row whose keys already exist for
-its step replaces them (a re-run evaluation). Nothing is deleted: replaced rows go to
-`metrics.replaced.jsonl`. A torn last line (a crash or a full disk in the middle of an
-append) is dropped with a warning, never read as data and never appended to.
+a checkpoint sets aside the training rows it is about to recompute (never the scores of the
+stages after training, which belong to an export that is still there); a row whose keys
+already exist for its step replaces them (a re-run evaluation). Nothing is deleted: replaced
+rows go to `metrics.replaced.jsonl`. A torn last line (a crash or a full disk in the middle
+of an append) is dropped with a warning, never read as data and never appended to.
 
 Files:
     params.json, tags.json   what the MLflow run carries
     metrics.jsonl            {"step": s, "time_ms": t, name: value, ...} per line
     artifacts.jsonl          {"path": relative to the run directory, "artifact_dir": ...}
-    state.json               run name, experiment, status, step reached, stores and run ids
+    state.json               run name, experiment, status, step reached, the record's id, and per
+                             tracking store: its run id (`runs`), the effect under way
+                             (`pending`) and the files uploaded to that run (`uploaded`)
+                             (harness.tracking.effects is the state machine that keeps these)
+
+A write the filesystem refuses (read-only, permission, space) is one line naming the file
+(`fs_errors.RunDirError`), never mistaken for the tracking store's refusal.
 """
 
 from __future__ import annotations
 
+import json
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
 from harness import rundir
 from harness.atomic import atomic_write_text
 from harness.errors import HarnessError
+from harness.fs_errors import writing
 
 REPLACED = rundir.METRICS_REPLACED  # rows set aside (a torn line, a replayed step): kept, never read as metrics
+# Scores of the stages after training are logged under this prefix. A resume of training
+# recomputes training's rows only: the export these scores were measured on is still there
+# (a retrained model is exported and evaluated again, and its scores replace these).
+AFTER_TRAINING = "eval/"
+
+
+def training_key(key: str) -> bool:
+    return not key.startswith(AFTER_TRAINING)
 
 
 class TrackRecord:
@@ -44,9 +62,43 @@ class TrackRecord:
 
     def save_state(self, **update: Any) -> dict:
         state = {**self.state(), **update}
-        self.dir.mkdir(parents=True, exist_ok=True)
-        rundir.write_json(self.dir / rundir.STATE, state)
+        with writing(self.dir):
+            self.dir.mkdir(parents=True, exist_ok=True)
+            rundir.write_json(self.dir / rundir.STATE, state)
         return state
+
+    def record_id(self) -> str:
+        """This run directory's id, made once: every MLflow run of it carries it as a tag, so a
+        run whose id a crash kept from being saved is found again instead of made twice."""
+        state = self.state()
+        return state.get("record_id") or self.save_state(record_id=uuid.uuid4().hex)["record_id"]
+
+    # -- per tracking store ----------------------------------------------------------------
+    def run_of(self, uri: str) -> str | None:
+        return self.state().get("runs", {}).get(uri)
+
+    def set_run(self, uri: str, run_id: str) -> None:
+        state = self.state()
+        self.save_state(runs={**state.get("runs", {}), uri: run_id}, run_id=run_id)
+
+    def pending(self, uri: str) -> dict | None:
+        """The effect on `uri` that was under way when the state was last written, if any."""
+        return self.state().get("pending", {}).get(uri)
+
+    def intend(self, uri: str, effect: dict | None) -> None:
+        """Written before an effect on the store (None: nothing under way)."""
+        pending = {k: v for k, v in self.state().get("pending", {}).items() if k != uri}
+        self.save_state(pending={**pending, uri: effect} if effect else pending)
+
+    def uploaded(self, uri: str, run_id: str) -> dict[str, str]:
+        """artifact path -> sha256 of each file uploaded to that store's run `run_id`."""
+        entry = self.state().get("uploaded", {}).get(uri, {})
+        return entry.get("files", {}) if entry.get("run_id") == run_id else {}
+
+    def mark_uploaded(self, uri: str, run_id: str, dest: str, sha: str) -> None:
+        state = self.state()
+        files = {**self.uploaded(uri, run_id), dest: sha}
+        self.save_state(uploaded={**state.get("uploaded", {}), uri: {"run_id": run_id, "files": files}})
 
     # -- metrics ---------------------------------------------------------------------------
     def rows(self) -> list[dict]:
@@ -63,7 +115,7 @@ class TrackRecord:
         rows, torn = rundir.parse_jsonl(path, warn=True)
         if torn is not None:
             self._append_raw(REPLACED, torn + "\n")
-            atomic_write_text(path, "".join(rundir.jsonl_line(r) for r in rows))
+            self._rewrite(rows)
         self._last_step = max((r["step"] for r in rows), default=0)
 
     def append(self, step: int, values: dict[str, float], time_ms: int) -> None:
@@ -75,12 +127,14 @@ class TrackRecord:
         self._append_raw(rundir.METRICS, rundir.jsonl_line({"step": step, "time_ms": time_ms, **values}))
         self._last_step = max(self._last_step, step)
 
-    def set_aside(self, match: Callable[[dict], bool], keys: set[str] | None = None) -> int:
-        """Move matching rows (or only `keys` of them) to metrics.replaced.jsonl; returns how many rows."""
+    def set_aside(self, match: Callable[[dict], bool], keys: set[str] | Callable[[str], bool] | None = None) -> int:
+        """Move matching rows (or only `keys` of them: a set, or a test on the name) to
+        metrics.replaced.jsonl; returns how many rows."""
         path = self.dir / rundir.METRICS
         if not path.exists():
             return 0
         keep, moved = [], []
+        taking = keys.__contains__ if isinstance(keys, (set, frozenset)) else keys
         for row in rundir.parse_jsonl(path, warn=True)[0]:
             if not match(row):
                 keep.append(row)
@@ -88,17 +142,42 @@ class TrackRecord:
             if keys is None:
                 moved.append(row)
                 continue
-            taken = {k: v for k, v in row.items() if k in keys}
+            taken = {k: v for k, v in row.items() if k not in ("step", "time_ms") and taking(k)}
             if taken:
                 moved.append({"step": row["step"], "time_ms": row["time_ms"], **taken})
-            rest = {k: v for k, v in row.items() if k not in keys}
+            rest = {k: v for k, v in row.items() if k not in taken}
             if set(rest) - {"step", "time_ms"}:
                 keep.append(rest)
         if moved:
             self._append_raw(REPLACED, "".join(rundir.jsonl_line(r) for r in moved))
-            atomic_write_text(path, "".join(rundir.jsonl_line(r) for r in keep))
+            self._rewrite(keep)
         self._last_step = max((r["step"] for r in keep), default=0)
         return len(moved)
+
+    def set_aside_keys(self) -> set[tuple[str, int]]:
+        """(metric, step) of every value kept in metrics.replaced.jsonl (torn text is skipped:
+        what it held is exactly what is lost)."""
+        path, out = self.dir / REPLACED, set()
+        if not path.exists():
+            return out
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and "step" in row:
+                out.update((k, row["step"]) for k in row if k not in ("step", "time_ms"))
+        return out
+
+    def restore(self, values: dict[tuple[str, int], tuple[float, int]]) -> None:
+        """Put back values the record lost (a torn last line) from the one copy left, MLflow's:
+        one row per step, keys the record lacks by construction."""
+        self.repair()  # a torn last line is set aside first, so the rows start on a line of their own
+        by_step: dict[int, dict] = {}
+        for (key, step), (value, stamp) in sorted(values.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            by_step.setdefault(step, {"step": step, "time_ms": stamp})[key] = value
+        self._append_raw(rundir.METRICS, "".join(rundir.jsonl_line(row) for row in by_step.values()))
+        self._last_step = None  # recomputed on the next append
 
     def keyed(self) -> dict[tuple[str, int], tuple[float, int]]:
         """(metric, step) -> (value, time_ms); a later row wins (files from older versions)."""
@@ -111,9 +190,14 @@ class TrackRecord:
         return out
 
     def _append_raw(self, name: str, text: str) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / name, "a", encoding="utf-8") as handle:
-            handle.write(text)
+        with writing(self.dir):
+            self.dir.mkdir(parents=True, exist_ok=True)
+            with open(self.dir / name, "a", encoding="utf-8") as handle:
+                handle.write(text)
+
+    def _rewrite(self, rows: list[dict]) -> None:
+        with writing(self.dir):
+            atomic_write_text(self.dir / rundir.METRICS, "".join(rundir.jsonl_line(r) for r in rows))
 
     # -- artifacts ---------------------------------------------------------------------------
     def add_artifact(self, path: Path, artifact_dir: str | None) -> None:
@@ -140,6 +224,23 @@ class TrackRecord:
                 out.append((path, entry.get("artifact_dir")))
         return out
 
+    def artifact_files(self) -> list[tuple[Path, str | None, str]]:
+        """Each recorded artifact as files: (file, MLflow artifact dir, path in the run's
+        artifacts). A folder is its files, under its own name, as MLflow lays one out; a
+        recorded path that is gone is (path, dir, None)."""
+        out = []
+        for path, artifact_dir in self.artifacts():
+            prefix = f"{artifact_dir}/" if artifact_dir else ""
+            if path.is_file():
+                out.append((path, artifact_dir, f"{prefix}{path.name}"))
+            elif path.is_dir():
+                for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                    inner = file.relative_to(path.parent).parent.as_posix()
+                    out.append((file, f"{prefix}{inner}", f"{prefix}{inner}/{file.name}"))
+            else:
+                out.append((path, artifact_dir, None))
+        return out
+
     def resolve(self, recorded: str) -> Path:
         """A recorded path: relative ones start at the run directory; absolute ones recorded by
         older versions are re-rooted at the run directory when they run through its name."""
@@ -150,7 +251,6 @@ class TrackRecord:
         if not path.exists() and self.run_dir.name in parts:
             return self.run_dir.joinpath(*parts[len(parts) - parts[::-1].index(self.run_dir.name):])
         return path
-
 
 
 def _migrate(state: dict) -> dict:

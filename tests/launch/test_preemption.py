@@ -7,6 +7,8 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 from harness.launch.preemption import PREEMPT_FILE_ENV, PREEMPTED_EXIT
 
 LOOP = textwrap.dedent("""
@@ -65,3 +67,24 @@ def test_ranks_agree_on_the_step_when_only_one_is_signalled(tmp_path):
     steps = {(tmp_path / f"checkpoint{r}").read_text() for r in range(2)}
     assert len(steps) == 1
     assert (tmp_path / "preempted.42").exists()  # written by rank 0, which got no signal
+
+
+# A signal before `harness run` has its pipeline's handler: while the recipe loads, and while
+# the process learns its rank (torch's import is near). Sent by the process to itself at that
+# call (tests/faults.py), so the moment is the same on any machine.
+EARLY = {"SIGTERM while the recipe loads": ("harness.recipe:load_recipe", signal.SIGTERM),
+         "SIGUSR1 while the ranks are read": ("harness.ranks:rank_environment", signal.SIGUSR1)}
+
+
+@pytest.mark.parametrize("case", EARLY)
+def test_a_signal_before_the_pipelines_handler_still_exits_75_with_the_marker(case, tmp_path, write):
+    from tests.conftest import TINY
+    from tests.faults import harness_at
+
+    target, sig = EARLY[case]
+    recipe = write("tiny.yaml", TINY)
+    marker = tmp_path / "preempted.marker"
+    done = harness_at(target, 1, "run", recipe, "--runs", tmp_path / "runs", when="before", sig=sig,
+                      env={PREEMPT_FILE_ENV: str(marker)}, timeout=120)
+    assert done.returncode == PREEMPTED_EXIT, done.stdout + done.stderr
+    assert marker.read_text().strip() == sig.name and "Traceback" not in done.stderr

@@ -109,6 +109,19 @@ def test_resume_sets_aside_later_steps(tmp_path, store):
     assert _local_steps(tmp_path / "run") == [1, 2, 3] and moved == [4, 5]
 
 
+def test_resume_keeps_the_scores_of_later_stages(tmp_path, store):
+    """A fallback to an older checkpoint recomputes training's rows, not the evaluation of the
+    export that is still there (its scores are logged at the final step)."""
+    tracker = Tracker(tmp_path / "run", TrackConfig(), enabled=False)
+    _start(tracker)
+    _log(tracker, range(1, 6))
+    tracker.log_metrics({"eval/humaneval/pass_at_1": 0.25}, 5)
+    tracker.note_resume(3)
+    rows = [json.loads(l) for l in (tmp_path / "run/track/metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["eval/humaneval/pass_at_1"]) for r in rows if "eval/humaneval/pass_at_1" in r] == [(5, 0.25)]
+    assert _local_steps(tmp_path / "run") == [1, 2, 3]
+
+
 # -- an exact record after crashes ------------------------------------------------------------
 
 

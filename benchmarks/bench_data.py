@@ -25,7 +25,7 @@ def prepare(cache: Path):
     from harness.data.prepare import prepare_data
     from harness.recipe import load_recipe
 
-    recipe = load_recipe(ROOT / "recipes" / "base.yaml")
+    recipe = load_recipe(ROOT / "recipes" / "laptop" / "base.yaml")
     kwargs = dict(vocab_size=recipe.model.vocab_size, seq_len=recipe.seq_len, base_dir=ROOT / "recipes",
                   cache_root=cache)
     started = time.perf_counter()

@@ -193,7 +193,7 @@ def main() -> None:
     parser.add_argument("--skip-generation", action="store_true")
     parser.add_argument("--model", type=Path, help="an exported model directory (e.g. runs/<run>/export); default: random")
     parser.add_argument("--stage", action="store_true", help="only the paired before/after evaluate-stage benchmark")
-    parser.add_argument("--recipe", type=Path, default=Path("recipes/base.yaml"), help="--stage: whose eval settings")
+    parser.add_argument("--recipe", type=Path, default=Path("recipes/laptop/base.yaml"), help="--stage: whose eval settings")
     parser.add_argument("--before-threads", type=int, help="--stage: torch threads of the before arm (default: CPUs)")
     parser.add_argument("--arms", help="--stage: a subset of before,backend,after,shipped (before first)")
     args = parser.parse_args()

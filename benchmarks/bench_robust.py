@@ -31,7 +31,7 @@ def data_lookup(cache: Path, rounds: int) -> None:
     from harness.data.prepare import prepare_data
     from harness.recipe import load_recipe
 
-    recipe = load_recipe(ROOT / "recipes" / "base.yaml")
+    recipe = load_recipe(ROOT / "recipes" / "laptop" / "base.yaml")
     kwargs = dict(vocab_size=recipe.model.vocab_size, seq_len=recipe.seq_len, base_dir=ROOT / "recipes",
                   cache_root=cache)
     prepare_data(recipe.data, **kwargs)  # build once (or find it)
@@ -51,7 +51,7 @@ def checkpoint_verify(rounds: int) -> None:
     from harness.train.distributed import init_distributed
 
     init_distributed()
-    recipe = load_recipe(ROOT / "recipes" / "base.yaml")
+    recipe = load_recipe(ROOT / "recipes" / "laptop" / "base.yaml")
     engine, _, _ = build_engine(build_model(recipe.model, recipe.objective), recipe.train, 10, 1)
     with tempfile.TemporaryDirectory() as tmp:
         path = checkpoint.save(engine, Path(tmp), 1, {"step": 1}, is_main=True, keep=1)

@@ -2,7 +2,7 @@
 the DeepSpeed loop against a plain PyTorch loop on the same model, optimiser, schedule and
 batches (target: within 5%).
 
-    python benchmarks/bench_train.py [--steps 10] [--threads 2] [--recipe recipes/base.yaml]
+    python benchmarks/bench_train.py [--steps 10] [--threads 2] [--recipe recipes/laptop/base.yaml]
 
 Both loops do the same work per step: global batch 16 in micro-batches, AdamW with
 2-D-only weight decay, clipping at 1.0, our LambdaLR. Steps are timed round-robin (one
@@ -81,7 +81,7 @@ class DeepSpeedLoop:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--recipe", default="recipes/base.yaml")
+    parser.add_argument("--recipe", default="recipes/laptop/base.yaml")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--micro", type=int, default=None, help="micro-batch size (default: the recipe's)")

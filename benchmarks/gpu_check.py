@@ -50,7 +50,7 @@ def measure(arm: str, overrides: list[str], steps: int, device: str) -> dict:
     from harness.train.deepspeed_config import build_engine
     from harness.train.throughput import peak_flops
 
-    recipe = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "base.yaml", overrides + ARMS[arm])
+    recipe = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "laptop" / "base.yaml", overrides + ARMS[arm])
     torch.manual_seed(0)
     if device == "cuda":
         torch.cuda.empty_cache()

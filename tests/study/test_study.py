@@ -11,7 +11,7 @@ def test_laptop_study_is_tokens_matched_with_a_sweep_views_and_a_control():
     study = load_study(RECIPES / "studies" / "laptop.yaml")
     assert study.match.matched and study.match.rule == "tokens"
     assert set(study.recipes) == {"stp", "meta_n2", "deepseek_n2", "stp_twin", "stp_short"}
-    base = load_recipe(RECIPES / "stp.yaml").steps
+    base = load_recipe(RECIPES / "laptop" / "stp.yaml").steps
     assert all(recipe.steps == study.match.arms[name].steps == base for name, recipe in study.recipes.items()
                if name != "stp_short")
     assert study.recipes["stp_short"].steps == base // 2 and study.seeds("stp_short") == list(range(5))

@@ -110,7 +110,7 @@ def _evaluate_model(model_dir: Path, cfg: EvalConfig, out_dir: Path, *, device: 
         summary.update(protocol_metrics(task, per_task[task], chosen))
     summary.update(lmeval.truncation_metrics(lm, list(cfg.tasks)))
     summary.update(_facts(cfg, chosen, sandbox, model_dir, device, context, lmeval.lm_eval_version()))
-    summary["torch_threads"] = _torch_threads()  # completions do not depend on it; time does (recipes/base.yaml)
+    summary["torch_threads"] = _torch_threads()  # completions do not depend on it; time does (recipes/laptop/base.yaml)
     if extra_tasks:
         summary.update(included_tasks=",".join(extra_tasks), include_paths=",".join(map(str, include_paths)))
     rundir.write_json(out_dir / rundir.SUMMARY, summary)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-LAPTOP_SHAPE = dict(  # the laptop recipes' trunk (recipes/base.yaml)
+LAPTOP_SHAPE = dict(  # the laptop recipes' trunk (recipes/laptop/base.yaml)
     num_hidden_layers=6, hidden_size=128, num_attention_heads=4, num_key_value_heads=2,
     intermediate_size=352, vocab_size=4096,
 )  # fmt: skip

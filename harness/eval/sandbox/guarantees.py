@@ -55,7 +55,8 @@ def of(sandbox) -> dict[str, str]:
         "memory": memory,
         "processes": processes,
         "cpu_share": cpu,
-        "syscalls": "seccomp: no nested namespaces, setsid, SysV shm, memfd, mount, ptrace, bpf, io_uring"
+        "syscalls": "seccomp: no nested namespaces, setsid, SysV IPC, POSIX queues, memfd, AIO, io_uring, inotify, "
+        "sockets other than AF_UNIX, socket buffer sizes, mount, ptrace, keyrings, bpf"
         if sandbox.seccomp else "no seccomp filter (unknown architecture)",
     }
 

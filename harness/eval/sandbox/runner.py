@@ -49,6 +49,7 @@ GRACE_S = 2.0  # after the verdict: how long a program that is ending may take t
 CHECKER_LIMITS = {"RLIMIT_AS": 2 << 30}  # trusted code on plain data; bounded all the same
 # A cgroup's pids count bwrap's own two processes and the entry as well as the program's.
 SANDBOX_OWN_TASKS = 3
+QUEUED_SIGNALS = 64  # RLIMIT_SIGPENDING: no benchmark program queues signals or makes timers
 JOIN_CGROUP = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
 
 
@@ -230,6 +231,10 @@ class Sandbox:
             "RLIMIT_FSIZE": (c.max_file_mb << 20,) * 2,
             "RLIMIT_NOFILE": (c.max_open_files,) * 2,
             "RLIMIT_CORE": (0, 0),
+            # Queued real-time signals and POSIX timers (each holds one) are kernel memory that
+            # only a cgroup charges, counted per user: as an ordinary user the program would
+            # otherwise share the user's own quota (96k here, ~36 MB of timers).
+            "RLIMIT_SIGPENDING": (QUEUED_SIGNALS,) * 2,
         }
         private = [c.tmpfs_mb << 20, max(1024, c.tmpfs_mb * 256)] if self.launch.private_mounts else None
         own_filter = self.seccomp and self.kind != "bwrap"

@@ -41,9 +41,26 @@ class ProgramRaised(Exception):
     """The program's function raised something that is not a builtin exception type."""
 
 
+# What of the program's own text the verdict may quote: a 70 KB exception class name once
+# outgrew the harness's 64 KB read of this process's output, and the verdict was lost
+# (status `error`, which the program chose; issue 24).
+MAX_NAME, MAX_MESSAGE, MAX_REASON = 100, 300, 1000
+
+
+def _quoted(value, limit):
+    """Bounded text of something the program influenced; never raises (`str` of an int past
+    Python's 4300-digit limit does, and would reach the tests as the program's ValueError)."""
+    try:
+        text = value if type(value) is str else str(value)
+    except Exception:
+        text = f"<a {type(value).__name__}>"
+    return text[:limit]
+
+
 def _builtin_exception(name, message):
     """The program's exception, for tests that expect one: the builtin type of that name
     (so `except ValueError` works), else ProgramRaised."""
+    name, message = name[:MAX_NAME], message[:MAX_MESSAGE]
     kind = getattr(builtins, name, None)
     if isinstance(kind, type) and issubclass(kind, Exception) and not issubclass(kind, (Stop, StopIteration)):
         try:
@@ -73,10 +90,10 @@ class Remote:
         reply = _receive()
         if reply[0] == "return" and len(reply) == 2:
             return reply[1]
-        if reply[0] == "raise" and len(reply) == 3:
-            raise _builtin_exception(str(reply[1]), str(reply[2]))
+        if reply[0] == "raise" and len(reply) == 3 and type(reply[1]) is str and type(reply[2]) is str:
+            raise _builtin_exception(reply[1], reply[2])
         if reply[0] == "notplain":
-            raise Stop(f"{self.name} returned a value the channel cannot carry ({str(reply[1])[:160]})")
+            raise Stop(f"{self.name} returned a value the channel cannot carry ({_quoted(reply[1], 160)})")
         raise Stop(f"unexpected reply to a call of {self.name}")
 
 
@@ -175,7 +192,7 @@ def _wait_until_loaded():
     except Stop as exc:
         return {"status": "failed", "reason": str(exc), "stage": "load", "ended": exc.ended}
     if reply[0] == "error" and len(reply) == 2:
-        return {"status": "failed", "reason": str(reply[1])[:300], "stage": "load"}
+        return {"status": "failed", "reason": _quoted(reply[1], MAX_MESSAGE), "stage": "load"}
     if reply != ["ready"]:
         return {"status": "failed", "reason": "the program sent an unexpected message", "stage": "load"}
     return None
@@ -193,7 +210,7 @@ def _test_failure(exc, tests):
     if isinstance(exc, ProgramRaised):
         return f"{exc} (raised by the program){where}"
     origin = " (raised by the program)" if getattr(exc, "from_program", False) else ""
-    return f"{type(exc).__name__}: {str(exc)[:160]}{origin}{where}"
+    return f"{type(exc).__name__}: {_quoted(exc, 160)}{origin}{where}"
 
 
 def _run_tests(spec, namespace):
@@ -252,7 +269,8 @@ def _job(job_fd, channel_fd):
         try:
             verdict = _check(spec)
         except BaseException as exc:  # a bug here must read as the harness's error, never a pass
-            verdict = {"status": "error", "reason": f"checker: {type(exc).__name__}: {exc}"}
+            verdict = {"status": "error", "reason": f"checker: {type(exc).__name__}: {_quoted(exc, MAX_REASON)}"}
+        verdict["reason"] = str(verdict.get("reason", ""))[:MAX_REASON]  # the line stays a few KB
         try:
             _send(["stop"])
         except Stop:

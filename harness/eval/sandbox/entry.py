@@ -125,7 +125,7 @@ def _describe(exc):
         message = str(exc) if builtin else BaseException.__str__(exc)
     except Exception:
         message = ""
-    return (kind.__name__ if builtin else kind.__qualname__), str(message)[:300]
+    return str(kind.__name__ if builtin else kind.__qualname__)[:100], str(message)[:300]
 
 
 def _load(source, main):

@@ -1,8 +1,9 @@
 """The trusted checker: runs a benchmark's test code outside the sandbox and decides the verdict.
 
-One checker process per program, outside the sandbox: a fork of a server that the harness
-starts once with its own interpreter (`python -I -S -c <wire.py + this file> FD`), so each
-check has a fresh process without paying an interpreter's start. A check reads a JSON spec,
+One checker process per program, outside the sandbox, under a budget of its own
+(`checker_fork.py`: a fork of a server that the harness starts once with its own interpreter,
+`python -I -S -c <wire.py + this file + checker_fork.py> FD`, so each check has a fresh
+process without paying an interpreter's start). A check reads a JSON spec,
 runs the trusted prelude (HumanEval: the prompt, whose helpers such as `poly` or
 `encode_cyclic` the tests call; sanitized MBPP: `test_imports`), binds every other global
 name the tests use to a `Remote` that calls into the sandboxed program over the channel,
@@ -35,6 +36,19 @@ class Stop(BaseException):
 
 
 STOPPED = []
+
+
+class OverBudget(BaseException):
+    """The checker's own CPU budget ran out on the program's values (its SIGXCPU): a timeout
+    for the program. Remembered in OVERSPENT, as Stop is, so that test code that catches
+    everything cannot swallow it."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        OVERSPENT.append(message)
+
+
+OVERSPENT = []
 
 
 class ProgramRaised(Exception):
@@ -241,71 +255,32 @@ def _check(spec):
         _run_tests(spec, namespace)
     except Stop as exc:
         return {"status": "failed", "reason": str(exc), "stage": "call", "ended": exc.ended}
+    except OverBudget as exc:
+        return {"status": "timeout", "reason": str(exc), "stage": "test"}
+    except MemoryError:  # RLIMIT_AS: the tests' work on the program's values outgrew the budget
+        reason = f"the checker's memory budget of {spec['budget']['memory_bytes'] >> 20} MB ran out on the program's values"
+        return {"status": "failed", "reason": reason, "stage": "test"}
     except BaseException as exc:
         return {"status": "failed", "reason": _test_failure(exc, spec["tests"]), "stage": "test"}
+    if OVERSPENT:
+        return {"status": "timeout", "reason": OVERSPENT[0], "stage": "test"}
     if STOPPED:
         return {"status": "failed", "reason": STOPPED[0], "stage": "call"}
     return {"status": "passed", "reason": ""}
 
 
-def _read_all(fd):
-    chunks = []
-    while chunk := os.read(fd, 1 << 16):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _job(job_fd, channel_fd):
-    """One check, in a fresh forked process: pid line, spec in, verdict line out."""
+def check(spec, channel_fd):
+    """The verdict of one check on the program at the other end of `channel_fd`, its reason
+    bounded; the program is told to stop either way."""
     global CHANNEL, FRAME_LIMIT
-    import resource
-
+    CHANNEL, FRAME_LIMIT = channel_fd, spec["frame_limit"]
     try:
-        os.write(job_fd, b"%d\n" % os.getpid())  # so the harness can kill it at the deadline
-        spec = json.loads(_read_all(job_fd))
-        for name, value in spec["limits"].items():
-            resource.setrlimit(getattr(resource, name), (value, value))
-        CHANNEL, FRAME_LIMIT = channel_fd, spec["frame_limit"]
-        try:
-            verdict = _check(spec)
-        except BaseException as exc:  # a bug here must read as the harness's error, never a pass
-            verdict = {"status": "error", "reason": f"checker: {type(exc).__name__}: {_quoted(exc, MAX_REASON)}"}
-        verdict["reason"] = str(verdict.get("reason", ""))[:MAX_REASON]  # the line stays a few KB
-        try:
-            _send(["stop"])
-        except Stop:
-            pass
-        os.write(job_fd, json.dumps(verdict).encode() + b"\n")
-    finally:
-        os._exit(0)
-
-
-def _serve(control_fd):
-    """The fork server: for each job (its socket and channel, passed as fds) fork a checker.
-    Its modules are imported once, here; each check still gets a process of its own."""
-    import decimal  # noqa: F401  (preloaded for the children, as is everything above)
-    import fractions  # noqa: F401
-    import random  # noqa: F401
-    import resource  # noqa: F401
-    import signal
-    import socket
-    import traceback  # noqa: F401
-
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
-    control = socket.socket(fileno=control_fd)
-    while True:
-        try:
-            message, fds, _, _ = socket.recv_fds(control, 16, 2)
-        except InterruptedError:
-            continue
-        if not message:
-            return
-        if len(fds) == 2 and os.fork() == 0:
-            control.close()
-            _job(*fds)
-        for fd in fds:
-            os.close(fd)
-
-
-if __name__ == "__main__":
-    _serve(int(sys.argv[1]))
+        verdict = _check(spec)
+    except BaseException as exc:  # a bug here must read as the harness's error, never a pass
+        verdict = {"status": "error", "reason": f"checker: {type(exc).__name__}: {_quoted(exc, MAX_REASON)}"}
+    verdict["reason"] = str(verdict.get("reason", ""))[:MAX_REASON]  # the line stays a few KB
+    try:
+        _send(["stop"])
+    except Stop:
+        pass
+    return verdict

@@ -43,6 +43,10 @@ def of(sandbox) -> dict[str, str]:
     if cpu is None:
         cpu = "equal share per program session (kernel autogroup; setsid denied)" if autogroup_enabled() else \
               "not guaranteed: no cpu cgroup and kernel autogroup is off"  # fmt: skip
+    budget = sandbox.check_budget
+    checker = (f"{budget['memory_bytes'] >> 20} MB and {budget['cpu_s']} s of CPU per check (RLIMIT_AS, RLIMIT_CPU), "
+               + ("all checks in one cgroup of their own" if sandbox.checker_box is not None else "no cgroup")
+               + "; the program fails (or times out) when its values exhaust them")  # fmt: skip
     if sandbox.launch.switch_uid:
         identity = f"own uid per parallel program (from {c.uid_base})"
     else:
@@ -55,13 +59,14 @@ def of(sandbox) -> dict[str, str]:
         "memory": memory,
         "processes": processes,
         "cpu_share": cpu,
+        "checker": checker,
         "syscalls": "seccomp: no nested namespaces, setsid, SysV IPC, POSIX queues, memfd, AIO, io_uring, inotify, "
         "sockets other than AF_UNIX, socket buffer sizes, mount, ptrace, keyrings, bpf"
         if sandbox.seccomp else "no seccomp filter (unknown architecture)",
     }
 
 
-KEYS = ("verdicts", "isolation", "identity", "cgroup", "memory", "processes", "cpu_share", "syscalls")
+KEYS = ("verdicts", "isolation", "identity", "cgroup", "memory", "processes", "cpu_share", "checker", "syscalls")
 
 
 def as_lines(described: dict) -> list[str]:

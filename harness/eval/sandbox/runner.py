@@ -7,7 +7,9 @@ user namespace of its own, under rlimits and a seccomp filter (`entry.py`,
 `seccomp.py`). The test code runs in a separate checker process (`checker.py`) that calls
 the program's functions over a socket carrying only plain values (`wire.py`), so the verdict
 is decided where the program cannot reach: nothing it prints, patches or returns can turn a
-failure into a pass. If no isolation works the harness refuses, unless the caller passes
+failure into a pass. The checker has a memory and CPU budget of its own (`checker_fork.py`;
+with cgroups, one cgroup for all checks), so what the tests do with the program's values
+cannot grow past it either. If no isolation works the harness refuses, unless the caller passes
 `allow_unsafe=True` (the CLI's `--unsafe-no-sandbox`).
 
 Outcomes: `passed`; `failed` (the program ran and did not pass: an exception, a failed
@@ -38,6 +40,7 @@ from typing import Iterable, Iterator
 
 from harness.errors import HarnessError, one_line
 from harness.eval.sandbox import cgroups, guarantees, seccomp
+from harness.eval.sandbox.cgroups import JOIN_CGROUP
 from harness.eval.sandbox.checker_server import CheckerServer, kill_checker
 from harness.eval.sandbox.config import SandboxConfig
 from harness.eval.sandbox.isolation import NO_BWRAP_FIX, SANDBOX_WORKDIR, Launch, available_kinds, launch_for
@@ -46,11 +49,12 @@ from harness.eval.sandbox.streams import Pump, has_exited, kill_tree, scrubbed_e
 
 STATUSES = ("passed", "failed", "timeout", "error")
 GRACE_S = 2.0  # after the verdict: how long a program that is ending may take to exit
-CHECKER_LIMITS = {"RLIMIT_AS": 2 << 30}  # trusted code on plain data; bounded all the same
+# The checker's own memory per check: a base for the interpreter and the tests, plus room for
+# the largest value a program may return to grow into Python objects (~25x its bytes, wire.py).
+CHECKER_BASE_MB, CHECKER_GROWTH = 512, 32
 # A cgroup's pids count bwrap's own two processes and the entry as well as the program's.
 SANDBOX_OWN_TASKS = 3
 QUEUED_SIGNALS = 64  # RLIMIT_SIGPENDING: no benchmark program queues signals or makes timers
-JOIN_CGROUP = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
 
 
 @lru_cache(maxsize=None)
@@ -98,11 +102,12 @@ class Sandbox:
         self._slots: queue.Queue[int] = queue.Queue()
         for slot in range(self.workers):
             self._slots.put(slot)
-        self.checkers = CheckerServer()
-        weakref.finalize(self, self.checkers.close)
+        self.check_budget, self.checker_box = checker_budget(config), None
         if hierarchy is not None:
             hierarchy.weigh(self.workers)
-            weakref.finalize(self, hierarchy.remove)
+            self.checker_box = _checkers_cgroup(hierarchy, self.workers, self.check_budget)
+        self.checkers = CheckerServer(self.checker_box.procs_files if self.checker_box else ())
+        self._finalizer = weakref.finalize(self, _release, self.checkers, self.checker_box, hierarchy)
 
     @property
     def kind(self) -> str:
@@ -243,15 +248,32 @@ class Sandbox:
         return json.dumps(header).encode() + b"\n"
 
     def _spec(self, job: Job) -> dict:
-        limits = {**CHECKER_LIMITS, "RLIMIT_CPU": cpu_seconds(self.config) + 5}
         return {"prelude": job.prelude, "tests": job.tests, "call": job.call,
-                "remote": list(job.remote), "seed": 0, "limits": limits,
+                "remote": list(job.remote), "seed": 0, "budget": checker_budget(self.config),
                 "frame_limit": self.config.value_kb << 10}  # fmt: skip
 
     def close(self) -> None:
-        self.checkers.close()
-        if self.hierarchy is not None:
-            self.hierarchy.remove()
+        self._finalizer()
+
+
+def _checkers_cgroup(hierarchy, workers: int, budget: dict):
+    """One cgroup for the checker server and its checks: one program's CPU share for all of
+    them, and their memory bounded together as well as each by RLIMIT_AS. None where the
+    hierarchy refuses (the checks keep their rlimits)."""
+    try:
+        return hierarchy.create(workers * budget["memory_bytes"] + (64 << 20), 4 * workers + 8, name="checkers")
+    except OSError:
+        return None
+
+
+def _release(checkers: CheckerServer, checker_box, hierarchy) -> None:
+    """Server first (it leaves its cgroup empty), then the cgroups, innermost first."""
+    checkers.close()
+    if checker_box is not None:
+        checker_box.kill()
+        checker_box.remove()
+    if hierarchy is not None:
+        hierarchy.remove()
 
 
 class _JobStream:
@@ -286,6 +308,12 @@ class _JobStream:
 
 def cpu_seconds(config: SandboxConfig) -> int:
     return config.cpu_s or math.ceil(config.timeout_s)
+
+
+def checker_budget(config: SandboxConfig) -> dict:
+    """What one check may spend (`checker_fork.py`): the program's CPU limit, and memory."""
+    memory = (CHECKER_BASE_MB << 20) + CHECKER_GROWTH * (config.value_kb << 10)
+    return {"memory_bytes": memory, "cpu_s": cpu_seconds(config)}
 
 
 

@@ -48,7 +48,8 @@ def of(sandbox) -> dict[str, str]:
                + ("all checks in one cgroup of their own" if sandbox.checker_box is not None else "no cgroup")
                + "; the program fails (or times out) when its values exhaust them")  # fmt: skip
     if sandbox.launch.switch_uid:
-        identity = f"own uid per parallel program (from {c.uid_base})"
+        identity = (f"own uid per parallel program, reserved against every other harness process on this host "
+                    f"(a lock per uid, from {c.uid_base})")  # fmt: skip
     else:
         identity = "own user namespace per program" if sandbox.kind == "bwrap" else "the harness user's"
     return {

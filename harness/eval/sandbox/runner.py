@@ -2,8 +2,9 @@
 
 Each job is a program (the completion, with what the benchmark puts before and after it) and
 the benchmark's test code. The program runs in the strongest isolation that works here
-(`isolation.py`), in a cgroup of its own when the host allows (`cgroups.py`), as a uid or
-user namespace of its own, under rlimits and a seccomp filter (`entry.py`,
+(`isolation.py`), in a cgroup of its own when the host allows (`cgroups.py`), as a uid
+reserved for it across the host's harness processes (`identities.py`) or in a user namespace
+of its own, under rlimits and a seccomp filter (`entry.py`,
 `seccomp.py`). The test code runs in a separate checker process (`checker.py`) that calls
 the program's functions over a socket carrying only plain values (`wire.py`), so the verdict
 is decided where the program cannot reach: nothing it prints, patches or returns can turn a
@@ -39,7 +40,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from harness.errors import HarnessError, one_line
-from harness.eval.sandbox import cgroups, guarantees, seccomp
+from harness.eval.sandbox import cgroups, guarantees, identities, seccomp
 from harness.eval.sandbox.cgroups import JOIN_CGROUP
 from harness.eval.sandbox.checker_server import CheckerServer, kill_checker
 from harness.eval.sandbox.config import SandboxConfig
@@ -99,15 +100,17 @@ class Sandbox:
         self.seccomp = seccomp.build(processes=hierarchy is not None)
         # The programs' argv[1]: finds this sandbox's processes in `ps` (and the tests' checks).
         self.tag = f"mtp-harness-sandbox-{secrets.token_hex(6)}"
-        self._slots: queue.Queue[int] = queue.Queue()
-        for slot in range(self.workers):
-            self._slots.put(slot)
+        # The uids programs run as (root only), held across processes (`identities.py`).
+        self.identities = identities.reserve(config.uid_base, self.workers) if launch.switch_uid else None
+        self._slots: queue.Queue[int | None] = queue.Queue()
+        for uid in self.identities.uids if self.identities else [None] * self.workers:
+            self._slots.put(uid)
         self.check_budget, self.checker_box = checker_budget(config), None
         if hierarchy is not None:
             hierarchy.weigh(self.workers)
             self.checker_box = _checkers_cgroup(hierarchy, self.workers, self.check_budget)
         self.checkers = CheckerServer(self.checker_box.procs_files if self.checker_box else ())
-        self._finalizer = weakref.finalize(self, _release, self.checkers, self.checker_box, hierarchy)
+        self._finalizer = weakref.finalize(self, _release, self.checkers, self.checker_box, hierarchy, self.identities)
 
     @property
     def kind(self) -> str:
@@ -140,15 +143,15 @@ class Sandbox:
                     future.cancel()
 
     def run(self, job: Job) -> Outcome:
-        slot = self._slots.get()
+        uid = self._slots.get()
         started = time.monotonic()
         try:
-            status, reason = self._run(job, slot)
+            status, reason = self._run(job, uid)
         finally:
-            self._slots.put(slot)
+            self._slots.put(uid)
         return Outcome(status, reason, round(time.monotonic() - started, 3))
 
-    def _run(self, job: Job, slot: int) -> tuple[str, str]:
+    def _run(self, job: Job, uid: int | None) -> tuple[str, str]:
         c = self.config
         try:
             box = self.hierarchy.create(c.memory_mb << 20, c.max_processes + SANDBOX_OWN_TASKS) if self.hierarchy else None
@@ -156,7 +159,7 @@ class Sandbox:
             return "error", f"cannot make the program's cgroup: {one_line(exc)}"
         workdir = tempfile.mkdtemp(prefix="harness-sandbox-") if self.launch.host_workdir else None
         try:
-            return self._run_in(job, slot, box, workdir)
+            return self._run_in(job, uid, box, workdir)
         finally:
             if box is not None:
                 box.kill()
@@ -164,9 +167,8 @@ class Sandbox:
             if workdir:
                 shutil.rmtree(workdir, ignore_errors=True)
 
-    def _run_in(self, job: Job, slot: int, box, workdir: str | None) -> tuple[str, str]:
+    def _run_in(self, job: Job, uid: int | None, box, workdir: str | None) -> tuple[str, str]:
         c = self.config
-        uid = c.uid_base + slot if self.launch.switch_uid else None
         if workdir and uid is not None:
             os.chown(workdir, uid, uid)
         program_end, checker_end = socket.socketpair()
@@ -266,14 +268,17 @@ def _checkers_cgroup(hierarchy, workers: int, budget: dict):
         return None
 
 
-def _release(checkers: CheckerServer, checker_box, hierarchy) -> None:
-    """Server first (it leaves its cgroup empty), then the cgroups, innermost first."""
+def _release(checkers: CheckerServer, checker_box, hierarchy, held) -> None:
+    """Server first (it leaves its cgroup empty), then the cgroups, innermost first, and the
+    uids last, once nothing of this sandbox can run as them."""
     checkers.close()
     if checker_box is not None:
         checker_box.kill()
         checker_box.remove()
     if hierarchy is not None:
         hierarchy.remove()
+    if held is not None:
+        held.release()
 
 
 class _JobStream:

@@ -18,7 +18,8 @@ Denied (EPERM unless noted), for every isolation kind:
   `multiprocessing` and `asyncio` need only AF_UNIX, whose buffers the memory cgroup charges;
 - `setsockopt(SOL_SOCKET, SO_SNDBUF/SO_RCVBUF and their FORCE forms)`: a unix socket's
   queue is bounded by its send buffer, so without a cgroup it stays at the host's default
-  (`net.core.wmem_default`, 208 KB here) instead of `wmem_max` (4 MB here);
+  (`net.core.wmem_default`, 208 KB here) instead of `wmem_max` (4 MB here); likewise
+  `fcntl(F_SETPIPE_SZ)`, so a pipe keeps its 64 KB instead of `fs.pipe-max-size` (1 MB);
 - kernel surfaces no benchmark program needs: mount API, `ptrace`, keyrings, `bpf`,
   `perf_event_open`, `userfaultfd`, io_uring, module and kexec loading.
 With `processes=False` (no cgroup bounds the sandbox as a whole) `fork`, `vfork` and `clone`
@@ -44,6 +45,7 @@ NR_OFFSET, ARCH_OFFSET = 0, 4  # struct seccomp_data
 ARG_OFFSETS = (16, 24, 32)  # the low words of args[0..2] (little-endian; the kernel reads these as ints)
 AF_UNIX, SOL_SOCKET = 1, 1
 SOCKET_BUFFERS = (7, 8, 32, 33)  # SO_SNDBUF, SO_RCVBUF, SO_SNDBUFFORCE, SO_RCVBUFFORCE
+F_SETPIPE_SZ = 1031
 CLONE_THREAD = 0x00010000
 CLONE_NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000
 X32_BIT = 0x40000000
@@ -59,7 +61,7 @@ ARCHES = {  # machine: (AUDIT_ARCH, {syscall: number})
         "finit_module": 313, "delete_module": 176, "kexec_load": 246, "kexec_file_load": 320,
         "io_setup": 206, "io_destroy": 207, "io_getevents": 208, "io_submit": 209, "io_cancel": 210,
         "io_pgetevents": 333, "semget": 64, "msgget": 68, "mq_open": 240, "inotify_init": 253,
-        "inotify_init1": 294, "fanotify_init": 300, "socket": 41, "socketpair": 53, "setsockopt": 54,
+        "inotify_init1": 294, "fanotify_init": 300, "socket": 41, "socketpair": 53, "setsockopt": 54, "fcntl": 72,
     }),  # fmt: skip
     "aarch64": (0xC00000B7, {
         "unshare": 97, "setns": 268, "clone": 220, "clone3": 435, "setsid": 157, "shmget": 194,
@@ -71,10 +73,10 @@ ARCHES = {  # machine: (AUDIT_ARCH, {syscall: number})
         "delete_module": 106, "kexec_load": 104, "kexec_file_load": 294, "io_setup": 0, "io_destroy": 1,
         "io_submit": 2, "io_cancel": 3, "io_getevents": 4, "io_pgetevents": 292, "semget": 190, "msgget": 186,
         "mq_open": 180, "inotify_init1": 26, "fanotify_init": 262, "socket": 198, "socketpair": 199,
-        "setsockopt": 208,
+        "setsockopt": 208, "fcntl": 25,
     }),  # fmt: skip
 }
-SPECIAL = {"clone", "clone3", "fork", "vfork", "socket", "socketpair", "setsockopt"}  # decided by their arguments
+SPECIAL = {"clone", "clone3", "fork", "vfork", "socket", "socketpair", "setsockopt", "fcntl"}  # decided by their arguments
 
 
 def _op(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
@@ -107,8 +109,9 @@ def build(processes: bool, machine: str | None = None) -> bytes | None:
     unix_only = [_op(LD_W_ABS, ARG_OFFSETS[0]), _op(JEQ_K, AF_UNIX, 0, 1), _ret(RET_ALLOW), _ret(deny)]
     buffers = _none_of(ARG_OFFSETS[2], SOCKET_BUFFERS, deny)
     fixed_buffers = [_op(LD_W_ABS, ARG_OFFSETS[1]), _op(JEQ_K, SOL_SOCKET, 0, len(buffers) - 1)] + buffers
+    fixed_pipes = _none_of(ARG_OFFSETS[1], (F_SETPIPE_SZ,), deny)
     for name, rules in (("clone", clone_rules), ("socket", unix_only), ("socketpair", unix_only),
-                        ("setsockopt", fixed_buffers)):  # fmt: skip
+                        ("setsockopt", fixed_buffers), ("fcntl", fixed_pipes)):  # fmt: skip
         # Each block ends in a return, so a call that is not `name` jumps over it to the next
         # (the accumulator still holds the call's number there).
         program += [_op(JEQ_K, numbers[name], 0, len(rules)), *rules]

@@ -26,14 +26,16 @@ def checker_processes(box, patience_s: float = 5.0) -> list[int]:
 
 
 def _checker_processes(box) -> list[int]:
+    """The server runs in a session of its own, which its watchers and checks share."""
     server = box.checkers._proc.pid
-    command = Path(f"/proc/{server}/cmdline").read_bytes()
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and int(entry.name) != server and (entry / "cmdline").read_bytes() == command:
-                found.append(int(entry.name))
-        except OSError:
+            if entry.name.isdigit() and int(entry.name) != server:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[3]) == server:  # the session id, after state, ppid and pgrp
+                    found.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
             pass
     return found
 

@@ -164,6 +164,23 @@ def test_unix_socket_buffers_stay_at_the_default(isolated):
     assert verdict == "passed"
 
 
+def test_pipe_buffers_stay_at_the_default(isolated):
+    """A pipe holds 64 KB unless F_SETPIPE_SZ raises it to `fs.pipe-max-size` (1 MB here):
+    memory only a cgroup charges, from a per-user quota (`fs.pipe-user-pages-soft`)."""
+    program = (
+        "import fcntl, os\nqueued, error, pipes = 0, None, []\n"
+        "for _ in range(28):\n    read, write = os.pipe()\n    pipes.append((read, write))\n"
+        "    try:\n        fcntl.fcntl(write, 1031, 1 << 20)  # F_SETPIPE_SZ\n    except OSError as exc:\n"
+        "        error = exc.errno\n    os.set_blocking(write, False)\n"
+        "    while True:\n        try:\n            queued += os.write(write, b'x' * 65536)\n"
+        "        except BlockingIOError:\n            break\n"
+        "RESULT = [error, queued]\n"
+    )
+    tests = f"error, queued = result()\nassert error == {EPERM}\nassert queued <= 28 * 65536\n"
+    verdict, *_ = held(isolated, "pipes", program, tests, memory_in_use_kb)  # noisy: the host's own churn
+    assert verdict == "passed"
+
+
 def test_ptys_are_unavailable(isolated):
     """`kernel.pty.nr` counts ptys of every devpts instance against `kernel.pty.max`."""
     program = (

@@ -3,12 +3,12 @@
 One checker process per program, outside the sandbox, under a budget of its own
 (`checker_fork.py`: a fork of a server that the harness starts once with its own interpreter,
 `python -I -S -c <wire.py + this file + checker_fork.py> FD`, so each check has a fresh
-process without paying an interpreter's start). A check reads a JSON spec,
-runs the trusted prelude (HumanEval: the prompt, whose helpers such as `poly` or
-`encode_cyclic` the tests call; sanitized MBPP: `test_imports`), binds every other global
-name the tests use to a `Remote` that calls into the sandboxed program over the channel,
-runs the tests, and writes one JSON verdict line on its job socket (after its pid, which the
-harness needs to kill it at the deadline). A `Remote` sends its arguments as plain
+process without paying an interpreter's start). A check reads a JSON spec, runs the trusted
+prelude (HumanEval: the prompt, whose helpers such as `poly` or `encode_cyclic` the tests
+call; sanitized MBPP: `test_imports`), binds every other global name the tests use to a
+`Remote` that calls into the sandboxed program over the channel, runs the tests, and
+returns one verdict, which its watcher writes as a JSON line on the job socket (after the
+watcher's pid, which the harness needs to kill it at the deadline). A `Remote` sends its arguments as plain
 values and gets a plain value back (`wire.py`); it cannot receive an object, so an
 always-equal object, a patched `check` or a rewritten `assert` has nothing to act on. The
 program can answer each call with any value it likes, which is what solving the problem
@@ -276,6 +276,8 @@ def check(spec, channel_fd):
     CHANNEL, FRAME_LIMIT = channel_fd, spec["frame_limit"]
     try:
         verdict = _check(spec)
+    except OverBudget as exc:  # outside the tests (reading a reply): the program's timeout all the same
+        verdict = {"status": "timeout", "reason": str(exc)}
     except BaseException as exc:  # a bug here must read as the harness's error, never a pass
         verdict = {"status": "error", "reason": f"checker: {type(exc).__name__}: {_quoted(exc, MAX_REASON)}"}
     verdict["reason"] = str(verdict.get("reason", ""))[:MAX_REASON]  # the line stays a few KB

@@ -4,14 +4,14 @@ Each job is a program (the completion, with what the benchmark puts before and a
 the benchmark's test code. The program runs in the strongest isolation that works here
 (`isolation.py`), in a cgroup of its own when the host allows (`cgroups.py`), as a uid
 reserved for it across the host's harness processes (`identities.py`) or in a user namespace
-of its own, under rlimits and a seccomp filter (`entry.py`,
-`seccomp.py`). The test code runs in a separate checker process (`checker.py`) that calls
-the program's functions over a socket carrying only plain values (`wire.py`), so the verdict
-is decided where the program cannot reach: nothing it prints, patches or returns can turn a
-failure into a pass. The checker has a memory and CPU budget of its own (`checker_fork.py`;
-with cgroups, one cgroup for all checks), so what the tests do with the program's values
-cannot grow past it either. If no isolation works the harness refuses, unless the caller passes
-`allow_unsafe=True` (the CLI's `--unsafe-no-sandbox`).
+of its own, under rlimits and a seccomp filter (`entry.py`, `seccomp.py`). The test code
+runs in a separate checker process (`checker.py`) that calls the program's functions over a
+socket carrying only plain values (`wire.py`), so the verdict is decided where the program
+cannot reach: nothing it prints, patches or returns can turn a failure into a pass. The
+checker has a memory and CPU budget of its own (`checker_fork.py`; with cgroups, one cgroup
+for all checks), so what the tests do with the program's values cannot grow past it either.
+If no isolation works the harness refuses, unless the caller passes `allow_unsafe=True` (the
+CLI's `--unsafe-no-sandbox`).
 
 Outcomes: `passed`; `failed` (the program ran and did not pass: an exception, a failed
 assert, a wrong or unreadable value, a resource limit); `timeout` (wall-clock or CPU limit);
@@ -251,7 +251,7 @@ class Sandbox:
 
     def _spec(self, job: Job) -> dict:
         return {"prelude": job.prelude, "tests": job.tests, "call": job.call,
-                "remote": list(job.remote), "seed": 0, "budget": checker_budget(self.config),
+                "remote": list(job.remote), "seed": 0, "budget": self.check_budget,
                 "frame_limit": self.config.value_kb << 10}  # fmt: skip
 
     def close(self) -> None:

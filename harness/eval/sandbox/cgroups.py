@@ -27,6 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 V1_CONTROLLERS = ("memory", "pids", "cpu")
+# The launcher's trampoline: the shell writes its own pid into each cgroup.procs file named
+# before `--`, then execs the command, so nothing of the command runs outside the cgroup.
+JOIN_CGROUP = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
 PREFIX = "mtp-harness-"
 _counter = itertools.count()
 
@@ -60,8 +63,8 @@ class Hierarchy:
     version: int
     parents: dict[str, Path]  # controller -> the harness's directory (v2: "" -> one directory)
 
-    def create(self, memory_bytes: int, pids: int) -> Box:
-        name = f"p{next(_counter)}"
+    def create(self, memory_bytes: int, pids: int, name: str | None = None) -> Box:
+        name = name or f"p{next(_counter)}"
         dirs = {controller: parent / name for controller, parent in self.parents.items()}
         box = Box(self.version, dirs)
         try:
@@ -257,6 +260,6 @@ def _remove_stale(parent: Path) -> None:
     for entry in entries:
         pid = entry.name[len(PREFIX) :].split("-", 1)[0]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            for child in entry.glob("p*"):
+            for child in [c for c in entry.iterdir() if c.is_dir()]:  # programs' p<n> and `checkers`
                 _rmdir(child, patience_s=0)
             _rmdir(entry, patience_s=0)

@@ -1,13 +1,14 @@
 """The trusted checker: runs a benchmark's test code outside the sandbox and decides the verdict.
 
-One checker process per program, outside the sandbox: a fork of a server that the harness
-starts once with its own interpreter (`python -I -S -c <wire.py + this file> FD`), so each
-check has a fresh process without paying an interpreter's start. A check reads a JSON spec,
-runs the trusted prelude (HumanEval: the prompt, whose helpers such as `poly` or
-`encode_cyclic` the tests call; sanitized MBPP: `test_imports`), binds every other global
-name the tests use to a `Remote` that calls into the sandboxed program over the channel,
-runs the tests, and writes one JSON verdict line on its job socket (after its pid, which the
-harness needs to kill it at the deadline). A `Remote` sends its arguments as plain
+One checker process per program, outside the sandbox, under a budget of its own
+(`checker_fork.py`: a fork of a server that the harness starts once with its own interpreter,
+`python -I -S -c <wire.py + this file + checker_fork.py> FD`, so each check has a fresh
+process without paying an interpreter's start). A check reads a JSON spec, runs the trusted
+prelude (HumanEval: the prompt, whose helpers such as `poly` or `encode_cyclic` the tests
+call; sanitized MBPP: `test_imports`), binds every other global name the tests use to a
+`Remote` that calls into the sandboxed program over the channel, runs the tests, and
+returns one verdict, which its watcher writes as a JSON line on the job socket (after the
+watcher's pid, which the harness needs to kill it at the deadline). A `Remote` sends its arguments as plain
 values and gets a plain value back (`wire.py`); it cannot receive an object, so an
 always-equal object, a patched `check` or a rewritten `assert` has nothing to act on. The
 program can answer each call with any value it likes, which is what solving the problem
@@ -37,13 +38,43 @@ class Stop(BaseException):
 STOPPED = []
 
 
+class OverBudget(BaseException):
+    """The checker's own CPU budget ran out on the program's values (its SIGXCPU): a timeout
+    for the program. Remembered in OVERSPENT, as Stop is, so that test code that catches
+    everything cannot swallow it."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        OVERSPENT.append(message)
+
+
+OVERSPENT = []
+
+
 class ProgramRaised(Exception):
     """The program's function raised something that is not a builtin exception type."""
+
+
+# What of the program's own text the verdict may quote: a 70 KB exception class name once
+# outgrew the harness's 64 KB read of this process's output, and the verdict was lost
+# (status `error`, which the program chose; issue 24).
+MAX_NAME, MAX_MESSAGE, MAX_REASON = 100, 300, 1000
+
+
+def _quoted(value, limit):
+    """Bounded text of something the program influenced; never raises (`str` of an int past
+    Python's 4300-digit limit does, and would reach the tests as the program's ValueError)."""
+    try:
+        text = value if type(value) is str else str(value)
+    except Exception:
+        text = f"<a {type(value).__name__}>"
+    return text[:limit]
 
 
 def _builtin_exception(name, message):
     """The program's exception, for tests that expect one: the builtin type of that name
     (so `except ValueError` works), else ProgramRaised."""
+    name, message = name[:MAX_NAME], message[:MAX_MESSAGE]
     kind = getattr(builtins, name, None)
     if isinstance(kind, type) and issubclass(kind, Exception) and not issubclass(kind, (Stop, StopIteration)):
         try:
@@ -73,10 +104,10 @@ class Remote:
         reply = _receive()
         if reply[0] == "return" and len(reply) == 2:
             return reply[1]
-        if reply[0] == "raise" and len(reply) == 3:
-            raise _builtin_exception(str(reply[1]), str(reply[2]))
+        if reply[0] == "raise" and len(reply) == 3 and type(reply[1]) is str and type(reply[2]) is str:
+            raise _builtin_exception(reply[1], reply[2])
         if reply[0] == "notplain":
-            raise Stop(f"{self.name} returned a value the channel cannot carry ({str(reply[1])[:160]})")
+            raise Stop(f"{self.name} returned a value the channel cannot carry ({_quoted(reply[1], 160)})")
         raise Stop(f"unexpected reply to a call of {self.name}")
 
 
@@ -175,7 +206,7 @@ def _wait_until_loaded():
     except Stop as exc:
         return {"status": "failed", "reason": str(exc), "stage": "load", "ended": exc.ended}
     if reply[0] == "error" and len(reply) == 2:
-        return {"status": "failed", "reason": str(reply[1])[:300], "stage": "load"}
+        return {"status": "failed", "reason": _quoted(reply[1], MAX_MESSAGE), "stage": "load"}
     if reply != ["ready"]:
         return {"status": "failed", "reason": "the program sent an unexpected message", "stage": "load"}
     return None
@@ -193,7 +224,7 @@ def _test_failure(exc, tests):
     if isinstance(exc, ProgramRaised):
         return f"{exc} (raised by the program){where}"
     origin = " (raised by the program)" if getattr(exc, "from_program", False) else ""
-    return f"{type(exc).__name__}: {str(exc)[:160]}{origin}{where}"
+    return f"{type(exc).__name__}: {_quoted(exc, 160)}{origin}{where}"
 
 
 def _run_tests(spec, namespace):
@@ -224,70 +255,34 @@ def _check(spec):
         _run_tests(spec, namespace)
     except Stop as exc:
         return {"status": "failed", "reason": str(exc), "stage": "call", "ended": exc.ended}
+    except OverBudget as exc:
+        return {"status": "timeout", "reason": str(exc), "stage": "test"}
+    except MemoryError:  # RLIMIT_AS: the tests' work on the program's values outgrew the budget
+        reason = f"the checker's memory budget of {spec['budget']['memory_bytes'] >> 20} MB ran out on the program's values"
+        return {"status": "failed", "reason": reason, "stage": "test"}
     except BaseException as exc:
         return {"status": "failed", "reason": _test_failure(exc, spec["tests"]), "stage": "test"}
+    if OVERSPENT:
+        return {"status": "timeout", "reason": OVERSPENT[0], "stage": "test"}
     if STOPPED:
         return {"status": "failed", "reason": STOPPED[0], "stage": "call"}
     return {"status": "passed", "reason": ""}
 
 
-def _read_all(fd):
-    chunks = []
-    while chunk := os.read(fd, 1 << 16):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _job(job_fd, channel_fd):
-    """One check, in a fresh forked process: pid line, spec in, verdict line out."""
+def check(spec, channel_fd):
+    """The verdict of one check on the program at the other end of `channel_fd`, its reason
+    bounded; the program is told to stop either way."""
     global CHANNEL, FRAME_LIMIT
-    import resource
-
+    CHANNEL, FRAME_LIMIT = channel_fd, spec["frame_limit"]
     try:
-        os.write(job_fd, b"%d\n" % os.getpid())  # so the harness can kill it at the deadline
-        spec = json.loads(_read_all(job_fd))
-        for name, value in spec["limits"].items():
-            resource.setrlimit(getattr(resource, name), (value, value))
-        CHANNEL, FRAME_LIMIT = channel_fd, spec["frame_limit"]
-        try:
-            verdict = _check(spec)
-        except BaseException as exc:  # a bug here must read as the harness's error, never a pass
-            verdict = {"status": "error", "reason": f"checker: {type(exc).__name__}: {exc}"}
-        try:
-            _send(["stop"])
-        except Stop:
-            pass
-        os.write(job_fd, json.dumps(verdict).encode() + b"\n")
-    finally:
-        os._exit(0)
-
-
-def _serve(control_fd):
-    """The fork server: for each job (its socket and channel, passed as fds) fork a checker.
-    Its modules are imported once, here; each check still gets a process of its own."""
-    import decimal  # noqa: F401  (preloaded for the children, as is everything above)
-    import fractions  # noqa: F401
-    import random  # noqa: F401
-    import resource  # noqa: F401
-    import signal
-    import socket
-    import traceback  # noqa: F401
-
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
-    control = socket.socket(fileno=control_fd)
-    while True:
-        try:
-            message, fds, _, _ = socket.recv_fds(control, 16, 2)
-        except InterruptedError:
-            continue
-        if not message:
-            return
-        if len(fds) == 2 and os.fork() == 0:
-            control.close()
-            _job(*fds)
-        for fd in fds:
-            os.close(fd)
-
-
-if __name__ == "__main__":
-    _serve(int(sys.argv[1]))
+        verdict = _check(spec)
+    except OverBudget as exc:  # outside the tests (reading a reply): the program's timeout all the same
+        verdict = {"status": "timeout", "reason": str(exc)}
+    except BaseException as exc:  # a bug here must read as the harness's error, never a pass
+        verdict = {"status": "error", "reason": f"checker: {type(exc).__name__}: {_quoted(exc, MAX_REASON)}"}
+    verdict["reason"] = str(verdict.get("reason", ""))[:MAX_REASON]  # the line stays a few KB
+    try:
+        _send(["stop"])
+    except Stop:
+        pass
+    return verdict

@@ -1,9 +1,10 @@
-"""The harness's side of the checker fork-server (`checker.py`): start it, hand it jobs.
+"""The harness's side of the checker fork-server (`checker.py`, `checker_fork.py`): start it, hand it jobs.
 
-One server per sandbox, started on first use with the harness's own interpreter. A job is a
-stream socket (spec in; the checker's pid and verdict out) and the checker's end of the
-program's channel, both passed over a SEQPACKET socket as file descriptors. If the server
-has died it is started again.
+One server per sandbox, started on first use with the harness's own interpreter, in the
+sandbox's checkers cgroup when there is one (`join`: the cgroup.procs files it enters
+before the interpreter starts). A job is a stream socket (spec in; the watcher's pid and the
+verdict out) and the checker's end of the program's channel, both passed over a SEQPACKET
+socket as file descriptors. If the server has died it is started again.
 """
 
 from __future__ import annotations
@@ -13,22 +14,25 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
+from harness.eval.sandbox.cgroups import JOIN_CGROUP
 from harness.eval.sandbox.streams import scrubbed_env
 
 
 def source() -> str:
     here = Path(__file__).parent
-    return (here / "wire.py").read_text() + "\n" + (here / "checker.py").read_text()
+    return "\n".join((here / name).read_text() for name in ("wire.py", "checker.py", "checker_fork.py"))
 
 
 class CheckerServer:
-    def __init__(self) -> None:
+    def __init__(self, join: Sequence[str] = ()) -> None:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
         self._control: socket.socket | None = None
         self._source = source()
+        self._join = list(join)
 
     def submit(self, job_fd: int, channel_fd: int) -> None:
         """Hand one job to the server (restarting it once if it has gone)."""
@@ -46,9 +50,12 @@ class CheckerServer:
 
     def _start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        argv = [sys.executable, "-I", "-S", "-c", self._source, str(theirs.fileno())]
+        if self._join:
+            argv = ["/bin/sh", "-c", JOIN_CGROUP, "mtp-cgroup-join", *self._join, "--", *argv]
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", self._source, str(theirs.fileno())], pass_fds=(theirs.fileno(),),
+                argv, pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
                 env=scrubbed_env("/"), start_new_session=True,
             )  # fmt: skip

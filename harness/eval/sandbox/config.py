@@ -37,7 +37,8 @@ class SandboxConfig(BaseModel):
     )
     uid_base: int = Field(
         default=1_900_000_000, ge=1,
-        description="as root, program i of `workers` running at once runs as uid_base + i: uids no one else may use",
+        description="as root, each program runs as a uid from uid_base up, locked against every other harness "
+        "process on the host (identities.py): uids no one else may use",
     )  # fmt: skip
     cgroups: Literal["auto", "required", "off"] = Field(
         default="auto", description="one cgroup per program; required: refuse without; off: rlimits only (tests)"

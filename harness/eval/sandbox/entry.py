@@ -6,7 +6,7 @@ then the program on stdin. In order, before any untrusted line runs:
 1. when it is init of a new pid namespace (the `unshare` kind), fork and only reap, since
    init ignores signals such as SIGXCPU;
 2. (`unshare` kind, as root) make every mount read-only and mount private size-capped
-   tmpfs on /tmp, /var/tmp and /dev/shm, as bubblewrap does;
+   tmpfs on /tmp, /var/tmp and /dev/shm, as bubblewrap does, and an empty /dev/pts;
 3. move the channel to fd 3, switch to the sandbox's own uid, set rlimits, install the
    seccomp filter (`seccomp.py`).
 Then it sends `["started"]` on the channel, runs the program in a fresh `__main__`, sends
@@ -42,6 +42,11 @@ def _mount_private(tmpfs_bytes, inodes):
     for point in ("/tmp", "/var/tmp", "/dev/shm"):
         if os.path.isdir(point) and libc.mount(b"tmpfs", point.encode(), b"tmpfs", 2 | 4, options) != 0:
             raise OSError(ctypes.get_errno(), f"tmpfs on {point}")
+    # The host's /dev/ptmx opens a pty of the host's devpts, whose count (`kernel.pty.max`)
+    # every container shares; with no devpts beside it, it opens none (ENODEV).
+    empty = b"size=4k,nr_inodes=1,mode=0555"
+    if os.path.isdir("/dev/pts") and libc.mount(b"tmpfs", b"/dev/pts", b"tmpfs", 1 | 2 | 4 | 8, empty) != 0:  # RDONLY
+        raise OSError(ctypes.get_errno(), "empty /dev/pts")
 
 
 def _seccomp(program_hex):
@@ -120,7 +125,7 @@ def _describe(exc):
         message = str(exc) if builtin else BaseException.__str__(exc)
     except Exception:
         message = ""
-    return (kind.__name__ if builtin else kind.__qualname__), str(message)[:300]
+    return str(kind.__name__ if builtin else kind.__qualname__)[:100], str(message)[:300]
 
 
 def _load(source, main):

@@ -43,8 +43,13 @@ def of(sandbox) -> dict[str, str]:
     if cpu is None:
         cpu = "equal share per program session (kernel autogroup; setsid denied)" if autogroup_enabled() else \
               "not guaranteed: no cpu cgroup and kernel autogroup is off"  # fmt: skip
+    budget = sandbox.check_budget
+    checker = (f"{budget['memory_bytes'] >> 20} MB and {budget['cpu_s']} s of CPU per check (RLIMIT_AS, RLIMIT_CPU), "
+               + ("all checks in one cgroup of their own" if sandbox.checker_box is not None else "no cgroup")
+               + "; the program fails (or times out) when its values exhaust them")  # fmt: skip
     if sandbox.launch.switch_uid:
-        identity = f"own uid per parallel program (from {c.uid_base})"
+        identity = (f"own uid per parallel program, reserved against every other harness process on this host "
+                    f"(a lock per uid, from {c.uid_base})")  # fmt: skip
     else:
         identity = "own user namespace per program" if sandbox.kind == "bwrap" else "the harness user's"
     return {
@@ -55,12 +60,14 @@ def of(sandbox) -> dict[str, str]:
         "memory": memory,
         "processes": processes,
         "cpu_share": cpu,
-        "syscalls": "seccomp: no nested namespaces, setsid, SysV shm, memfd, mount, ptrace, bpf, io_uring"
+        "checker": checker,
+        "syscalls": "seccomp: no nested namespaces, setsid, SysV IPC, POSIX queues, memfd, AIO, io_uring, inotify, "
+        "sockets other than AF_UNIX, socket buffer sizes, mount, ptrace, keyrings, bpf"
         if sandbox.seccomp else "no seccomp filter (unknown architecture)",
     }
 
 
-KEYS = ("verdicts", "isolation", "identity", "cgroup", "memory", "processes", "cpu_share", "syscalls")
+KEYS = ("verdicts", "isolation", "identity", "cgroup", "memory", "processes", "cpu_share", "checker", "syscalls")
 
 
 def as_lines(described: dict) -> list[str]:

@@ -1,26 +1,28 @@
 """How a sandboxed program is launched: the bubblewrap, unshare and unisolated command lines.
 
 Three kinds, strongest first. All of them run `python -c <entry.py>`, which sets rlimits
-and the seccomp filter (`seccomp.py`: no nested namespaces, no setsid, no SysV shm or memfd)
-before the program's first line, and the harness puts the whole process tree in one cgroup
+and the seccomp filter (`seccomp.py`: no nested namespaces, no setsid, no SysV IPC or memfd,
+nothing that counts against a host-wide limit) before the program's first line, and the harness puts the whole process tree in one cgroup
 when it can (`cgroups.py`).
 
 - `bwrap`: bubblewrap with new pid, net, ipc, uts and cgroup namespaces; a view of the
   system directories and the interpreter's prefixes only (no /etc, and nothing of /home,
   /root or the project beyond the interpreter), all read-only, and `/` and `/dev` remounted
   read-only after setup; private size-capped tmpfs on /tmp (the working directory) and
-  /dev/shm; `--die-with-parent`, `--new-session`. As an ordinary user this is
-  `--unshare-all` plus a user namespace of its own per program, with `--disable-userns`.
+  /dev/shm; an empty /dev/pts (no ptys: their count is host-wide); `--die-with-parent`,
+  `--new-session`. As an ordinary user this is `--unshare-all` plus a user namespace of its
+  own per program, with `--disable-userns`.
   As root it is the same set minus the user namespace: one would map the sandbox to host
   uid 0, which the kernel exempts from RLIMIT_NPROC; instead the entry starts with only
   CAP_SETUID/CAP_SETGID and switches to an unprivileged uid of the program's own.
 - `unshare` (root only, when bwrap is missing): util-linux `unshare` with new net, pid,
   mount, ipc, uts and cgroup namespaces; the entry, still root in the new mount namespace,
   remounts every mount read-only and mounts private tmpfs (size and inode capped) on /tmp,
-  /var/tmp and /dev/shm, then switches uid. The host's file system stays *readable* where
-  its permissions let the program's uid read (bwrap shows only the interpreter). As an
-  ordinary user `unshare` would leave the program the user's own write access (a user
-  namespace maps it to the user), so it is refused there.
+  /var/tmp and /dev/shm and an empty one on /dev/pts (so the host's /dev/ptmx opens no pty),
+  then switches uid. The host's file system stays *readable* where its permissions let the
+  program's uid read (bwrap shows only the interpreter). As an ordinary user `unshare` would
+  leave the program the user's own write access (a user namespace maps it to the user), so
+  it is refused there.
 - `none`: no isolation, rlimits and seccomp only. Used only when the user asks for it.
 """
 
@@ -95,6 +97,9 @@ def bwrap_prefix(python_dirs: list[str], *, root: bool, tmpfs_mb: int) -> list[s
             argv += ["--ro-bind", directory, directory]
     size = str(tmpfs_mb << 20)
     argv += ["--proc", "/proc", "--dev", "/dev", "--size", size, "--perms", "1777", "--tmpfs", "/dev/shm"]
+    # bwrap's /dev has a devpts of its own, but `kernel.pty.max` counts ptys host-wide: an
+    # empty read-only /dev/pts leaves /dev/ptmx (a link into it) nothing to open.
+    argv += ["--perms", "0555", "--tmpfs", "/dev/pts", "--remount-ro", "/dev/pts"]
     argv += ["--size", size, "--perms", "1777", "--tmpfs", SANDBOX_WORKDIR]
     # After the tmpfs: bwrap applies its operations in order, so an interpreter that lives
     # under /tmp (a project cloned into /tmp, pytest's tmp dirs) is bound on top of the

@@ -2,13 +2,16 @@
 
 Each job is a program (the completion, with what the benchmark puts before and after it) and
 the benchmark's test code. The program runs in the strongest isolation that works here
-(`isolation.py`), in a cgroup of its own when the host allows (`cgroups.py`), as a uid or
-user namespace of its own, under rlimits and a seccomp filter (`entry.py`,
-`seccomp.py`). The test code runs in a separate checker process (`checker.py`) that calls
-the program's functions over a socket carrying only plain values (`wire.py`), so the verdict
-is decided where the program cannot reach: nothing it prints, patches or returns can turn a
-failure into a pass. If no isolation works the harness refuses, unless the caller passes
-`allow_unsafe=True` (the CLI's `--unsafe-no-sandbox`).
+(`isolation.py`), in a cgroup of its own when the host allows (`cgroups.py`), as a uid
+reserved for it across the host's harness processes (`identities.py`) or in a user namespace
+of its own, under rlimits and a seccomp filter (`entry.py`, `seccomp.py`). The test code
+runs in a separate checker process (`checker.py`) that calls the program's functions over a
+socket carrying only plain values (`wire.py`), so the verdict is decided where the program
+cannot reach: nothing it prints, patches or returns can turn a failure into a pass. The
+checker has a memory and CPU budget of its own (`checker_fork.py`; with cgroups, one cgroup
+for all checks), so what the tests do with the program's values cannot grow past it either.
+If no isolation works the harness refuses, unless the caller passes `allow_unsafe=True` (the
+CLI's `--unsafe-no-sandbox`).
 
 Outcomes: `passed`; `failed` (the program ran and did not pass: an exception, a failed
 assert, a wrong or unreadable value, a resource limit); `timeout` (wall-clock or CPU limit);
@@ -37,7 +40,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from harness.errors import HarnessError, one_line
-from harness.eval.sandbox import cgroups, guarantees, seccomp
+from harness.eval.sandbox import cgroups, guarantees, identities, seccomp
+from harness.eval.sandbox.cgroups import JOIN_CGROUP
 from harness.eval.sandbox.checker_server import CheckerServer, kill_checker
 from harness.eval.sandbox.config import SandboxConfig
 from harness.eval.sandbox.isolation import NO_BWRAP_FIX, SANDBOX_WORKDIR, Launch, available_kinds, launch_for
@@ -46,10 +50,12 @@ from harness.eval.sandbox.streams import Pump, has_exited, kill_tree, scrubbed_e
 
 STATUSES = ("passed", "failed", "timeout", "error")
 GRACE_S = 2.0  # after the verdict: how long a program that is ending may take to exit
-CHECKER_LIMITS = {"RLIMIT_AS": 2 << 30}  # trusted code on plain data; bounded all the same
+# The checker's own memory per check: a base for the interpreter and the tests, plus room for
+# the largest value a program may return to grow into Python objects (~25x its bytes, wire.py).
+CHECKER_BASE_MB, CHECKER_GROWTH = 512, 32
 # A cgroup's pids count bwrap's own two processes and the entry as well as the program's.
 SANDBOX_OWN_TASKS = 3
-JOIN_CGROUP = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
+QUEUED_SIGNALS = 64  # RLIMIT_SIGPENDING: no benchmark program queues signals or makes timers
 
 
 @lru_cache(maxsize=None)
@@ -94,14 +100,17 @@ class Sandbox:
         self.seccomp = seccomp.build(processes=hierarchy is not None)
         # The programs' argv[1]: finds this sandbox's processes in `ps` (and the tests' checks).
         self.tag = f"mtp-harness-sandbox-{secrets.token_hex(6)}"
-        self._slots: queue.Queue[int] = queue.Queue()
-        for slot in range(self.workers):
-            self._slots.put(slot)
-        self.checkers = CheckerServer()
-        weakref.finalize(self, self.checkers.close)
+        # The uids programs run as (root only), held across processes (`identities.py`).
+        self.identities = identities.reserve(config.uid_base, self.workers) if launch.switch_uid else None
+        self._slots: queue.Queue[int | None] = queue.Queue()
+        for uid in self.identities.uids if self.identities else [None] * self.workers:
+            self._slots.put(uid)
+        self.check_budget, self.checker_box = checker_budget(config), None
         if hierarchy is not None:
             hierarchy.weigh(self.workers)
-            weakref.finalize(self, hierarchy.remove)
+            self.checker_box = _checkers_cgroup(hierarchy, self.workers, self.check_budget)
+        self.checkers = CheckerServer(self.checker_box.procs_files if self.checker_box else ())
+        self._finalizer = weakref.finalize(self, _release, self.checkers, self.checker_box, hierarchy, self.identities)
 
     @property
     def kind(self) -> str:
@@ -134,15 +143,15 @@ class Sandbox:
                     future.cancel()
 
     def run(self, job: Job) -> Outcome:
-        slot = self._slots.get()
+        uid = self._slots.get()
         started = time.monotonic()
         try:
-            status, reason = self._run(job, slot)
+            status, reason = self._run(job, uid)
         finally:
-            self._slots.put(slot)
+            self._slots.put(uid)
         return Outcome(status, reason, round(time.monotonic() - started, 3))
 
-    def _run(self, job: Job, slot: int) -> tuple[str, str]:
+    def _run(self, job: Job, uid: int | None) -> tuple[str, str]:
         c = self.config
         try:
             box = self.hierarchy.create(c.memory_mb << 20, c.max_processes + SANDBOX_OWN_TASKS) if self.hierarchy else None
@@ -150,7 +159,7 @@ class Sandbox:
             return "error", f"cannot make the program's cgroup: {one_line(exc)}"
         workdir = tempfile.mkdtemp(prefix="harness-sandbox-") if self.launch.host_workdir else None
         try:
-            return self._run_in(job, slot, box, workdir)
+            return self._run_in(job, uid, box, workdir)
         finally:
             if box is not None:
                 box.kill()
@@ -158,9 +167,8 @@ class Sandbox:
             if workdir:
                 shutil.rmtree(workdir, ignore_errors=True)
 
-    def _run_in(self, job: Job, slot: int, box, workdir: str | None) -> tuple[str, str]:
+    def _run_in(self, job: Job, uid: int | None, box, workdir: str | None) -> tuple[str, str]:
         c = self.config
-        uid = c.uid_base + slot if self.launch.switch_uid else None
         if workdir and uid is not None:
             os.chown(workdir, uid, uid)
         program_end, checker_end = socket.socketpair()
@@ -230,6 +238,10 @@ class Sandbox:
             "RLIMIT_FSIZE": (c.max_file_mb << 20,) * 2,
             "RLIMIT_NOFILE": (c.max_open_files,) * 2,
             "RLIMIT_CORE": (0, 0),
+            # Queued real-time signals and POSIX timers (each holds one) are kernel memory that
+            # only a cgroup charges, counted per user: as an ordinary user the program would
+            # otherwise share the user's own quota (96k here, ~36 MB of timers).
+            "RLIMIT_SIGPENDING": (QUEUED_SIGNALS,) * 2,
         }
         private = [c.tmpfs_mb << 20, max(1024, c.tmpfs_mb * 256)] if self.launch.private_mounts else None
         own_filter = self.seccomp and self.kind != "bwrap"
@@ -238,15 +250,35 @@ class Sandbox:
         return json.dumps(header).encode() + b"\n"
 
     def _spec(self, job: Job) -> dict:
-        limits = {**CHECKER_LIMITS, "RLIMIT_CPU": cpu_seconds(self.config) + 5}
         return {"prelude": job.prelude, "tests": job.tests, "call": job.call,
-                "remote": list(job.remote), "seed": 0, "limits": limits,
+                "remote": list(job.remote), "seed": 0, "budget": self.check_budget,
                 "frame_limit": self.config.value_kb << 10}  # fmt: skip
 
     def close(self) -> None:
-        self.checkers.close()
-        if self.hierarchy is not None:
-            self.hierarchy.remove()
+        self._finalizer()
+
+
+def _checkers_cgroup(hierarchy, workers: int, budget: dict):
+    """One cgroup for the checker server and its checks: one program's CPU share for all of
+    them, and their memory bounded together as well as each by RLIMIT_AS. None where the
+    hierarchy refuses (the checks keep their rlimits)."""
+    try:
+        return hierarchy.create(workers * budget["memory_bytes"] + (64 << 20), 4 * workers + 8, name="checkers")
+    except OSError:
+        return None
+
+
+def _release(checkers: CheckerServer, checker_box, hierarchy, held) -> None:
+    """Server first (it leaves its cgroup empty), then the cgroups, innermost first, and the
+    uids last, once nothing of this sandbox can run as them."""
+    checkers.close()
+    if checker_box is not None:
+        checker_box.kill()
+        checker_box.remove()
+    if hierarchy is not None:
+        hierarchy.remove()
+    if held is not None:
+        held.release()
 
 
 class _JobStream:
@@ -281,6 +313,12 @@ class _JobStream:
 
 def cpu_seconds(config: SandboxConfig) -> int:
     return config.cpu_s or math.ceil(config.timeout_s)
+
+
+def checker_budget(config: SandboxConfig) -> dict:
+    """What one check may spend (`checker_fork.py`): the program's CPU limit, and memory."""
+    memory = (CHECKER_BASE_MB << 20) + CHECKER_GROWTH * (config.value_kb << 10)
+    return {"memory_bytes": memory, "cpu_s": cpu_seconds(config)}
 
 
 

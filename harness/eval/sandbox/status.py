@@ -64,7 +64,20 @@ def _limit_reason(facts: dict, sandbox) -> tuple[str, str] | None:
         return "failed", f"file size limit of {sandbox.config.max_file_mb} MB exceeded"
     if facts["returncode"] > 0:
         return "failed", f"exit status {facts['returncode']}"
-    return "failed", f"killed by {signal.Signals(sig).name}"
+    return "failed", f"killed by {signal_name(sig)}"
+
+
+def signal_name(number: int) -> str:
+    """Any signal number a program can die of, named without raising: `signal.Signals` has no
+    member for the real-time ones (40 is SIGRTMIN+6 here), and one program's `os.kill(os.getpid(),
+    40)` once ended the whole scoring with a ValueError (issue 24)."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        pass
+    if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+        return f"SIGRTMIN+{number - signal.SIGRTMIN}"
+    return f"signal {number}"
 
 
 def _signal_of(returncode: int | None, kind: str) -> int | None:

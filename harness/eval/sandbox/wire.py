@@ -13,6 +13,14 @@ builtin (an `int` subclass, a `Counter`, a namedtuple) is sent as its builtin ba
 instance, a function, a module) is refused. Pickle and marshal are never used: both can
 build arbitrary objects from bytes.
 
+What the checker decodes is bounded by what the bytes hold, never by what they name: a
+frame of `value_kb` decodes to at most ~25x its size (a list of empty lists), and the tags
+that could name more are refused past the limits below (issue 24: `range(200_000_000)`
+crossed as 40 bytes and made the checker grow to 2 GB when a test took its `tuple`;
+`Fraction("1e999999999")` computed a billion-digit int). Ranges are bounded as iterators
+are, by MAX_ITEMS; ints (plain and tagged), fractions and decimals by MAX_DIGITS decimal
+digits or exponent, the limit Python itself puts on converting a str to an int.
+
 This file is stdlib-only and free of harness imports: its source text is also shipped into
 the sandbox and into the checker process (`entry.py`, `checker.py`), and the
 sandbox's interpreter may be any Python from 3.9 (no `X | None` annotations here).
@@ -24,8 +32,11 @@ import json
 import struct
 
 MAX_DEPTH = 100  # nesting; deeper values are refused rather than risk a RecursionError
-MAX_ITEMS = 1_000_000  # elements drawn from one iterator (an infinite generator is refused)
+MAX_ITEMS = 1_000_000  # elements drawn from one iterator (an infinite generator is refused), or in a range
 BIG_INT = 10**4000  # json would refuse ints past Python's 4300-digit str limit; sent as hex
+MAX_DIGITS = 4300  # decimal digits (Python's int_max_str_digits) of a plain int, fraction, decimal exponent
+MAX_INT_BITS = 1 << 20  # a tagged (hex) int: 262,144 hex digits, still quick to multiply
+MAX_TAG = 40  # characters of an unknown tag quoted in an error: the program chose them
 HEADER = struct.Struct(">I")
 
 
@@ -140,6 +151,8 @@ def _build(tag: str, body, resolve):
     if tag in ("set", "frozenset"):
         return set(body) if tag == "set" else frozenset(body)
     if tag == "int":
+        if not isinstance(body, str) or len(body) > MAX_INT_BITS // 4 + 3:  # "-0x" and the digits
+            raise NotPlain(f"an int of more than {MAX_INT_BITS} bits")
         return int(body, 16)
     if tag == "complex":
         return complex(*body)
@@ -147,7 +160,7 @@ def _build(tag: str, body, resolve):
         data = body.encode("latin-1")
         return data if tag == "bytes" else bytearray(data)
     if tag == "range":
-        return range(*body)
+        return _bounded_range(range(*body))
     if tag == "iter":
         return iter(body)
     if tag == "deque":
@@ -156,13 +169,52 @@ def _build(tag: str, body, resolve):
         table = dict(body) if tag == "items" else dict.fromkeys(body) if tag == "keys" else dict(enumerate(body))
         return getattr(table, tag)()
     if tag in ("fraction", "decimal"):
-        import decimal
-        import fractions
-
-        return fractions.Fraction(body) if tag == "fraction" else decimal.Decimal(body)
+        return _number(tag, body)
     if tag in ("ref", "handle", "builtin") and resolve is not None:
         return resolve(tag, body)
-    raise NotPlain(f"unknown tag {tag!r}")
+    raise NotPlain(f"unknown tag {tag[:MAX_TAG]!r}")
+
+
+def _bounded_range(value):
+    """A range the tests may expand (`tuple(r)`, `list(r)`) no further than MAX_ITEMS."""
+    try:
+        size = len(value)
+    except OverflowError:  # longer than sys.maxsize
+        size = MAX_ITEMS + 1
+    if size > MAX_ITEMS:
+        raise NotPlain(f"a range of more than {MAX_ITEMS} items")
+    return value
+
+
+_FRACTION = r"-?[0-9]{1,%d}(/[0-9]{1,%d})?" % (MAX_DIGITS, MAX_DIGITS)
+
+
+def _number(tag, body):
+    """A Fraction as `str(Fraction)` writes it (no exponent: "1e999999999" would build
+    10**999999999), or a Decimal whose digits and exponent an int conversion could bear."""
+    import re
+
+    if not isinstance(body, str) or len(body) > 2 * MAX_DIGITS + 16:
+        raise NotPlain(f"a {tag} longer than {MAX_DIGITS} digits")
+    if tag == "fraction":
+        import fractions
+
+        if not re.fullmatch(_FRACTION, body):
+            raise NotPlain("a fraction that is not n/d")
+        return fractions.Fraction(body)
+    import decimal
+
+    value = decimal.Decimal(body)  # parsing keeps the exponent as a number: cheap whatever its size
+    if value.is_finite() and (len(value.as_tuple().digits) > MAX_DIGITS or abs(value.adjusted()) > MAX_DIGITS):
+        raise NotPlain(f"a decimal past {MAX_DIGITS} digits or exponent")
+    return value
+
+
+def _plain_int(text):
+    """json's reading of a plain int, bounded whatever the interpreter's own str limit."""
+    if len(text) > MAX_DIGITS + 1:
+        raise NotPlain(f"an int of more than {MAX_DIGITS} digits")
+    return int(text)
 
 
 def decode(data: bytes, resolve=None):
@@ -175,7 +227,7 @@ def decode(data: bytes, resolve=None):
         return _build(tag, body, resolve)
 
     try:
-        return json.loads(data, object_hook=hook)
+        return json.loads(data, object_hook=hook, parse_int=_plain_int)
     except NotPlain:
         raise
     except Exception as exc:  # ValueError, TypeError, RecursionError, MemoryError...

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.eval.sandbox import cgroups
-from harness.eval.sandbox.runner import JOIN_CGROUP
+from harness.eval.sandbox.cgroups import JOIN_CGROUP
 
 
 @pytest.fixture

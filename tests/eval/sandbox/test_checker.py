@@ -106,3 +106,38 @@ def test_a_dead_checker_server_is_started_again(any_sandbox):
     any_sandbox.checkers._proc.kill()
     any_sandbox.checkers._proc.wait()
     assert any_sandbox.run(job).passed
+
+
+def test_an_exception_with_a_huge_name_is_a_failure_not_an_error(any_sandbox):
+    """A 70 KB class name once made the verdict line outgrow the harness's read: `error`,
+    chosen by the program (issue 24)."""
+    program = "def f():\n    raise type('E' * 70_000, (Exception,), {})('m' * 70_000)\n"
+    outcome = any_sandbox.run(Job(program=program, tests="assert f() == 1\n"))
+    assert outcome.status == "failed" and outcome.reason.startswith("EEEE") and len(outcome.reason) <= 200
+
+
+FORGED_REPLY = """
+import json, os, struct, time
+def f():
+    payload = json.dumps({reply}).encode()
+    os.write(3, struct.pack(">I", len(payload)) + payload)  # the entry's own channel
+    time.sleep(30)
+"""
+
+
+@pytest.mark.parametrize("reply", ['["raise", "N" * 70_000, "m" * 70_000]', '["return", {"T" * 70_000: 1}]'])
+def test_forged_replies_with_huge_text_are_failures_not_errors(any_sandbox, reply):
+    outcome = any_sandbox.run(Job(program=FORGED_REPLY.format(reply=reply), tests="assert f() == 1\n"))
+    assert outcome.status == "failed" and len(outcome.reason) <= 200
+
+
+def test_a_range_that_would_expand_in_the_checker_is_refused_at_once(any_sandbox):
+    """HumanEval/33 returning range(200_000_000): 40 bytes on the wire, 2 GB and ~7 s of the
+    checker's time once the test took its tuple (issue 24)."""
+    box = open_sandbox(any_sandbox.config.model_copy(update={"timeout_s": 8, "workers": 1}))
+    try:
+        outcome = box.run(Job(program="def f():\n    return range(200_000_000)\n", tests="assert tuple(f()) == ()\n"))
+    finally:
+        box.close()
+    assert outcome.status == "failed" and "a range of more than 1000000 items" in outcome.reason
+    assert outcome.seconds < 4

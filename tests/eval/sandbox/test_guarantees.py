@@ -32,3 +32,10 @@ def test_identity_follows_the_privileges(isolated):
 def test_lines_read_a_summary_as_well_as_describe():
     summary = {"sandbox_kind": "bwrap", "sandbox_memory": "64 MB", "humaneval/pass_at_1": 0.5}
     assert guarantees.as_lines(summary) == ["sandbox bwrap: memory: 64 MB"]
+
+
+def test_the_checkers_budget_is_stated(isolated):
+    checker = isolated.describe()["checker"]
+    budget_mb = 512 + 32 * isolated.config.value_kb // 1024
+    assert checker.startswith(f"{budget_mb} MB and {isolated.cpu_limit} s of CPU per check")
+    assert ("one cgroup of their own" in checker) == (isolated.hierarchy is not None)

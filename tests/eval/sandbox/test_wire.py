@@ -112,3 +112,29 @@ def test_the_end_of_the_stream_is_none_even_mid_frame():
         assert wire.read_frame(read, 100) is None
     finally:
         os.close(read)
+
+
+@pytest.mark.parametrize(
+    "data, why",
+    [(b'{"range": [0, 200000000, 1]}', "a range of more than 1000000 items"),  # HumanEval/33's tuple(...)
+     (b'{"range": [0, 100000000000000000000000, 1]}', "a range of more than"),  # longer than sys.maxsize
+     (b'{"int": "0x' + b"f" * 300_000 + b'"}', "an int of more than"),
+     (b"9" * 5_000, "an int of more than 4300 digits"),
+     (b'{"fraction": "1e100000"}', "a fraction that is not n/d"),  # 1e999999999 would take hours
+     (b'{"decimal": "1E+999999999"}', "a decimal past 4300 digits or exponent"),
+     (b'{"' + b"T" * 70_000 + b'": 1}', "unknown tag 'TTT")],
+)  # fmt: skip
+def test_values_that_would_expand_past_the_limits_are_refused_in_a_short_message(data, why):
+    """What a value may expand to in the checker is bounded, not only its bytes (issue 24)."""
+    with pytest.raises(wire.NotPlain, match=why) as refused:
+        wire.decode(data)
+    assert len(str(refused.value)) < 100
+
+
+def test_values_at_the_limits_still_decode():
+    assert len(wire.decode(wire.encode(range(wire.MAX_ITEMS)))) == wire.MAX_ITEMS
+    assert wire.decode(wire.encode(-(2 ** (wire.MAX_INT_BITS - 1)))) == -(2 ** (wire.MAX_INT_BITS - 1))
+    assert wire.decode(b"-" + b"9" * 4300) == -int("9" * 4300)
+    assert wire.decode(wire.encode(fractions.Fraction(-(10**4000), 3))) == fractions.Fraction(-(10**4000), 3)
+    assert wire.decode(wire.encode(decimal.Decimal("-1.5E-4000"))) == decimal.Decimal("-1.5E-4000")
+    assert wire.decode(b'{"decimal": "sNaN"}').is_snan()

@@ -40,7 +40,7 @@ def test_switching_the_objective_does_not_depend_on_argument_order_and_warns_abo
 
 
 def test_a_schedule_shorter_than_its_warmup_or_validation_interval_is_warned(cli):
-    result = cli("plan", RECIPES / "stp.yaml", "train.steps=20")
+    result = cli("plan", RECIPES / "stp.yaml", "train.steps=20", "train.schedule.warmup_steps=30")
     text = " ".join(result.output.split())
     assert result.exit_code == 0 and "warmup_steps 30 is not below the 20 training steps" in text
     assert "train.eval_every 50 is above the 20 training steps" in text

@@ -107,7 +107,8 @@ def _short(v) -> str:
     """A verdict row in a few words: 'meta_n2 vs stp: not distinguishable (+0.0011 [-0.0046, +0.0059])'."""
     d = 2 if "percentage" in v.unit else 4
     interval = "" if v.low is None else f" [{v.low:+.{d}f}, {v.high:+.{d}f}]"
-    numbers = "" if v.estimate is None else f" ({v.estimate:+.{d}f}{interval}{' Holm p=' + _p(v.holm_p) if v.holm_p is not None else ''})"
+    holm = "" if v.holm_p is None else f" Holm p{'<0.001' if v.holm_p < 0.001 else f'={v.holm_p:.3f}'}"
+    numbers = "" if v.estimate is None else f" ({v.estimate:+.{d}f}{interval}{holm})"
     metric = f" on {v.statistic.split(' on ', 1)[1]}" if " on " in v.statistic else ""
     return f"{v.arms}{metric}: {v.verdict.removesuffix(' at this scale')}{numbers}"
 

@@ -80,6 +80,20 @@ def stop_server(proc: subprocess.Popen, timeout: float = 20.0) -> None:
     proc.wait()
 
 
+def latest_experiment(uri: str) -> str | None:
+    """The experiment of the run started last in the store (what someone who just ran
+    `harness run` wants to see), or None when the store has no run or cannot say."""
+    from harness.tracking.gateway import connect, store_errors
+
+    try:
+        client = connect(uri)
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        runs = client.search_runs(experiments, order_by=["attributes.start_time DESC"], max_results=1) if experiments else []
+        return client.get_experiment(runs[0].info.experiment_id).name if runs else None
+    except (ConnectionError, *store_errors()):
+        return None
+
+
 def experiment_id(uri: str, name: str) -> str | None:
     """The experiment's id, or None (the UI still starts, without a direct link) when the
     store cannot say; the reason is printed, not swallowed."""
@@ -120,6 +134,7 @@ def serve(study_path: str | None, port: int, experiment: str | None, console) ->
         loaded = load_study(study_path)
         study = loaded.config.name
         experiment = experiment or next(iter(loaded.recipes.values())).track.experiment
+    experiment = experiment or latest_experiment(uri)
     if uri.startswith(("http://", "https://")):
         exp_id = experiment_id(uri, experiment) if experiment else None
         console.print(f"tracking store {uri} is a server already: {runs_url(uri.rstrip('/'), exp_id, study)}")
@@ -132,11 +147,14 @@ def serve(study_path: str | None, port: int, experiment: str | None, console) ->
     try:
         wait_healthy(base, proc)
         exp_id = experiment_id(uri, experiment) if experiment else None
+        if experiment and exp_id:  # the runs table first: the page a reader came for
+            console.print(f"open {runs_url(base, exp_id, study)}  ({'study ' + study + ', ' if study else ''}"
+                          f"experiment {experiment})")
+        elif experiment:
+            console.print(f"no experiment {experiment!r} in this store yet; experiments: {base}/#/experiments")
+        else:
+            console.print(f"no runs in this store yet; experiments: {base}/#/experiments")
         console.print(f"MLflow UI for {uri} at {base} (Ctrl-C stops it)")
-        if experiment:
-            where = runs_url(base, exp_id, study)
-            console.print(f"{'study ' + study + ': ' if study else ''}{where}" if exp_id else
-                          f"no experiment {experiment!r} in this store yet; experiments: {base}/#/experiments")
         proc.wait()
     except KeyboardInterrupt:
         pass

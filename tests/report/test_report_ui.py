@@ -54,3 +54,20 @@ def test_a_store_that_cannot_answer_is_reported_not_swallowed(tmp_path, capsys):
     blocked.write_text("")  # a path *under* a regular file can never be a database
     assert experiment_id(f"sqlite:///{blocked}/mlflow.db", "x") is None
     assert "cannot look up experiment 'x'" in capsys.readouterr().err
+
+
+def test_without_a_study_the_link_is_the_latest_runs_experiment(tmp_path):
+    """After `harness run`, a bare `harness ui` opens the runs table of the experiment just used."""
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    from harness.report.ui import latest_experiment
+
+    uri = f"sqlite:///{tmp_path / 'latest.db'}"
+    assert latest_experiment(uri) is None  # an empty store: no link to give
+    client = MlflowClient(tracking_uri=uri)
+    for name in ("older", "newer"):
+        client.create_run(client.create_experiment(name, artifact_location=str(tmp_path / name)))
+        time.sleep(0.05)
+    assert latest_experiment(uri) == "newer"

@@ -1,0 +1,88 @@
+"""Recipe hashes are run-directory names: a new recipe field must not move any of them.
+
+A run directory is `runs/<name>-<sha256 of the training sections>[:12]/` and its stages are
+cached by the full recipe hash, so a field added to the schema with a default would, if it
+joined the hashed dump, rename every run directory already made and retrain every arm of a
+study already run. `recipe.hashed_dump` leaves unset new fields out of what is hashed; this
+test pins the hashes every shipped recipe and study arm had before `model.init_from` and
+`train.freeze` existed (computed on main at 07ebb50).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.recipe import TRAINING_SECTIONS, load_recipe, recipe_hash
+from harness.study.design import load_study
+from tests.conftest import RECIPES as RECIPES_DIR
+
+# recipe file -> (recipe hash[:16], run directory name)
+RECIPES = {
+    "base.yaml": ("f110e05d5cee94cb", "base-8267a6e9ab1c"),
+    "cluster/base_7b.yaml": ("f8e6020c7ac60ea3", "base_7b-03f4d7e03133"),
+    "cluster/deepseek_7b_d1.yaml": ("818a59bc2985dd35", "deepseek_7b_d1-979119b7d83b"),
+    "cluster/meta_7b_n1.yaml": ("9a8e32521616911b", "meta_7b_n1-9711d47eb2a6"),
+    "cluster/meta_7b_n4.yaml": ("7f9b959647b16333", "meta_7b_n4-471c1d21ca1c"),
+    "collapse/base.yaml": ("31d4e5d398bb4e5d", "collapse_base-fb983c6e31c7"),
+    "collapse/meta_n2.yaml": ("fa2713a5dcd4349a", "collapse_meta_n2-35defb8c0539"),
+    "collapse/stp.yaml": ("4ba5a6e39f613a92", "collapse_stp-fb983c6e31c7"),
+    "deepseek_n2.yaml": ("02e8689fa3337e8c", "deepseek_n2-80e7fe00b698"),
+    "meta_n2.yaml": ("8f64ac64ac8b5c3e", "meta_n2-e30dab642a16"),
+    "meta_n4.yaml": ("fccbb3de11103882", "meta_n4-3b2ff6d23266"),
+    "probes/induction/base.yaml": ("1e07c40c50fc3d8f", "induction_base-f5325f894f04"),
+    "probes/induction/small.yaml": ("d5aacad2bed05689", "induction_small-1eb9b5bb1495"),
+    "probes/induction/small_deepseek_d1.yaml": ("5981cf9632e789ba", "induction_small_deepseek_d1-a0602133d9e1"),
+    "probes/induction/small_meta_n2.yaml": ("ac46cb59d584d8a3", "induction_small_meta_n2-c877b7963bf0"),
+    "probes/induction/small_meta_n4.yaml": ("3719d5ab0329ae85", "induction_small_meta_n4-f6d12729f52c"),
+    "probes/induction/small_stp.yaml": ("0ee558365d424cf4", "induction_small_stp-1eb9b5bb1495"),
+    "probes/induction/tiny.yaml": ("6c83812290d2f11f", "induction_tiny-7d4fd302a36f"),
+    "probes/induction/tiny_deepseek_d1.yaml": ("b771cca88650b8d5", "induction_tiny_deepseek_d1-a9404af07aed"),
+    "probes/induction/tiny_meta_n2.yaml": ("d932583a345b72bc", "induction_tiny_meta_n2-6ee59e6acb26"),
+    "probes/induction/tiny_meta_n4.yaml": ("0e40e40d6991687f", "induction_tiny_meta_n4-3412f468f04b"),
+    "probes/induction/tiny_stp.yaml": ("426137e780190c9a", "induction_tiny_stp-7d4fd302a36f"),
+    "probes/polynomial/base.yaml": ("6df9ad18939ef61f", "polynomial_base-31e753ff5990"),
+    "probes/polynomial/deepseek_d1.yaml": ("cae62631edb936c0", "polynomial_deepseek_d1-4669ac280739"),
+    "probes/polynomial/meta_n2.yaml": ("bfa76002c993b6a3", "polynomial_meta_n2-338ad8b70bfd"),
+    "probes/polynomial/meta_n4.yaml": ("d940a8f453c072d3", "polynomial_meta_n4-f1f249f994c1"),
+    "probes/polynomial/stp.yaml": ("f6dda142801ac714", "polynomial_stp-31e753ff5990"),
+    "stp.yaml": ("304eef4ab0ca08f2", "stp-8267a6e9ab1c"),
+    "top.yaml": ("61c3e19a35f02273", "top-c7a5f187ced2"),
+}
+STUDY_ARMS = {  # every arm of every study, budgeted as `harness study` trains it
+    ("studies/cluster_7b.yaml", "meta_7b_n1"): "42b2c0ffdbc77e18",
+    ("studies/cluster_7b.yaml", "meta_7b_n4"): "e41dffb2ff316626",
+    ("studies/cluster_7b.yaml", "deepseek_7b_d1"): "883b9ce1fcf5b00f",
+    ("studies/induction.yaml", "tiny_stp"): "5b7026046bb9992d",
+    ("studies/induction.yaml", "tiny_meta_n2"): "d8dba9c9aab3a10a",
+    ("studies/induction.yaml", "tiny_meta_n4"): "21cc568acc9cb74c",
+    ("studies/induction.yaml", "tiny_deepseek_d1"): "a29794cc145b6c9c",
+    ("studies/induction.yaml", "small_stp"): "250bae78f9014a3f",
+    ("studies/induction.yaml", "small_meta_n2"): "5b0496d163524de7",
+    ("studies/induction.yaml", "small_meta_n4"): "eaeb76c44ec9aa0b",
+    ("studies/induction.yaml", "small_deepseek_d1"): "f23884657a2cf12d",
+    ("studies/induction.yaml", "tiny_stp_twin"): "5b7026046bb9992d",
+    ("studies/laptop.yaml", "stp"): "14bc086bca505ce2",
+    ("studies/laptop.yaml", "meta_n2"): "2f021a1544665d8d",
+    ("studies/laptop.yaml", "deepseek_n2"): "24bad2aadbd9fdd5",
+    ("studies/laptop.yaml", "stp_twin"): "14bc086bca505ce2",
+    ("studies/laptop.yaml", "stp_short"): "b6d6c6dcc34f9872",
+    ("studies/polynomial.yaml", "stp"): "db48d1c1da0104fa",
+    ("studies/polynomial.yaml", "meta_n2"): "f0bb3624710896c3",
+    ("studies/polynomial.yaml", "meta_n4"): "ecd676031b39d115",
+    ("studies/polynomial.yaml", "deepseek_d1"): "7d8f28c71329c61f",
+    ("studies/polynomial.yaml", "stp_twin"): "db48d1c1da0104fa",
+}
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES))
+def test_every_shipped_recipe_keeps_its_hash_and_run_directory(path):
+    recipe = load_recipe(RECIPES_DIR / path)
+    want_hash, want_dir = RECIPES[path]
+    assert (recipe_hash(recipe)[:16], f"{recipe.name}-{recipe_hash(recipe, TRAINING_SECTIONS)[:12]}") == (want_hash, want_dir)
+
+
+@pytest.mark.parametrize("study", sorted({s for s, _ in STUDY_ARMS}))
+def test_every_study_arm_keeps_its_hash(study):
+    loaded = load_study(RECIPES_DIR / study)
+    want = {arm: h for (s, arm), h in STUDY_ARMS.items() if s == study}
+    assert {arm: recipe_hash(r)[:16] for arm, r in loaded.recipes.items() if arm in want} == want

@@ -76,7 +76,8 @@ def plan(path: str, overrides: tuple[str, ...]) -> None:
 
         recipe = load_recipe(path, overrides)
         print_plan({recipe.name: plan_arm(recipe.name, recipe)}, f"recipe {path}", None, console)
-        lines = [f"warning: {w}" for w in recipe_warnings(recipe, overrides)] + prompt_fit(recipe, Path(path).parent)
+        warnings = recipe_warnings(recipe, overrides, Path(path).parent)
+        lines = [f"warning: {w}" for w in warnings] + prompt_fit(recipe, Path(path).parent)
     for line in lines:
         console.print(line, markup=False)
 
@@ -117,7 +118,8 @@ def run(path: str, overrides: tuple[str, ...], runs_root: str, force: tuple[str,
         if Path(path).is_file() and is_study(path):
             raise HarnessError(f"{path} is a study file (arms x seeds), not a recipe",
                                fix=f"run it with `harness study {path}`, or plan it with `harness plan {path}`")
-        for warning in recipe_warnings(load_recipe(path, overrides), overrides):
+        base_dir = Path(relative_to) if relative_to else Path(path).parent
+        for warning in recipe_warnings(load_recipe(path, overrides, base_dir=base_dir), overrides, base_dir):
             click.echo(f"warning: {warning}", err=True)
         pipeline = Pipeline(Path(path), overrides, Path(runs_root), force, verify=verify,
                             relative_to=Path(relative_to) if relative_to else None)

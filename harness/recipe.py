@@ -20,6 +20,7 @@ from harness.errors import HarnessError
 from harness.eval.config import EvalConfig
 from harness.hashing import sha256_json
 from harness.model.config import TrunkConfig
+from harness.model.pretrained_config import fill_model_section, resolve_dir
 from harness.model.objectives.registry import default_objective, objective_union
 from harness.tracking.config import TrackConfig
 from harness.train.config import TrainConfig
@@ -30,6 +31,11 @@ ObjectiveSection = objective_union()
 # Sections whose values decide what is trained; the run directory is keyed by their hash
 # so that changing how a run is evaluated or tracked does not retrain it.
 TRAINING_SECTIONS = ("model", "objective", "data", "train")
+# Fields added after recipes were first hashed, with the default that leaves them out of the
+# hashed dump: a run directory is named by its recipe's hash, so a new field that joined the
+# dump at its default would rename every run directory already made and retrain every study
+# arm already run (tests/test_recipe_hashes.py pins them). Set, such a field is hashed.
+UNHASHED_DEFAULTS = {("model", "init_from"): None, ("train", "freeze"): "none"}
 
 
 class Recipe(BaseModel):
@@ -63,6 +69,11 @@ class Recipe(BaseModel):
         wrong = [p for p in self.eval.probes if p != self.data.source.kind]
         if wrong:
             raise ValueError(f"eval.probes {wrong} need the matching data.source.kind (it is {self.data.source.kind})")
+        if self.train.freeze == "trunk" and self.model.tie_embeddings:
+            raise ValueError(
+                "train.freeze trunk trains the unembedding but model.tie_embeddings shares it with the frozen "
+                "embedding; set train.freeze to trunk_and_unembedding (or none)"
+            )
         if self.objective.lookahead > self.data.lookahead_reserve:
             raise ValueError(
                 f"the objective's targets reach {self.objective.lookahead} tokens ahead but "
@@ -84,17 +95,24 @@ class Recipe(BaseModel):
         return self.train.global_batch_size * self.seq_len
 
 
-def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-    """Read a recipe file, follow `extends:`, apply overrides and validate."""
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (), base_dir: str | Path | None = None) -> Recipe:
+    """Read a recipe file, follow `extends:`, apply overrides, fill in what `model.init_from`
+    decides and validate. `base_dir`: where relative paths start (default: the file's folder;
+    a Slurm job's or a run directory's copy of a recipe names the original's)."""
     path = Path(path)
     data, origins = resolve_extends(path)
     apply_overrides(Recipe, data, origins, overrides)
+    fill_model_section(data, origins, Path(base_dir) if base_dir is not None else path.parent)
     return validate_recipe(data, origins, str(path))
 
 
-def recipe_warnings(recipe: Recipe, overrides=()) -> list[str]:
+def recipe_warnings(recipe: Recipe, overrides=(), base_dir: str | Path | None = None) -> list[str]:
     """Settings that are allowed but probably not meant, one line each with what to change."""
     train, out = recipe.train, []
+    init_from = recipe.model.init_from
+    if init_from is not None and base_dir is not None and not resolve_dir(Path(base_dir), init_from).is_dir():
+        out.append(f"model.init_from {init_from!r} is not there yet: the shape is the recipe's, checked against the "
+                   "checkpoint's config.json when training starts (make the checkpoint first)")
     steps, warmup = recipe.steps, train.schedule.warmup_steps
     if warmup >= steps:
         out.append(f"train.schedule.warmup_steps {warmup} is not below the {steps} training steps: the learning rate "
@@ -134,10 +152,20 @@ def resolve_extends(path: Path, _chain: tuple[Path, ...] = ()) -> tuple[dict, di
     return merge_with_origins(base, base_origins, data, str(path))
 
 
+def hashed_dump(recipe: Recipe) -> dict:
+    """The resolved values as JSON data, without the new fields that hold their default
+    (`UNHASHED_DEFAULTS`): what is hashed, written as recipe.yaml and logged as parameters."""
+    dumped = recipe.model_dump(mode="json")
+    for (section, field), default in UNHASHED_DEFAULTS.items():
+        if dumped[section].get(field, default) == default:
+            dumped[section].pop(field, None)
+    return dumped
+
+
 def recipe_hash(recipe: Recipe, sections: tuple[str, ...] | None = None) -> str:
     """sha256 of the resolved values (canonical JSON): key order, comments and formatting
     do not change it."""
-    dumped = recipe.model_dump(mode="json")
+    dumped = hashed_dump(recipe)
     if sections is not None:
         dumped = {key: dumped[key] for key in sections}
     return sha256_json(dumped)
@@ -148,5 +176,5 @@ def resolved_yaml(recipe: Recipe) -> str:
     import yaml
 
     header = f"# resolved recipe, sha256 {recipe_hash(recipe)}\n"
-    return header + yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=True)
+    return header + yaml.safe_dump(hashed_dump(recipe), sort_keys=True)
 

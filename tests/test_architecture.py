@@ -18,6 +18,7 @@ FLOORS = {
     "harness": 0,  # errors, hashing, atomic, rundir, ranks, devices, threads, console, plotting, config_tree
     "harness.launch.preemption": 0, "harness.launch.slurm_env": 0,  # signals and rank variables
     "harness.recipe": 1, "harness.model.config": 1, "harness.model.counting": 1, "harness.model.objectives": 1,
+    "harness.model.pretrained_config": 1,
     "harness.model.decoding": 1, "harness.model.kv_cache": 1, "harness.data.config": 1,
     "harness.data.synthetic.config": 1, "harness.train.config": 1, "harness.eval.config": 1,
     "harness.eval.sandbox.config": 1, "harness.tracking.config": 1, "harness.containers": 1,

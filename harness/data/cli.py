@@ -25,7 +25,7 @@ def prepare(path: str, overrides: tuple[str, ...], verify: bool, relative_to: st
     from harness.data.inspector import prepare_recipe, print_summary
     from harness.recipe import load_recipe
 
-    recipe = load_recipe(path, overrides)
+    recipe = load_recipe(path, overrides, base_dir=relative_to)
     console = stdout_console()
     print_summary(recipe, prepare_recipe(recipe, path, verify=verify, relative_to=relative_to), console)
 

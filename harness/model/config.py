@@ -1,4 +1,4 @@
-"""The `model:` section of a recipe: the decoder's shape.
+"""The `model:` section of a recipe: the decoder's shape, and the checkpoint it may start from.
 
 Torch-free on purpose: recipes, plans and `harness --help` read this class, and they start
 in well under a second only because nothing on their path imports torch (`trunk.py` builds
@@ -36,6 +36,14 @@ class TrunkConfig(BaseModel):
         description="std of the normal init of weights; residual output projections (o_proj, "
         "down_proj) get init_std / sqrt(2 L), as GPT-2 does, so the residual stream's variance "
         "does not grow with depth",
+    )
+    init_from: str | None = Field(
+        default=None,
+        description="start from a pretrained model: a local Hugging Face directory (Llama config.json, "
+        "safetensors weights, tokenizer; a harness export qualifies), relative to the recipe's "
+        "directory. The fields above then come from its config.json (a stated value must agree), "
+        "the data uses its tokenizer, and the objective initialises its own parameters from it "
+        "(model/pretrained_config.py, model/pretrained.py). Nothing is downloaded",
     )
 
     @model_validator(mode="after")

@@ -15,6 +15,14 @@ softmax and activations are under 1% at any size we run):
     unembed    6 * V * d per output-head pass
 Every head runs at all S positions (a row of S+n tokens), so counts do not depend on
 `target_window`; truncation only masks targets.
+
+A frozen part (`train.freeze`) costs less. Each product's 6 FLOPs per weight are 2 forward,
+2 for the gradient of its input and 2 for the gradient of its weight; the weight's third goes
+when it is frozen, the input's when nothing before the product learns (autograd then asks for
+no gradient there). So a frozen trunk under trainable heads costs its forward only (2 per
+weight, 4 S d of attention), a frozen unembedding under a trainable head 4 V d (the gradient
+still passes through it to the head). Inside a block whose weights learn, every product needs
+its input's gradient (the norms' gains learn too), so such a block costs the full 6.
 """
 
 from __future__ import annotations
@@ -76,19 +84,34 @@ def embedding_params(m: TrunkConfig) -> int:
     return m.vocab_size * m.d_model * (1 if m.tie_embeddings else 2)
 
 
-def block_flops(m: TrunkConfig, seq_len: int) -> Flops:
-    """One pass of one block at each of S positions, per position."""
-    return Flops(linear=6.0 * block_matrix_params(m), attention=12.0 * seq_len * m.d_model, unembedding=0.0)
+def trains(freeze: str) -> tuple[bool, bool]:
+    """Under `train.freeze`: (the next-token path learns: embedding, its blocks, final norm;
+    the unembedding learns)."""
+    return freeze == "none", freeze in ("none", "trunk")
 
 
-def linear_flops(weights: int) -> Flops:
+def _passes(weights: bool, inputs: bool) -> float:
+    """FLOPs per weight of a product: forward, its input's gradient, its weight's gradient."""
+    return 2.0 * (1 + inputs + weights)
+
+
+def block_flops(m: TrunkConfig, seq_len: int, weights: bool = True, inputs: bool = True) -> Flops:
+    """One pass of one block at each of S positions, per position. `weights`: its weights
+    learn; `inputs`: something before it learns. Attention (no weights) runs backward when
+    either holds: 4 S d forward, 8 S d backward."""
+    backward = weights or inputs
+    return Flops(linear=_passes(weights, backward) * block_matrix_params(m),
+                 attention=4.0 * (1 + 2 * backward) * seq_len * m.d_model, unembedding=0.0)
+
+
+def linear_flops(weights: int, learns: bool = True, inputs: bool = True) -> Flops:
     """One pass of a bias-free linear map with this many weights, per position."""
-    return Flops(linear=6.0 * weights, attention=0.0, unembedding=0.0)
+    return Flops(linear=_passes(learns, inputs) * weights, attention=0.0, unembedding=0.0)
 
 
-def unembedding_flops(m: TrunkConfig) -> Flops:
+def unembedding_flops(m: TrunkConfig, weights: bool = True, inputs: bool = True) -> Flops:
     """One pass of a V x d output head (the shared unembedding or an extra one), per position."""
-    return Flops(linear=0.0, attention=0.0, unembedding=6.0 * m.vocab_size * m.d_model)
+    return Flops(linear=0.0, attention=0.0, unembedding=_passes(weights, inputs) * m.vocab_size * m.d_model)
 
 
 def mfu(flops_per_token: float, tokens_per_second: float, peak_flops: float) -> float:

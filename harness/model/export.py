@@ -114,7 +114,8 @@ def _mtp_config(model: MTPModel) -> dict:
     n_main = len(model.trunk.layers)
     return {
         "format": MTP_FORMAT,
-        "trunk": model.model_cfg.model_dump(mode="json"),
+        # without `init_from`: an export is whole in itself, wherever its training started
+        "trunk": model.model_cfg.model_dump(mode="json", exclude={"init_from"}),
         "objective": model.objective_cfg.model_dump(mode="json"),
         "trunk_layers": n_main,
         "next_token_layers": len(model.next_token_layers()),

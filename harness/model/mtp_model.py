@@ -68,6 +68,21 @@ class MTPModel(nn.Module):
         """The blocks of the next-token path in order: export's `model.layers`."""
         return [*self.trunk.layers, *self.objective_cfg.next_token_blocks(self.objective)]
 
+    def freeze(self, mode: str) -> None:
+        """`train.freeze`: `trunk` stops the next-token path learning (embedding, its blocks,
+        the final norm), `trunk_and_unembedding` the unembedding too, so the next-token model
+        is exactly the one it started as. What stays trainable is what the optimiser gets
+        (`train/deepspeed_config.param_groups`)."""
+        if mode == "none":
+            return
+        frozen = [self.trunk.embed_tokens, *self.next_token_layers(), self.trunk.norm]
+        if mode == "trunk_and_unembedding":
+            frozen.append(self.trunk.lm_head)
+        elif mode != "trunk":
+            raise ValueError(f"unknown train.freeze {mode!r}")
+        for module in frozen:
+            module.requires_grad_(False)
+
 
 def build_model(model_cfg: TrunkConfig, objective_cfg: ObjectiveConfig) -> MTPModel:
     """A freshly initialised model; deterministic given `torch.manual_seed`.

@@ -22,7 +22,8 @@ class ArmPlan:
     label: str  # how tables name it: "meta n=2", "deepseek D=1"
     n_predict: int
     params: ParamCounts
-    flops_per_token: Flops
+    trainable_params: int  # what the optimiser updates: all but what `train.freeze` freezes
+    flops_per_token: Flops  # training FLOPs, frozen parts at what they still cost
     seq_len: int
     tokens_per_step: int
     steps: int
@@ -51,9 +52,21 @@ def plan_arm(name: str, recipe: Recipe) -> ArmPlan:
         label=obj.label(),
         n_predict=obj.n_predict,
         params=obj.params(recipe.model),
-        flops_per_token=obj.flops(recipe.model, S),
+        trainable_params=obj.trainable_params(recipe.model, recipe.train.freeze),
+        flops_per_token=_flops(obj, recipe, S),
         seq_len=S,
         tokens_per_step=recipe.tokens_per_step,
         steps=recipe.steps,
         targets_per_step=recipe.train.global_batch_size * obj.targets_per_row(S),
     )
+
+
+def _flops(obj, recipe: Recipe, seq_len: int) -> Flops:
+    """The objective's training FLOPs; asked about freezing only when the recipe freezes, so a
+    plug-in objective written before `train.freeze` still plans unfrozen recipes."""
+    if recipe.train.freeze == "none":
+        return obj.flops(recipe.model, seq_len)
+    try:
+        return obj.flops(recipe.model, seq_len, freeze=recipe.train.freeze)
+    except TypeError:
+        raise NotImplementedError(f"objective {obj.kind!r} does not count FLOPs under train.freeze") from None

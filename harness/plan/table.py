@@ -21,7 +21,7 @@ def arm_table(arms: dict[str, ArmPlan], title: str, match: MatchResult | None = 
               shorter: dict[str, float] | None = None) -> Table:
     """`shorter`: arms that are shorter-schedule controls (arm -> fraction), outside the matching."""
     table = Table(title=title, title_justify="left")
-    for column in ("arm", "objective", "params total", "trunk", "heads", "FLOPs/token",
+    for column in ("arm", "objective", "params total", "trunk", "heads", "trainable", "FLOPs/token",
                    "tokens", "steps", "train FLOPs", "targets/step"):
         table.add_column(column, justify="left" if column in ("arm", "objective") else "right")
     if match is not None:
@@ -30,7 +30,7 @@ def arm_table(arms: dict[str, ArmPlan], title: str, match: MatchResult | None = 
         row = [
             name + (" (baseline)" if match and name == match.baseline else ""),
             arm.label,
-            _si(arm.params.total), _si(arm.params.trunk), _si(arm.params.heads),
+            _si(arm.params.total), _si(arm.params.trunk), _si(arm.params.heads), _si(arm.trainable_params),
             _si(arm.flops_per_token.total), _si(arm.tokens), str(arm.steps),
             _si(arm.total_flops), _si(arm.targets_per_step),
         ]

@@ -35,7 +35,7 @@ from harness.errors import HarnessError
 from harness.fs_errors import explain, filesystem_error
 from harness.hashing import sha256_file, sha256_parts
 from harness.launch.preemption import Preemption, Stopped
-from harness.recipe import TRAINING_SECTIONS, Recipe, load_recipe, recipe_hash, resolved_yaml
+from harness.recipe import TRAINING_SECTIONS, Recipe, hashed_dump, load_recipe, recipe_hash, resolved_yaml
 from harness.run.lock import RunLock
 from harness.rundir import Ledger, RunDir
 
@@ -58,8 +58,8 @@ class Pipeline:
 
     def __init__(self, recipe_path: Path, overrides, runs_root: Path, force=(), console: Console | None = None, *,
                  verify: bool = False, relative_to: Path | None = None):
-        self._setup(load_recipe(recipe_path, overrides), Path(recipe_path), runs_root, force, console,
-                    verify=verify, relative_to=relative_to)
+        self._setup(load_recipe(recipe_path, overrides, base_dir=relative_to), Path(recipe_path), runs_root, force,
+                    console, verify=verify, relative_to=relative_to)
 
     @classmethod
     def from_recipe(cls, recipe: Recipe, recipe_path: Path, runs_root: Path, force=(),
@@ -280,9 +280,21 @@ class Pipeline:
             if self.dist.is_main:
                 tags = run_tags(self.hash, self.training_hash, self.dist.world_size)
                 tags["harness.run_dir"] = str(self.run_dir.resolve())  # how `compare --experiment` finds it
-                tracker.start(flatten(self.recipe.model_dump(mode="json")), tags, self.run_dir.name)
+                tracker.start(flatten(hashed_dump(self.recipe)), tags, self.run_dir.name)
             self.tracker = tracker
         return self.tracker
+
+    def _init_dir(self) -> Path | None:
+        """The pretrained model `model.init_from` names (relative to the recipe's directory)."""
+        from harness.model.pretrained_config import missing_dir_error, resolve_dir
+
+        init_from = self.recipe.model.init_from
+        if init_from is None:
+            return None
+        directory = resolve_dir(self.base_dir, init_from)
+        if not directory.is_dir():
+            raise missing_dir_error(init_from, directory)
+        return directory
 
     def _stage_train(self, outputs) -> dict:
         from harness.train import checkpoint
@@ -290,11 +302,19 @@ class Pipeline:
         from harness.train.loop import train
 
         identity = {"training_hash": self.training_hash, "manifest_hash": outputs["data"]["manifest_hash"]}
+        init_dir = self._init_dir()
+        if init_dir is not None:  # a run resumes only from the weights it started from
+            from harness.data.prepare import FileHashes, default_cache_root
+            from harness.model.pretrained_config import weights_identity
+
+            hashes = FileHashes(default_cache_root() / "file-hashes.json", verify=self.verify)
+            identity["init_weights"] = weights_identity(init_dir, hashes.sha256)
+            hashes.save()
 
         def make():
             init_distributed(self.recipe.train.precision)
             result = train(self.recipe, self.run_dir, self.data, self._tracker(), self.dist, identity,
-                           verify=self.verify)
+                           verify=self.verify, init_dir=init_dir)
             out = {"checkpoint": os.path.relpath(result.checkpoint, self.run_dir), "step": result.step,
                    "val": result.val}
             if result.status == "interrupted":
@@ -317,8 +337,14 @@ class Pipeline:
 
             export = self.files.export
             if self.dist.is_main:
+                train = self.recipe.train
                 model = build_model(self.recipe.model, self.recipe.objective)
-                model.load_state_dict(fp32_state_dict(ckpt, self.recipe.train.zero_stage, self.recipe.train.precision))
+                state = fp32_state_dict(ckpt, train.zero_stage, train.precision)
+                if self.recipe.model.init_from is not None and train.freeze != "none":
+                    from harness.model.pretrained import frozen_from_checkpoint
+
+                    state = frozen_from_checkpoint(model, state, self._init_dir(), train.freeze)
+                model.load_state_dict(state)
                 staging = self.run_dir / rundir.EXPORT_STAGING
                 shutil.rmtree(staging, ignore_errors=True)
                 try:

@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from harness.config_tree import DELETE, apply_overrides, format_validation_error, read_yaml, set_value
 from harness.errors import HarnessError
+from harness.model.pretrained_config import fill_model_section
 from harness.plan.arms import plan_arm
 from harness.plan.matching import MatchResult, match_arms
 from harness.recipe import Recipe, resolve_extends, validate_recipe
@@ -211,6 +212,7 @@ def _arm_data(study_path: Path, name: str, spec: ArmSpec, study_overrides, cli_o
             except HarnessError as exc:
                 raise HarnessError(f"{label}: {where}: {exc}") from None
     apply_overrides(Recipe, data, origins, cli_overrides)
+    fill_model_section(data, origins, (study_path.parent / spec.recipe).parent)
     return data, origins
 
 

@@ -31,6 +31,14 @@ class TrainConfig(_Section):
     micro_batch_size: int = Field(ge=1, description="sequences per rank per forward")
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    freeze: Literal["none", "trunk", "trunk_and_unembedding"] = Field(
+        default="none",
+        description="what does not learn: `trunk` freezes the next-token path (embedding, its "
+        "layers, the final norm) but trains the unembedding, which the MTP heads share; "
+        "`trunk_and_unembedding` freezes the whole next-token model, so its logits stay bit for "
+        "bit those it started with (post-hoc heads on a model from model.init_from). Frozen "
+        "parameters get no optimiser state and cost forward passes only (harness plan counts so)",
+    )
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     zero_stage: int = Field(default=0, ge=0, le=3)
     seed: int = 0

@@ -91,9 +91,11 @@ def validate(engine, batches, dist, parts: list[str]) -> dict[str, float]:
     return {f"val/{k}": totals[f"s/{k}"] / totals[f"c/{k}"] for k in parts if totals[f"c/{k}"]}
 
 
-def _start_engine(recipe, ckpt_dir: Path, dist, identity: dict, verify: bool, log):
+def _start_engine(recipe, ckpt_dir: Path, dist, identity: dict, verify: bool, log, init_dir: Path | None):
     """Build the engine and load the newest usable checkpoint (converted when it was saved by
-    another number of processes); returns (engine, optimizer, harness state or None)."""
+    another number of processes); returns (engine, optimizer, harness state or None). A run
+    from a pretrained model (`init_dir`) starts from its weights; its own checkpoints, once
+    there, replace them. `train.freeze` is applied before the optimiser sees the parameters."""
     from harness.model.mtp_model import build_model
     from harness.train import universal
 
@@ -104,6 +106,13 @@ def _start_engine(recipe, ckpt_dir: Path, dist, identity: dict, verify: bool, lo
         if resume is not None and resume.universal:
             load_dir = universal.convert(ckpt_dir, resume, dist.world_size, is_main=dist.is_main, log=log)
         model = build_model(recipe.model, recipe.objective)
+        if init_dir is not None and resume is None:
+            from harness.model.pretrained import load_pretrained
+
+            own = load_pretrained(model, init_dir)
+            log(f"starting from {init_dir}" + {"checkpoint": " (its MTP parameters too)",
+                                                "trunk": " (the objective's parameters initialised from it)"}.get(own, ""))
+        model.freeze(cfg.freeze)
         universal_load = resume is not None and resume.universal
         engine, optimizer, _ = build_engine(model, cfg, recipe.steps, dist.world_size, load_universal=universal_load)
         if resume is None:
@@ -119,10 +128,11 @@ def _start_engine(recipe, ckpt_dir: Path, dist, identity: dict, verify: bool, lo
 
 
 def train(recipe, run_dir: Path, data, tracker, dist, identity: dict, display_enabled: bool = True,
-          verify: bool = False) -> TrainResult:
-    """Train (or resume) the recipe's model in `run_dir`; returns where it stopped."""
+          verify: bool = False, init_dir: Path | None = None) -> TrainResult:
+    """Train (or resume) the recipe's model in `run_dir`; returns where it stopped. `init_dir`:
+    the pretrained model `model.init_from` names, resolved."""
     with torch_threads(recipe.train.num_threads):
-        return _train(recipe, run_dir, data, tracker, dist, identity, display_enabled, verify)
+        return _train(recipe, run_dir, data, tracker, dist, identity, display_enabled, verify, init_dir)
 
 
 def _batches(recipe, data):
@@ -135,17 +145,17 @@ def _batches(recipe, data):
     return TokenWindows(data, split="train", **windows), val
 
 
-def _train(recipe, run_dir, data, tracker, dist, identity, display_enabled, verify) -> TrainResult:
+def _train(recipe, run_dir, data, tracker, dist, identity, display_enabled, verify, init_dir) -> TrainResult:
     cfg, S, total, ckpt_dir = recipe.train, recipe.seq_len, recipe.steps, Path(run_dir) / rundir.CHECKPOINTS  # S: window
     seed_everything(cfg.seed, cfg.deterministic)
-    engine, optimizer, state = _start_engine(recipe, ckpt_dir, dist, identity, verify, _log_on(dist))
+    engine, optimizer, state = _start_engine(recipe, ckpt_dir, dist, identity, verify, _log_on(dist), init_dir)
     start = state["step"] if state else 0
     counts = {key: state[key] if state else 0 for key in ("tokens_seen", "targets_seen")}
     loader, val_rows = _batches(recipe, data)
     step_counts = {"tokens_seen": S, "targets_seen": recipe.objective.targets_per_row(S)}  # per row
     tf32 = use_tf32(cfg.precision, engine.device)
-    speed = _Speed(recipe.objective.flops(recipe.model, S).total, peak_flops(cfg.precision, engine.device, tf32),
-                   dist.world_size)
+    flops = recipe.objective.flops(recipe.model, S, **({"freeze": cfg.freeze} if cfg.freeze != "none" else {}))
+    speed = _Speed(flops.total, peak_flops(cfg.precision, engine.device, tf32), dist.world_size)
     last_ckpt, val = (ckpt_dir / checkpoint.tag_for(start) if state else None), {}
     if tracker is not None:
         tracker.note_resume(start)  # from 0 too: a crash before the first checkpoint logged steps
@@ -225,8 +235,9 @@ def _optimizer_step(engine, rows, micro_batch_size: int, tokens_seen: int, world
     keys, sums = None, None
     for mb in micro:
         out = engine(mb, tokens_seen=tokens_seen)
-        engine.backward(out.loss)
-        engine.step()
+        if out.loss.requires_grad:  # not when `train.freeze` leaves nothing to learn: forward only
+            engine.backward(out.loss)
+            engine.step()
         if keys is None:
             keys = ["loss/total", *(f"loss/{key}" for key in out.losses)]
         # float64, divided before summing: the very arithmetic of float(loss) / n summed in Python.

@@ -175,7 +175,7 @@ def analyze_run_dir(run_dir: Path, out_dir: Path) -> dict:
             fix="pass a directory made by `harness run`, or --no-analysis for a plain Hugging Face model",
         )
     files = RunDir(run_dir)
-    recipe = load_recipe(files.recipe)
+    recipe = load_recipe(files.recipe, base_dir=recipe_dir_of(run_dir))
     prepared = prepare_data(recipe.data, vocab_size=recipe.model.vocab_size, seq_len=recipe.seq_len,
                             base_dir=recipe_dir_of(run_dir))  # fmt: skip
     found = analyze_export(files.export, recipe, prepared, out_dir, run_dir)

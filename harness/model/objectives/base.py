@@ -146,11 +146,30 @@ class ObjectiveConfig(BaseModel):
         """Why this objective cannot sit on this trunk (a recipe error), or None."""
         return None
 
+    def stp_layers_for(self, next_token_layers: int) -> int:
+        """`model.stp_layers` whose next-token path has this many layers (a pretrained
+        checkpoint's num_hidden_layers, `model.init_from`): L for objectives that keep all L."""
+        return next_token_layers
+
     def params(self, m: TrunkConfig) -> ParamCounts:
         raise NotImplementedError
 
-    def flops(self, m: TrunkConfig, seq_len: int) -> Flops:
-        """Training FLOPs (forward + backward) per input position at window length S."""
+    def next_token_head_params(self, m: TrunkConfig) -> int:
+        """The part of `params(m).heads` that lies on the next-token path (Meta: head 1 and the
+        final norm), which `train.freeze` freezes with the trunk."""
+        return 0
+
+    def trainable_params(self, m: TrunkConfig, freeze: str = "none") -> int:
+        """Parameters the optimiser updates under `train.freeze` (model/counting.py: `trains`)."""
+        counts = self.params(m)
+        if freeze == "none":
+            return counts.total
+        unembedding = m.vocab_size * m.d_model if freeze == "trunk" and not m.tie_embeddings else 0
+        return counts.heads - self.next_token_head_params(m) + unembedding
+
+    def flops(self, m: TrunkConfig, seq_len: int, freeze: str = "none") -> Flops:
+        """Training FLOPs (forward + backward) per input position at window length S, with the
+        parts `train.freeze` freezes costing what autograd still runs for them (counting.py)."""
         raise NotImplementedError
 
     def label(self) -> str:
@@ -175,6 +194,11 @@ class ObjectiveConfig(BaseModel):
 
     def init_weights(self, module: nn.Module, m: TrunkConfig, generator: torch.Generator) -> None:
         """Initialise `module`'s parameters, after the trunk's, in a fixed order."""
+
+    def init_from_trunk(self, module: nn.Module, trunk: Trunk) -> None:
+        """Initialise `module`'s parameters from a pretrained trunk (`model.init_from`), after
+        its weights are loaded; what is not set here keeps `init_weights`' draw. The choice,
+        with what the papers and implementations do, is in the objective's design note."""
 
     def forward(self, module: nn.Module, trunk: Trunk, hidden: torch.Tensor, tokens: torch.Tensor, rope: Rope,
                 tokens_seen: int = 0) -> ModelOutput:

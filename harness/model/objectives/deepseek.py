@@ -31,6 +31,7 @@ from harness.model.counting import (
     block_params,
     embedding_params,
     linear_flops,
+    trains,
     unembedding_flops,
 )
 from harness.model.decoding import NextTokenPath, as_ids, greedy
@@ -105,10 +106,14 @@ class DeepSeekConfig(ObjectiveConfig):
         return ParamCounts(embedding=embedding_params(m), trunk=m.stp_layers * block_params(m) + d,
                            heads=self.depth * module)
 
-    def flops(self, m: TrunkConfig, seq_len: int) -> Flops:
+    def flops(self, m: TrunkConfig, seq_len: int, freeze: str = "none") -> Flops:
+        """The main model (forward only when frozen), then D modules that always learn; their
+        logits pass the gradient back through the unembedding, frozen or not."""
         D, d = self.depth, m.d_model
-        return ((m.stp_layers + D) * block_flops(m, seq_len) + D * linear_flops(2 * d * d)
-                + (1 + D) * unembedding_flops(m))
+        trunk, unembedding = trains(freeze)
+        main = (m.stp_layers * block_flops(m, seq_len, weights=trunk, inputs=trunk)
+                + unembedding_flops(m, weights=unembedding, inputs=trunk))
+        return main + D * (block_flops(m, seq_len) + linear_flops(2 * d * d) + unembedding_flops(m, weights=unembedding))
 
     def export_layout(self, n_trunk_layers: int) -> str:
         return (f"model.layers.{n_trunk_layers}+k-1 in mtp_heads.safetensors is MTP module k (V3 names: "
@@ -148,6 +153,17 @@ class DeepSeekConfig(ObjectiveConfig):
             init_linear(layer.eh_proj.weight, m.init_std, generator)
             init_block(layer.block, m, generator)
             nn.init.ones_(layer.shared_head.norm.weight)
+
+    def init_from_trunk(self, module, trunk) -> None:
+        """Post-hoc modules (deepseek.md, "From a pretrained checkpoint"): each block a copy of
+        the main model's last layer, shared_head.norm a copy of its final norm; eh_proj keeps
+        its random draw and enorm, hnorm their ones."""
+        import torch
+
+        with torch.no_grad():
+            for layer in module.layers:
+                layer.block.load_state_dict(trunk.layers[-1].state_dict())
+                layer.shared_head.norm.weight.copy_(trunk.norm.weight)
 
     def forward(self, module, trunk, hidden, tokens, rope, tokens_seen: int = 0) -> ModelOutput:
         S, D = hidden.shape[1], self.depth

@@ -19,7 +19,15 @@ from pydantic import Field, model_validator
 
 from harness.errors import HarnessError
 from harness.model.config import TrunkConfig
-from harness.model.counting import Flops, ParamCounts, block_flops, block_params, embedding_params, unembedding_flops
+from harness.model.counting import (
+    Flops,
+    ParamCounts,
+    block_flops,
+    block_params,
+    embedding_params,
+    trains,
+    unembedding_flops,
+)
 from harness.model.decoding import NextTokenPath, as_ids, greedy
 from harness.model.objectives.base import (
     ModelOutput,
@@ -76,12 +84,26 @@ class MetaConfig(ObjectiveConfig):
             raise HarnessError(problem, fix="raise model.stp_layers or lower objective.n")
         return m.stp_layers - self.n
 
+    def stp_layers_for(self, next_token_layers: int) -> int:
+        """The next-token path is L-n+1 layers (trunk and head 1), so an N-layer checkpoint
+        needs L = N+n-1: its last layer becomes head 1 and heads 2..n are added."""
+        return next_token_layers + self.n - 1
+
     def params(self, m: TrunkConfig) -> ParamCounts:
         return ParamCounts(embedding=embedding_params(m), trunk=(m.stp_layers - self.n) * block_params(m),
                            heads=self.n * block_params(m) + m.d_model)
 
-    def flops(self, m: TrunkConfig, seq_len: int) -> Flops:
-        return m.stp_layers * block_flops(m, seq_len) + self.n * unembedding_flops(m)
+    def next_token_head_params(self, m: TrunkConfig) -> int:
+        return block_params(m) + m.d_model  # head 1 and the shared final norm
+
+    def flops(self, m: TrunkConfig, seq_len: int, freeze: str = "none") -> Flops:
+        """L block passes (L-n trunk, n heads) and n unembeddings; a frozen trunk and head 1
+        run forward only, heads 2..n always learn."""
+        trunk, unembedding = trains(freeze)
+        extra = self.n - 1
+        path = (m.stp_layers - extra) * block_flops(m, seq_len, weights=trunk, inputs=trunk)
+        return (path + extra * block_flops(m, seq_len) + unembedding_flops(m, weights=unembedding, inputs=trunk)
+                + extra * unembedding_flops(m, weights=unembedding))
 
     def export_layout(self, n_trunk_layers: int) -> str:
         return (f"head 1 is model.layers.{n_trunk_layers} of model.safetensors; heads.<j> (j >= 1) in "
@@ -102,6 +124,12 @@ class MetaConfig(ObjectiveConfig):
 
         for head in module.heads:  # head 1 first: it draws what STP's last layer would
             init_block(head, m, generator)
+
+    def init_from_trunk(self, module, trunk) -> None:
+        """Heads 2..n start as copies of head 1, the checkpoint's last layer (meta.md, "From a
+        pretrained checkpoint")."""
+        for head in module.heads[1:]:
+            head.load_state_dict(module.heads[0].state_dict())
 
     def forward(self, module, trunk, hidden, tokens, rope, tokens_seen: int = 0) -> ModelOutput:
         import torch

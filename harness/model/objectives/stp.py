@@ -10,7 +10,15 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from harness.model.config import TrunkConfig
-from harness.model.counting import Flops, ParamCounts, block_flops, block_params, embedding_params, unembedding_flops
+from harness.model.counting import (
+    Flops,
+    ParamCounts,
+    block_flops,
+    block_params,
+    embedding_params,
+    trains,
+    unembedding_flops,
+)
 from harness.model.objectives.base import (
     ObjectiveConfig,
     depth_cross_entropy,
@@ -36,9 +44,12 @@ class StpConfig(ObjectiveConfig):
         """Embedding, L blocks and the final norm (d)."""
         return ParamCounts(embedding=embedding_params(m), trunk=m.stp_layers * block_params(m) + m.d_model, heads=0)
 
-    def flops(self, m: TrunkConfig, seq_len: int) -> Flops:
-        """L block passes and one unembedding."""
-        return m.stp_layers * block_flops(m, seq_len) + unembedding_flops(m)
+    def flops(self, m: TrunkConfig, seq_len: int, freeze: str = "none") -> Flops:
+        """L block passes and one unembedding (under a frozen trunk: forward only, and the
+        unembedding's weight gradient if it learns)."""
+        trunk, unembedding = trains(freeze)
+        return (m.stp_layers * block_flops(m, seq_len, weights=trunk, inputs=trunk)
+                + unembedding_flops(m, weights=unembedding, inputs=trunk))
 
     def forward(self, module, trunk, hidden, tokens, rope, tokens_seen: int = 0):
         targets = depth_targets(tokens, hidden.shape[1], 1)

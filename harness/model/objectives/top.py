@@ -19,7 +19,15 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from harness.model.config import TrunkConfig
-from harness.model.counting import Flops, ParamCounts, block_flops, block_params, embedding_params, unembedding_flops
+from harness.model.counting import (
+    Flops,
+    ParamCounts,
+    block_flops,
+    block_params,
+    embedding_params,
+    trains,
+    unembedding_flops,
+)
 from harness.model.objectives.base import (
     ModelOutput,
     ObjectiveConfig,
@@ -70,8 +78,10 @@ class TopConfig(ObjectiveConfig):
         return ParamCounts(embedding=embedding_params(m), trunk=m.stp_layers * block_params(m) + m.d_model,
                            heads=m.vocab_size * m.d_model)
 
-    def flops(self, m: TrunkConfig, seq_len: int) -> Flops:
-        return m.stp_layers * block_flops(m, seq_len) + 2 * unembedding_flops(m)
+    def flops(self, m: TrunkConfig, seq_len: int, freeze: str = "none") -> Flops:
+        trunk, unembedding = trains(freeze)
+        return (m.stp_layers * block_flops(m, seq_len, weights=trunk, inputs=trunk)
+                + unembedding_flops(m, weights=unembedding, inputs=trunk) + unembedding_flops(m, inputs=trunk))
 
     def export_layout(self, n_trunk_layers: int) -> str:
         return ("top_head.weight in mtp_heads.safetensors is the TOP unembedding (V x d), applied to "
@@ -101,6 +111,14 @@ class TopConfig(ObjectiveConfig):
             losses={depth_key(1): ntp.detach(), "top": top.detach()},
             n_targets={depth_key(1): targets.numel(), "top": scores.shape[0] * S},
         )
+
+    def init_from_trunk(self, module, trunk) -> None:
+        """From a pretrained model the TOP head starts as its unembedding, whose scores already
+        rank t+1 first (top.md, "From a pretrained checkpoint")."""
+        import torch
+
+        with torch.no_grad():
+            module.top_head.weight.copy_(trunk.lm_head.weight)
 
     def export_names(self, module, n_trunk_layers: int) -> dict[str, tuple[str, str]]:
         return {key: ("mtp", key) for key in module.state_dict()}

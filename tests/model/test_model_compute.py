@@ -57,3 +57,25 @@ def test_training_flops_match_the_flop_counter(shape, kind, fields, S):
         model(x).loss.backward()
     want = obj.flops(cfg, S).total * x.shape[0] * S
     assert counter.get_total_flops() == want
+
+
+FREEZE = ["trunk", "trunk_and_unembedding"]
+
+
+@pytest.mark.parametrize("freeze", FREEZE)
+@pytest.mark.parametrize("kind, fields", OBJECTIVES)
+@pytest.mark.parametrize("shape", ["gqa", "mqa-wide-vocab"])
+def test_frozen_training_flops_and_trainable_params_match_the_flop_counter(shape, kind, fields, freeze):
+    """`train.freeze`: a frozen part costs what autograd still runs for it (forward, plus the
+    gradient of its input where something before it learns), counted exactly."""
+    cfg, obj = tiny_trunk(**SHAPES[shape], seq_len=16), objective(kind, **fields)
+    model = make(cfg, obj)
+    model.freeze(freeze)
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == obj.trainable_params(cfg, freeze)
+    x = rows(obj, S=8, B=2, vocab=cfg.vocab_size)
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        loss = model(x).loss
+        if loss.requires_grad:  # STP with everything frozen has nothing to learn
+            loss.backward()
+    assert counter.get_total_flops() == obj.flops(cfg, 8, freeze=freeze).total * x.shape[0] * 8
+    assert obj.flops(cfg, 8, freeze=freeze).total < obj.flops(cfg, 8).total

@@ -146,6 +146,22 @@ def test_memory_efficient_meta_gradients_equal_naive(n, tie, weights):
         assert efficient(x).loss.item() == pytest.approx(a.loss.item(), abs=1e-6)
 
 
+@pytest.mark.parametrize("freeze", ["trunk", "trunk_and_unembedding"])
+def test_memory_efficient_meta_gradients_equal_naive_with_a_frozen_trunk(freeze):
+    """Under `train.freeze` no gradient reaches the trunk, and the heads' equal the naive path's."""
+    cfgs = [objective("meta", n=3, memory_efficient=e) for e in (False, True)]
+    naive, efficient = (make(tiny_trunk(), c) for c in cfgs)
+    for model in (naive, efficient):
+        model.freeze(freeze)
+    x = rows(cfgs[0])
+    naive(x).loss.backward()
+    efficient(x).loss.backward()
+    for (name, p), q in zip(naive.named_parameters(), efficient.parameters()):
+        assert (p.grad is None) == (q.grad is None) == (not p.requires_grad), name
+        if p.grad is not None:
+            assert (p.grad - q.grad).abs().max().item() < 1e-6, name
+
+
 @pytest.mark.parametrize("kind, fields", ALL)
 def test_inference_hooks_agree_with_the_training_path(kind, fields):
     cfg = objective(kind, **fields)

@@ -171,7 +171,7 @@ def _train(recipe, run_dir, data, tracker, dist, identity, display_enabled, veri
         if start:
             display.note(f"resumed from {last_ckpt.name} (step {start} of {total})")
         for step in range(start, total):
-            lr = optimizer.param_groups[0]["lr"]
+            lr = optimizer.param_groups[0]["lr"] if optimizer.param_groups else 0.0  # none: nothing learns
             rows = loader.batch(step, cfg.global_batch_size, cfg.seed, dist.rank, dist.world_size)
             metrics = _optimizer_step(engine, rows, cfg.micro_batch_size, counts["tokens_seen"], dist.world_size)
             done = step + 1

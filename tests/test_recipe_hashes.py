@@ -47,6 +47,14 @@ RECIPES = {
     "probes/polynomial/stp.yaml": ("f6dda142801ac714", "polynomial_stp-31e753ff5990"),
     "stp.yaml": ("304eef4ab0ca08f2", "stp-8267a6e9ab1c"),
     "top.yaml": ("61c3e19a35f02273", "top-c7a5f187ced2"),
+    # added with model.init_from (issue 26): pinned from their first version
+    "finetune/base.yaml": ("9657d8b29cb2a184", "ft_base-1f912590f17c"),
+    "finetune/deepseek_d1.yaml": ("2f8e2a809ed25a0b", "ft_deepseek_d1-e67f4c8af9d9"),
+    "finetune/deepseek_d1_posthoc.yaml": ("4811846fbeb897ba", "ft_deepseek_d1_posthoc-022ad7a6467a"),
+    "finetune/meta_n2.yaml": ("230fbcceac39a35a", "ft_meta_n2-aef21bada2ac"),
+    "finetune/meta_n2_posthoc.yaml": ("e6019224c141dfa8", "ft_meta_n2_posthoc-850d804b06dc"),
+    "finetune/stp.yaml": ("0c2626383a2230c7", "ft_stp-1f912590f17c"),
+    "finetune/untouched.yaml": ("28882cf201d0097c", "ft_untouched-2adde8787f3f"),
 }
 STUDY_ARMS = {  # every arm of every study, budgeted as `harness study` trains it
     ("studies/cluster_7b.yaml", "meta_7b_n1"): "42b2c0ffdbc77e18",
@@ -71,6 +79,12 @@ STUDY_ARMS = {  # every arm of every study, budgeted as `harness study` trains i
     ("studies/polynomial.yaml", "meta_n4"): "ecd676031b39d115",
     ("studies/polynomial.yaml", "deepseek_d1"): "7d8f28c71329c61f",
     ("studies/polynomial.yaml", "stp_twin"): "db48d1c1da0104fa",
+    ("studies/finetune.yaml", "untouched"): "985a5a3832000728",
+    ("studies/finetune.yaml", "stp"): "b9810418d17f70be",
+    ("studies/finetune.yaml", "meta_n2"): "4c7d0fb095a9dbde",
+    ("studies/finetune.yaml", "deepseek_d1"): "b0c9f414d2baff09",
+    ("studies/finetune.yaml", "meta_n2_posthoc"): "97c0cb6f30a2f51d",
+    ("studies/finetune.yaml", "deepseek_d1_posthoc"): "6299060119c17afa",
 }
 
 
@@ -86,3 +100,11 @@ def test_every_study_arm_keeps_its_hash(study):
     loaded = load_study(RECIPES_DIR / study)
     want = {arm: h for (s, arm), h in STUDY_ARMS.items() if s == study}
     assert {arm: recipe_hash(r)[:16] for arm, r in loaded.recipes.items() if arm in want} == want
+
+
+def test_the_fine_tuning_recipes_start_from_the_laptop_stp_run_directory():
+    """recipes/finetune name the export of `harness run recipes/stp.yaml` by its run directory."""
+    stp = load_recipe(RECIPES_DIR / "stp.yaml")
+    start = f"../../runs/{stp.name}-{recipe_hash(stp, TRAINING_SECTIONS)[:12]}/export"
+    base = load_recipe(RECIPES_DIR / "finetune" / "base.yaml")
+    assert (base.model.init_from, base.data.tokenizer.path) == (start, start)

@@ -150,6 +150,7 @@ def _train(recipe, run_dir, data, tracker, dist, identity, display_enabled, veri
     seed_everything(cfg.seed, cfg.deterministic)
     engine, optimizer, state = _start_engine(recipe, ckpt_dir, dist, identity, verify, _log_on(dist), init_dir)
     start = state["step"] if state else 0
+    learns = any(p.requires_grad for p in engine.module.parameters())
     counts = {key: state[key] if state else 0 for key in ("tokens_seen", "targets_seen")}
     loader, val_rows = _batches(recipe, data)
     step_counts = {"tokens_seen": S, "targets_seen": recipe.objective.targets_per_row(S)}  # per row
@@ -173,7 +174,7 @@ def _train(recipe, run_dir, data, tracker, dist, identity, display_enabled, veri
         for step in range(start, total):
             lr = optimizer.param_groups[0]["lr"] if optimizer.param_groups else 0.0  # none: nothing learns
             rows = loader.batch(step, cfg.global_batch_size, cfg.seed, dist.rank, dist.world_size)
-            metrics = _optimizer_step(engine, rows, cfg.micro_batch_size, counts["tokens_seen"], dist.world_size)
+            metrics = _optimizer_step(engine, rows, cfg.micro_batch_size, counts["tokens_seen"], dist.world_size, learns)
             done = step + 1
             _stop_if_not_finite(metrics, done, last_ckpt)
             for key, per_row in step_counts.items():
@@ -224,7 +225,8 @@ def _log_on(dist):
     return (lambda text: print(text, file=sys.stderr, flush=True)) if dist.is_main else (lambda text: None)
 
 
-def _optimizer_step(engine, rows, micro_batch_size: int, tokens_seen: int, world_size: int) -> dict[str, float]:
+def _optimizer_step(engine, rows, micro_batch_size: int, tokens_seen: int, world_size: int,
+                    learns: bool = True) -> dict[str, float]:
     """One optimizer step over the rank's rows (gradient accumulation over micro-batches);
     the losses averaged over micro-batches and ranks. The rows go to the engine's device
     (DeepSpeed moves the module, never the inputs) and the losses stay there until one read
@@ -235,7 +237,7 @@ def _optimizer_step(engine, rows, micro_batch_size: int, tokens_seen: int, world
     keys, sums = None, None
     for mb in micro:
         out = engine(mb, tokens_seen=tokens_seen)
-        if out.loss.requires_grad:  # not when `train.freeze` leaves nothing to learn: forward only
+        if learns:  # `train.freeze` may leave nothing to learn (the untouched checkpoint): forward only
             engine.backward(out.loss)
             engine.step()
         if keys is None:

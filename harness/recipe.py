@@ -110,6 +110,9 @@ def recipe_warnings(recipe: Recipe, overrides=(), base_dir: str | Path | None = 
     """Settings that are allowed but probably not meant, one line each with what to change."""
     train, out = recipe.train, []
     init_from = recipe.model.init_from
+    if train.freeze != "none" and init_from is None:
+        out.append(f"train.freeze {train.freeze} without model.init_from freezes a randomly initialised trunk "
+                   "(set model.init_from to the checkpoint whose trunk should stay as it is)")
     if init_from is not None and base_dir is not None and not resolve_dir(Path(base_dir), init_from).is_dir():
         out.append(f"model.init_from {init_from!r} is not there yet: the shape is the recipe's, checked against the "
                    "checkpoint's config.json when training starts (make the checkpoint first)")

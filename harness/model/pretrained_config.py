@@ -23,6 +23,7 @@ import struct
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.hashing import sha256_parts
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -184,8 +185,6 @@ def weights_identity(directory: Path, digest) -> str:
     """What a run that starts from this checkpoint records, so that it resumes only from the
     same weights: the sha256 of config.json and of every weight file (`digest(path)`, which may
     remember hashes by size and modification time, as data preparation does)."""
-    from harness.hashing import sha256_parts
-
     files = [directory / CONFIG, *check_weights(directory)]
     mtp = directory / "mtp_heads.safetensors"
     return sha256_parts([(p.name, digest(p)) for p in files + ([mtp] if mtp.is_file() else [])])

@@ -145,3 +145,8 @@ def test_recipes_without_the_new_fields_hash_and_resolve_as_before(write):
     assert recipe_hash(frozen) != recipe_hash(recipe) and "freeze: trunk_and_unembedding" in resolved_yaml(frozen)
     assert recipe_hash(load_recipe(write("n.yaml", TINY), ["train.freeze=none"])) == recipe_hash(recipe)
 
+
+
+def test_freezing_without_a_checkpoint_is_warned_about(write, cli):
+    result = cli("plan", write("tiny.yaml", TINY), "train.freeze=trunk_and_unembedding")
+    assert result.exit_code == 0 and "freezes a randomly initialised trunk" in result.output

@@ -200,3 +200,13 @@ def test_a_run_resumes_from_its_own_checkpoint_and_not_from_a_changed_start(star
     assert result.exit_code == 0, result.output + result.stderr
     assert (run_dir / "checkpoints" / "step_000006.corrupt").is_dir()
     assert losses(run_dir) == before  # steps 4-6 recomputed from step 3, bit for bit
+
+
+def test_bf16_at_zero_1_exports_the_frozen_checkpoint_bit_for_bit(start, tmp_path, write, cli):
+    """bf16 trains on rounded copies of the frozen weights and ZeRO-1 checkpoints hold only what
+    the optimiser updates: the export takes the frozen part from the checkpoint it started from."""
+    export, _ = start
+    recipe = write("bf16.yaml", from_checkpoint(export, "{kind: deepseek, depth: 1}", "trunk_and_unembedding", 4))
+    run_dir = run(cli, recipe, tmp_path / "runs", "train.zero_stage=1", "train.precision=bf16")
+    rows = val_rows(run_dir, 2)
+    assert torch.equal(next_token_logits(run_dir / "export", rows), next_token_logits(export, rows))

@@ -1,7 +1,7 @@
 """Training throughput with a frozen trunk against the same model unfrozen (issue 26): tokens/s
 of post-hoc MTP heads at the laptop shape, beside the ratio `harness plan` predicts from FLOPs.
 
-    python benchmarks/bench_finetune.py [--steps 5] [--threads 1] [--recipe recipes/base.yaml]
+    python benchmarks/bench_finetune.py [--steps 5] [--threads 1] [--recipe recipes/laptop/base.yaml]
 
 Each arm is the recipe's shape (the laptop model: L=6, d=128, windows of 1024, batch 8) with
 one objective, trained through the DeepSpeed engine as `harness.train.loop` does, once with
@@ -62,7 +62,7 @@ class Loop:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--recipe", default="recipes/base.yaml")
+    parser.add_argument("--recipe", default="recipes/laptop/base.yaml")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()

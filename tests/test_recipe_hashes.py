@@ -5,7 +5,8 @@ cached by the full recipe hash, so a field added to the schema with a default wo
 joined the hashed dump, rename every run directory already made and retrain every arm of a
 study already run. `recipe.hashed_dump` leaves unset new fields out of what is hashed; this
 test pins the hashes every shipped recipe and study arm had before `model.init_from` and
-`train.freeze` existed (computed on main at 07ebb50).
+`train.freeze` existed (computed on main at 114c6df, where the laptop arms live in
+recipes/laptop/ with their earlier run directories), and those of the fine-tuning recipes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from tests.conftest import RECIPES as RECIPES_DIR
 
 # recipe file -> (recipe hash[:16], run directory name)
 RECIPES = {
-    "base.yaml": ("f110e05d5cee94cb", "base-8267a6e9ab1c"),
+    "base.yaml": ("6e13cc08f5efc249", "base-5ea37bac44be"),
     "cluster/base_7b.yaml": ("f8e6020c7ac60ea3", "base_7b-03f4d7e03133"),
     "cluster/deepseek_7b_d1.yaml": ("818a59bc2985dd35", "deepseek_7b_d1-979119b7d83b"),
     "cluster/meta_7b_n1.yaml": ("9a8e32521616911b", "meta_7b_n1-9711d47eb2a6"),
@@ -26,9 +27,14 @@ RECIPES = {
     "collapse/base.yaml": ("31d4e5d398bb4e5d", "collapse_base-fb983c6e31c7"),
     "collapse/meta_n2.yaml": ("fa2713a5dcd4349a", "collapse_meta_n2-35defb8c0539"),
     "collapse/stp.yaml": ("4ba5a6e39f613a92", "collapse_stp-fb983c6e31c7"),
-    "deepseek_n2.yaml": ("02e8689fa3337e8c", "deepseek_n2-80e7fe00b698"),
-    "meta_n2.yaml": ("8f64ac64ac8b5c3e", "meta_n2-e30dab642a16"),
-    "meta_n4.yaml": ("fccbb3de11103882", "meta_n4-3b2ff6d23266"),
+    "deepseek_n2.yaml": ("eced6169ab54a90e", "deepseek_n2-da69559b8bbf"),
+    "laptop/base.yaml": ("f110e05d5cee94cb", "base-8267a6e9ab1c"),
+    "laptop/deepseek_n2.yaml": ("02e8689fa3337e8c", "deepseek_n2-80e7fe00b698"),
+    "laptop/meta_n2.yaml": ("8f64ac64ac8b5c3e", "meta_n2-e30dab642a16"),
+    "laptop/meta_n4.yaml": ("fccbb3de11103882", "meta_n4-3b2ff6d23266"),
+    "laptop/stp.yaml": ("304eef4ab0ca08f2", "stp-8267a6e9ab1c"),
+    "laptop/top.yaml": ("61c3e19a35f02273", "top-c7a5f187ced2"),
+    "meta_n2.yaml": ("b95f65a920358989", "meta_n2-ac0d3d03d2bf"),
     "probes/induction/base.yaml": ("1e07c40c50fc3d8f", "induction_base-f5325f894f04"),
     "probes/induction/small.yaml": ("d5aacad2bed05689", "induction_small-1eb9b5bb1495"),
     "probes/induction/small_deepseek_d1.yaml": ("5981cf9632e789ba", "induction_small_deepseek_d1-a0602133d9e1"),
@@ -45,8 +51,8 @@ RECIPES = {
     "probes/polynomial/meta_n2.yaml": ("bfa76002c993b6a3", "polynomial_meta_n2-338ad8b70bfd"),
     "probes/polynomial/meta_n4.yaml": ("d940a8f453c072d3", "polynomial_meta_n4-f1f249f994c1"),
     "probes/polynomial/stp.yaml": ("f6dda142801ac714", "polynomial_stp-31e753ff5990"),
-    "stp.yaml": ("304eef4ab0ca08f2", "stp-8267a6e9ab1c"),
-    "top.yaml": ("61c3e19a35f02273", "top-c7a5f187ced2"),
+    "stp.yaml": ("4d6876784816badc", "stp-5ea37bac44be"),
+    "top.yaml": ("5be1c03f788567e7", "top-72ca97b91a1f"),
     # added with model.init_from (issue 26): pinned from their first version
     "finetune/base.yaml": ("9657d8b29cb2a184", "ft_base-1f912590f17c"),
     "finetune/deepseek_d1.yaml": ("2f8e2a809ed25a0b", "ft_deepseek_d1-e67f4c8af9d9"),
@@ -103,8 +109,8 @@ def test_every_study_arm_keeps_its_hash(study):
 
 
 def test_the_fine_tuning_recipes_start_from_the_laptop_stp_run_directory():
-    """recipes/finetune name the export of `harness run recipes/stp.yaml` by its run directory."""
-    stp = load_recipe(RECIPES_DIR / "stp.yaml")
+    """recipes/finetune name the export of `harness run recipes/laptop/stp.yaml` by its run directory."""
+    stp = load_recipe(RECIPES_DIR / "laptop" / "stp.yaml")
     start = f"../../runs/{stp.name}-{recipe_hash(stp, TRAINING_SECTIONS)[:12]}/export"
     base = load_recipe(RECIPES_DIR / "finetune" / "base.yaml")
     assert (base.model.init_from, base.data.tokenizer.path) == (start, start)

@@ -1,6 +1,7 @@
 """How often the verdict rule finds an effect that is not there, and how often it finds one that is.
 
 Run from the repository root:  python benchmarks/bench_coverage.py [--reps 4000] [--old-reps 400]
+                               [--designs paired,unpaired] [--seeds 2,3,5]
 
 Synthetic studies, generated here with a known truth, go through the very functions that
 write every verdict and every starred gain (`harness/report/inference.py`: `contrast`, then
@@ -112,13 +113,22 @@ def main() -> None:
     parser.add_argument("--power-reps", type=int, default=500, help="studies per cell at the true effect")
     parser.add_argument("--old-reps", type=int, default=400, help="studies per cell for the previous statistic")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of the data interval")
+    parser.add_argument("--designs", default=",".join(DESIGNS), help="comma-separated: paired, unpaired")
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="seeds per arm, comma-separated")
     args = parser.parse_args()
+    designs = tuple(d for d in args.designs.split(",") if d)
+    unknown = set(designs) - set(DESIGNS)
+    if unknown:
+        parser.error(f"unknown design {', '.join(sorted(unknown))}; choose from {', '.join(DESIGNS)}")
+    seeds = tuple(int(n) for n in args.seeds.split(",") if n)
+    if any(n < 2 for n in seeds):
+        parser.error("seeds per arm must be >= 2 (one seed gives no interval across seeds)")
     started = time.perf_counter()
     print(f"{UNITS} units; {args.reps} studies per cell at effect 0, {args.power_reps} at effect = 2 x seed SD; "
           f"data-sampling bootstrap {args.resamples} resamples; previous statistic {args.old_reps} studies per cell")
     print(f"{'design':<9} {'seeds':>5} {'rho':>5} {'false positives [95% CI]':>26} {'power':>7} {'previous':>9}")
     worst, count = 0.0, 0
-    for cell in cells(args.reps, args.power_reps, args.old_reps, args.resamples):
+    for cell in cells(args.reps, args.power_reps, args.old_reps, args.resamples, seeds=seeds, designs=designs):
         fp = cell["fp"] / cell["reps"]
         low, high = wilson(cell["fp"], cell["reps"])
         power = f"{cell['power'] / cell['power_reps']:.1%}" if cell["power_reps"] else "-"

@@ -52,7 +52,7 @@ def test_report_is_self_contained_and_well_formed(report):
     parser = _Tags()
     parser.feed(text)
     assert parser.errors == [] and parser.stack == []
-    assert parser.counts["svg"] == 4  # val loss, per-position ratio, gains, acceptance, inline
+    assert parser.counts["svg"] == 5  # gains (answer first), val loss, per-position ratio, pass@1, acceptance
     assert parser.counts["table"] == 4  # arms, gains with both intervals, verdicts, reported
     assert parser.external == [] and "script" not in parser.counts
     assert "supported at this scale" in text and "meta_n2" in text and "<?xml" not in text

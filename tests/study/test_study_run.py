@@ -61,8 +61,12 @@ def test_emit_jobs_writes_one_tagged_job_per_arm(cli, tiny_study, tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_study_runs_resumes_and_compares(cli, tiny_study, tmp_path):
+def test_tiny_study_runs_resumes_and_compares(cli, tiny_study, tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
+
+    # Its own MLflow store: other tests log a study also named "tiny" (with a twin control) to the
+    # session's store, and `compare --experiment` below must see this study's runs alone.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
 
     runs = tmp_path / "runs"
     # The baseline's training already exists from a plain `harness run`: the study reuses it.

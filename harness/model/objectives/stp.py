@@ -10,7 +10,15 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from harness.model.config import TrunkConfig
-from harness.model.counting import Flops, ParamCounts, block_flops, block_params, embedding_params, unembedding_flops
+from harness.model.counting import (
+    Flops,
+    Footprint,
+    ParamCounts,
+    block_flops,
+    block_params,
+    embedding_params,
+    unembedding_flops,
+)
 from harness.model.objectives.base import (
     ObjectiveConfig,
     depth_cross_entropy,
@@ -39,6 +47,10 @@ class StpConfig(ObjectiveConfig):
     def flops(self, m: TrunkConfig, seq_len: int) -> Flops:
         """L block passes and one unembedding."""
         return m.stp_layers * block_flops(m, seq_len) + unembedding_flops(m)
+
+    def footprint(self, m: TrunkConfig) -> Footprint:
+        """The final norm, the unembedding's input and one cross-entropy's log-probabilities."""
+        return Footprint(norms=1, vectors=1, logits=1, held_logits=1)
 
     def forward(self, module, trunk, hidden, tokens, rope, tokens_seen: int = 0):
         targets = depth_targets(tokens, hidden.shape[1], 1)

@@ -19,7 +19,15 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from harness.model.config import TrunkConfig
-from harness.model.counting import Flops, ParamCounts, block_flops, block_params, embedding_params, unembedding_flops
+from harness.model.counting import (
+    Flops,
+    Footprint,
+    ParamCounts,
+    block_flops,
+    block_params,
+    embedding_params,
+    unembedding_flops,
+)
 from harness.model.objectives.base import (
     ModelOutput,
     ObjectiveConfig,
@@ -72,6 +80,12 @@ class TopConfig(ObjectiveConfig):
 
     def flops(self, m: TrunkConfig, seq_len: int) -> Flops:
         return m.stp_layers * block_flops(m, seq_len) + 2 * unembedding_flops(m)
+
+    def footprint(self, m: TrunkConfig) -> Footprint:
+        """Saved: the next-token log-probabilities, the target distribution softmax(y) and the
+        TOP head's log-probabilities; held until the loss: the proximity scores, the TOP
+        logits and their product with the target (each (S, V))."""
+        return Footprint(norms=1, vectors=1, logits=3, held_logits=3)
 
     def export_layout(self, n_trunk_layers: int) -> str:
         return ("top_head.weight in mtp_heads.safetensors is the TOP unembedding (V x d), applied to "

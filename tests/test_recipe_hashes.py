@@ -11,17 +11,31 @@ from harness.study.design import is_study
 from tests.conftest import RECIPES
 
 # recipe (under recipes/) -> (recipe_hash, training hash: the run directory's), first 16 hex
-# digits; computed on main before train.activation_checkpointing existed
+# digits; computed on main before train.activation_checkpointing existed, then the 7B recipes'
+# deliberate change and the recipes/gpu/ arms added
 PINNED = {
     "base.yaml": ("6e13cc08f5efc249", "5ea37bac44beef60"),
-    "cluster/base_7b.yaml": ("f8e6020c7ac60ea3", "03f4d7e0313398cc"),
-    "cluster/deepseek_7b_d1.yaml": ("818a59bc2985dd35", "979119b7d83b16a1"),
-    "cluster/meta_7b_n1.yaml": ("9a8e32521616911b", "9711d47eb2a654cc"),
-    "cluster/meta_7b_n4.yaml": ("7f9b959647b16333", "471c1d21ca1c9570"),
+    "cluster/base_7b.yaml": ("1880cdacb57a73d3", "d19f9972f7373e41"),  # train.zero_stage 1 -> 2: the plan's fix to fit 80 GB
+    "cluster/deepseek_7b_d1.yaml": ("bb91a4b7b8fa7dd8", "e6623d4521b5f028"),  # train.zero_stage 1 -> 2: the plan's fix to fit 80 GB
+    "cluster/meta_7b_n1.yaml": ("ca0558e8c4f69cf8", "567a221edc591325"),  # train.zero_stage 1 -> 2: the plan's fix to fit 80 GB
+    "cluster/meta_7b_n4.yaml": ("e4c6acc763b5e9c5", "356720e1dd5e272d"),  # train.zero_stage 1 -> 2: the plan's fix to fit 80 GB
     "collapse/base.yaml": ("31d4e5d398bb4e5d", "fb983c6e31c7921a"),
     "collapse/meta_n2.yaml": ("fa2713a5dcd4349a", "35defb8c0539f026"),
     "collapse/stp.yaml": ("4ba5a6e39f613a92", "fb983c6e31c7921a"),
     "deepseek_n2.yaml": ("eced6169ab54a90e", "da69559b8bbfe7c0"),
+    "gpu/base.yaml": ("22319018d09c1594", "2bfe790af1e83e75"),
+    "gpu/base_125m.yaml": ("a866aaf290e893e0", "2bfe790af1e83e75"),
+    "gpu/base_1b.yaml": ("4d9d192596b03a3d", "9699f03846c9fd04"),
+    "gpu/base_350m.yaml": ("43b0f9dd183bd3c3", "2ed3e79d2b45d058"),
+    "gpu/deepseek_125m_d1.yaml": ("15e5b0b837c3bcad", "b6d69d616815fb46"),
+    "gpu/deepseek_1b_d1.yaml": ("e8db96259dd25672", "576ac43f442be7b9"),
+    "gpu/deepseek_350m_d1.yaml": ("b3d2142daee6f604", "792b0f9cf58b7c20"),
+    "gpu/meta_125m_n4.yaml": ("df278e5b913c847c", "558f147217c7a44f"),
+    "gpu/meta_1b_n4.yaml": ("092d4c620227ba3a", "ac39afab645ca073"),
+    "gpu/meta_350m_n4.yaml": ("3635bdd863faba5a", "01c03f102a202447"),
+    "gpu/stp_125m.yaml": ("51b7e853859db8e8", "2bfe790af1e83e75"),
+    "gpu/stp_1b.yaml": ("81d58820db5cfc41", "9699f03846c9fd04"),
+    "gpu/stp_350m.yaml": ("57a614e4b34d2286", "2ed3e79d2b45d058"),
     "laptop/base.yaml": ("f110e05d5cee94cb", "8267a6e9ab1c0648"),
     "laptop/deepseek_n2.yaml": ("02e8689fa3337e8c", "80e7fe00b6987a9d"),
     "laptop/meta_n2.yaml": ("8f64ac64ac8b5c3e", "e30dab642a1691e4"),

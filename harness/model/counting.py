@@ -78,10 +78,10 @@ class Footprint:
     [emb; h]), `logits` (fp32 (S, V) log-probabilities of each cross-entropy, and TOP's target
     distribution). `held_logits`: (S, V) logits in the activation dtype that stay alive until
     the forward returns (DeepSeek keeps every depth's; a head computed and dropped counts 1).
-    `sequential`: heads run forward *and* backward inside the forward one at a time (Meta's
-    memory-efficient heads: one head's block, norm and logits alive at once), and
-    `early_grads`: parameters whose gradients that forward already holds (their gradient
-    buffers, plus one more head's and unembedding's while they are summed).
+    `sequential`: heads (one block each, sharing the final norm and unembedding) run forward
+    *and* backward inside the forward, one at a time (Meta's memory-efficient heads: one head's
+    block, norm and logits alive at once), and `early_grads`: parameters whose gradients that
+    forward already holds.
     """
 
     blocks: int = 0

@@ -94,13 +94,13 @@ class MetaConfig(ObjectiveConfig):
     def footprint(self, m: TrunkConfig) -> Footprint:
         """Naive: every head's block, norm and log-probabilities wait for the backward.
         Memory-efficient (`SequentialHeads`): one head at a time inside the forward, which keeps
-        the hidden state's gradient and the gradients of the heads, final norm and unembedding
-        (twice at the backward, which scales them into new tensors before the old are freed)."""
+        the hidden state's gradient (scaled into a second at the backward) and the gradients of
+        the heads, final norm and unembedding."""
         if not self.memory_efficient:
             return Footprint(blocks=self.n, norms=self.n, vectors=self.n, logits=self.n, held_logits=1)
         shared = m.vocab_size * m.d_model + m.d_model  # unembedding and final norm
         return Footprint(blocks=0, norms=0, vectors=2, logits=0, held_logits=0, sequential=self.n,
-                         early_grads=2 * (self.n * block_params(m) + shared))
+                         early_grads=self.n * block_params(m) + shared)
 
     @property
     def max_zero_stage(self) -> int:

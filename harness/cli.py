@@ -49,17 +49,33 @@ def main() -> None:
 overrides_argument = click.argument("overrides", nargs=-1, metavar="[KEY=VALUE | ~KEY]...")
 
 
-@main.command(short_help="What each arm costs; checks a study's matched compute")
+@main.command(short_help="What each arm costs (FLOPs, memory per GPU, GPU-hours); checks a study's matched compute")
 @click.argument("path", type=click.Path(dir_okay=False))
 @overrides_argument
-def plan(path: str, overrides: tuple[str, ...]) -> None:
-    """Params, FLOPs and budget of a recipe, or of every arm of a study (checked for matching)."""
+@click.option("--gpus", type=click.IntRange(min=1), default=8, show_default=True,
+              help="data-parallel ranks the memory and time are planned for (ZeRO shards states over them)")
+@click.option("--gpu", "family", default="H100 SXM", show_default=True,
+              help="GPU family, for its dense peak and its memory (harness/train/throughput.py lists them)")
+@click.option("--gpu-memory", default=None, metavar="SIZE",
+              help="memory per GPU to fit in, e.g. 80GB (GB meaning GiB) [default: the family's]")
+@click.option("--mfu", type=float, default=0.4, show_default=True,
+              help="model FLOPs utilisation the time is predicted at")
+def plan(path: str, overrides: tuple[str, ...], gpus: int, family: str, gpu_memory: str | None, mfu: float) -> None:
+    """Params, FLOPs and budget of a recipe, or of every arm of a study (checked for matching);
+    then per arm the peak memory per GPU, whether it fits and which setting would, and the
+    wall time and GPU-hours at --mfu."""
     from harness.eval.benchmarks.prompt_fit import prompt_fit
     from harness.plan.arms import plan_arm
-    from harness.plan.table import print_plan, print_protocol
+    from harness.plan.hours import peak_of
+    from harness.plan.memory import GiB, parse_memory
+    from harness.plan.table import Hardware, print_gpu_plan, print_plan, print_protocol
     from harness.recipe import load_recipe
     from harness.study.design import check_matched, is_study, load_study
+    from harness.train.throughput import GPU_MEMORY_GIB
 
+    peak_of(family, "bf16")  # an unknown family is refused before anything is read
+    memory = parse_memory(gpu_memory) if gpu_memory else GPU_MEMORY_GIB[family] * GiB
+    hardware = Hardware(gpus=gpus, family=family, memory=memory, mfu=mfu)
     console = stdout_console()
     if is_study(path):
         study = load_study(path, overrides)
@@ -68,6 +84,7 @@ def plan(path: str, overrides: tuple[str, ...]) -> None:
         plans = {a: plan_arm(a, study.recipes[a]) if a in shorter else p for a, p in study.match.arms.items()}
         print_plan(plans, title, study.match, console, shorter)
         print_protocol(study, console)
+        print_gpu_plan(dict(study.recipes), plans, hardware, console)
         check_matched(study)
         arm = study.baseline  # every arm of a comparable study shares data, context and eval settings
         lines = prompt_fit(study.recipes[arm], study.arm_source(arm).parent)
@@ -75,7 +92,9 @@ def plan(path: str, overrides: tuple[str, ...]) -> None:
         from harness.recipe import recipe_warnings
 
         recipe = load_recipe(path, overrides)
-        print_plan({recipe.name: plan_arm(recipe.name, recipe)}, f"recipe {path}", None, console)
+        plans = {recipe.name: plan_arm(recipe.name, recipe)}
+        print_plan(plans, f"recipe {path}", None, console)
+        print_gpu_plan({recipe.name: recipe}, plans, hardware, console)
         warnings = recipe_warnings(recipe, overrides, Path(path).parent)
         lines = [f"warning: {w}" for w in warnings] + prompt_fit(recipe, Path(path).parent)
     for line in lines:

@@ -35,7 +35,8 @@ TRAINING_SECTIONS = ("model", "objective", "data", "train")
 # hashed dump: a run directory is named by its recipe's hash, so a new field that joined the
 # dump at its default would rename every run directory already made and retrain every study
 # arm already run (tests/test_recipe_hashes.py pins them). Set, such a field is hashed.
-UNHASHED_DEFAULTS = {("model", "init_from"): None, ("train", "freeze"): "none"}
+UNHASHED_DEFAULTS = {("model", "init_from"): None, ("train", "freeze"): "none",
+                     ("train", "activation_checkpointing"): False}
 
 
 class Recipe(BaseModel):

@@ -20,10 +20,10 @@ from tests.conftest import RECIPES as RECIPES_DIR
 # recipe file -> (recipe hash[:16], run directory name)
 RECIPES = {
     "base.yaml": ("6e13cc08f5efc249", "base-5ea37bac44be"),
-    "cluster/base_7b.yaml": ("f8e6020c7ac60ea3", "base_7b-03f4d7e03133"),
-    "cluster/deepseek_7b_d1.yaml": ("818a59bc2985dd35", "deepseek_7b_d1-979119b7d83b"),
-    "cluster/meta_7b_n1.yaml": ("9a8e32521616911b", "meta_7b_n1-9711d47eb2a6"),
-    "cluster/meta_7b_n4.yaml": ("7f9b959647b16333", "meta_7b_n4-471c1d21ca1c"),
+    "cluster/base_7b.yaml": ("1880cdacb57a73d3", "base_7b-d19f9972f737"),  # train.zero_stage 1 -> 2: harness plan's fix to fit 80 GB
+    "cluster/deepseek_7b_d1.yaml": ("bb91a4b7b8fa7dd8", "deepseek_7b_d1-e6623d4521b5"),  # train.zero_stage 1 -> 2: harness plan's fix to fit 80 GB
+    "cluster/meta_7b_n1.yaml": ("ca0558e8c4f69cf8", "meta_7b_n1-567a221edc59"),  # train.zero_stage 1 -> 2: harness plan's fix to fit 80 GB
+    "cluster/meta_7b_n4.yaml": ("e4c6acc763b5e9c5", "meta_7b_n4-356720e1dd5e"),  # train.zero_stage 1 -> 2: harness plan's fix to fit 80 GB
     "collapse/base.yaml": ("31d4e5d398bb4e5d", "collapse_base-fb983c6e31c7"),
     "collapse/meta_n2.yaml": ("fa2713a5dcd4349a", "collapse_meta_n2-35defb8c0539"),
     "collapse/stp.yaml": ("4ba5a6e39f613a92", "collapse_stp-fb983c6e31c7"),
@@ -53,6 +53,20 @@ RECIPES = {
     "probes/polynomial/stp.yaml": ("f6dda142801ac714", "polynomial_stp-31e753ff5990"),
     "stp.yaml": ("4d6876784816badc", "stp-5ea37bac44be"),
     "top.yaml": ("5be1c03f788567e7", "top-72ca97b91a1f"),
+    # recipes/gpu (issue 22): pinned from their first version
+    "gpu/base.yaml": ("22319018d09c1594", "gpu_base-2bfe790af1e8"),
+    "gpu/base_125m.yaml": ("a866aaf290e893e0", "base_125m-2bfe790af1e8"),
+    "gpu/base_1b.yaml": ("4d9d192596b03a3d", "base_1b-9699f03846c9"),
+    "gpu/base_350m.yaml": ("43b0f9dd183bd3c3", "base_350m-2ed3e79d2b45"),
+    "gpu/deepseek_125m_d1.yaml": ("15e5b0b837c3bcad", "deepseek_125m_d1-b6d69d616815"),
+    "gpu/deepseek_1b_d1.yaml": ("e8db96259dd25672", "deepseek_1b_d1-576ac43f442b"),
+    "gpu/deepseek_350m_d1.yaml": ("b3d2142daee6f604", "deepseek_350m_d1-792b0f9cf58b"),
+    "gpu/meta_125m_n4.yaml": ("df278e5b913c847c", "meta_125m_n4-558f147217c7"),
+    "gpu/meta_1b_n4.yaml": ("092d4c620227ba3a", "meta_1b_n4-ac39afab645c"),
+    "gpu/meta_350m_n4.yaml": ("3635bdd863faba5a", "meta_350m_n4-01c03f102a20"),
+    "gpu/stp_125m.yaml": ("51b7e853859db8e8", "stp_125m-2bfe790af1e8"),
+    "gpu/stp_1b.yaml": ("81d58820db5cfc41", "stp_1b-9699f03846c9"),
+    "gpu/stp_350m.yaml": ("57a614e4b34d2286", "stp_350m-2ed3e79d2b45"),
     # added with model.init_from (issue 26): pinned from their first version
     "finetune/base.yaml": ("9657d8b29cb2a184", "ft_base-1f912590f17c"),
     "finetune/deepseek_d1.yaml": ("2f8e2a809ed25a0b", "ft_deepseek_d1-e67f4c8af9d9"),
@@ -63,9 +77,18 @@ RECIPES = {
     "finetune/untouched.yaml": ("28882cf201d0097c", "ft_untouched-2adde8787f3f"),
 }
 STUDY_ARMS = {  # every arm of every study, budgeted as `harness study` trains it
-    ("studies/cluster_7b.yaml", "meta_7b_n1"): "42b2c0ffdbc77e18",
-    ("studies/cluster_7b.yaml", "meta_7b_n4"): "e41dffb2ff316626",
-    ("studies/cluster_7b.yaml", "deepseek_7b_d1"): "883b9ce1fcf5b00f",
+    ("studies/gpu_350m.yaml", "deepseek_350m_d1"): "9fdeb696fa370dc8",
+    ("studies/gpu_350m.yaml", "meta_350m_n4"): "9408173a57cd83b6",
+    ("studies/gpu_350m.yaml", "stp_350m"): "00255234746be162",
+    ("studies/gpu_1b.yaml", "deepseek_1b_d1"): "d2adcd46ffc33e9f",
+    ("studies/gpu_1b.yaml", "meta_1b_n4"): "b135696a0a6d9fbf",
+    ("studies/gpu_1b.yaml", "stp_1b"): "22a04f9d9d6e5e97",
+    ("studies/gpu_125m.yaml", "deepseek_125m_d1"): "365c3e4f1dac7eae",
+    ("studies/gpu_125m.yaml", "meta_125m_n4"): "539b5627c4d57f90",
+    ("studies/gpu_125m.yaml", "stp_125m"): "c2d38e00c2ce4b98",
+    ("studies/cluster_7b.yaml", "meta_7b_n1"): "4c057a1e2b527886",  # ZeRO 2
+    ("studies/cluster_7b.yaml", "meta_7b_n4"): "80ab8652817322eb",  # ZeRO 2
+    ("studies/cluster_7b.yaml", "deepseek_7b_d1"): "197a04fe0156750b",  # ZeRO 2
     ("studies/induction.yaml", "tiny_stp"): "5b7026046bb9992d",
     ("studies/induction.yaml", "tiny_meta_n2"): "d8dba9c9aab3a10a",
     ("studies/induction.yaml", "tiny_meta_n4"): "21cc568acc9cb74c",
@@ -106,6 +129,15 @@ def test_every_study_arm_keeps_its_hash(study):
     loaded = load_study(RECIPES_DIR / study)
     want = {arm: h for (s, arm), h in STUDY_ARMS.items() if s == study}
     assert {arm: recipe_hash(r)[:16] for arm, r in loaded.recipes.items() if arm in want} == want
+
+
+def test_every_recipe_and_study_arm_is_pinned():
+    """A new recipe or arm joins the tables above: its hash is then a deliberate, reviewed value."""
+    files = {str(p.relative_to(RECIPES_DIR)) for p in RECIPES_DIR.rglob("*.yaml") if p.parent.name != "studies"}
+    assert sorted(files - set(RECIPES)) == []
+    arms = {(str(p.relative_to(RECIPES_DIR)), arm) for p in (RECIPES_DIR / "studies").glob("*.yaml")
+            for arm in load_study(p).recipes}
+    assert sorted(arms - set(STUDY_ARMS)) == []
 
 
 def test_the_fine_tuning_recipes_start_from_the_laptop_stp_run_directory():

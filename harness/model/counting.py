@@ -23,6 +23,10 @@ no gradient there). So a frozen trunk under trainable heads costs its forward on
 weight, 4 S d of attention), a frozen unembedding under a trainable head 4 V d (the gradient
 still passes through it to the head). Inside a block whose weights learn, every product needs
 its input's gradient (the norms' gains learn too), so such a block costs the full 6.
+
+Memory (`Footprint`): what a training forward keeps alive for its backward outside the
+trunk's own blocks, as counts of things whose sizes `plan/memory.py` knows (blocks, norms,
+d-wide vectors, (S, V) logits); each objective states its own beside its FLOPs.
 """
 
 from __future__ import annotations
@@ -69,6 +73,32 @@ class Flops:
     def __rmul__(self, passes: int) -> "Flops":
         """`k * flops`: k passes of the same computation."""
         return Flops(passes * self.linear, passes * self.attention, passes * self.unembedding)
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What one training step of an objective holds beyond the trunk's shared blocks, per input
+    position (counts; `plan/memory.py` turns them into bytes at a dtype and batch).
+
+    Saved until the backward: `blocks` (block passes outside the trunk, e.g. DeepSeek's
+    modules), `norms` (RMSNorms outside blocks: each saves its input and 1/rms), `vectors`
+    (other d-wide tensors in the activation dtype: the unembedding's input, DeepSeek's
+    [emb; h]), `logits` (fp32 (S, V) log-probabilities of each cross-entropy, and TOP's target
+    distribution). `held_logits`: (S, V) logits in the activation dtype that stay alive until
+    the forward returns (DeepSeek keeps every depth's; a head computed and dropped counts 1).
+    `sequential`: heads (one block each, sharing the final norm and unembedding) run forward
+    *and* backward inside the forward, one at a time (Meta's memory-efficient heads: one head's
+    block, norm and logits alive at once), and `early_grads`: parameters whose gradients that
+    forward already holds.
+    """
+
+    blocks: int = 0
+    norms: int = 1
+    vectors: int = 1
+    logits: int = 1
+    held_logits: int = 1
+    sequential: int = 0
+    early_grads: int = 0
 
 
 def block_matrix_params(m: TrunkConfig) -> int:

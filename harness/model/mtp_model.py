@@ -21,10 +21,10 @@ from harness.model.trunk import Trunk
 class MTPModel(nn.Module):
     """Trunk + objective. `forward(tokens)` takes a row of `objective_cfg.row_length(S)` tokens."""
 
-    def __init__(self, model_cfg: TrunkConfig, objective_cfg: ObjectiveConfig):
+    def __init__(self, model_cfg: TrunkConfig, objective_cfg: ObjectiveConfig, checkpointing: bool = False):
         super().__init__()
         self.model_cfg, self.objective_cfg = model_cfg, objective_cfg
-        self.trunk = Trunk(model_cfg, objective_cfg.shared_layers(model_cfg))
+        self.trunk = Trunk(model_cfg, objective_cfg.shared_layers(model_cfg), checkpointing)
         self.objective = objective_cfg.build(model_cfg)
 
     def init_weights(self, generator: torch.Generator) -> None:
@@ -84,8 +84,9 @@ class MTPModel(nn.Module):
             module.requires_grad_(False)
 
 
-def build_model(model_cfg: TrunkConfig, objective_cfg: ObjectiveConfig) -> MTPModel:
-    """A freshly initialised model; deterministic given `torch.manual_seed`.
+def build_model(model_cfg: TrunkConfig, objective_cfg: ObjectiveConfig, checkpointing: bool = False) -> MTPModel:
+    """A freshly initialised model; deterministic given `torch.manual_seed`. `checkpointing`:
+    the trunk's blocks recompute their activations in the backward (`train.activation_checkpointing`).
 
     One number is drawn from the global generator and seeds a private one that initialises
     every weight in a fixed order (trunk: embedding, unembedding, layers; then the
@@ -94,6 +95,6 @@ def build_model(model_cfg: TrunkConfig, objective_cfg: ObjectiveConfig) -> MTPMo
     DeepSeek's main model starts as the STP model of the same seed.
     """
     seed = int(torch.randint(0, 2**62, (1,)).item())
-    model = MTPModel(model_cfg, objective_cfg)
+    model = MTPModel(model_cfg, objective_cfg, checkpointing)
     model.init_weights(torch.Generator().manual_seed(seed))
     return model

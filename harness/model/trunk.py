@@ -15,6 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from harness.model.config import TrunkConfig
 
@@ -136,11 +137,14 @@ class Trunk(nn.Module):
     `shared_layers` is what the objective keeps of the recipe's L (`config.stp_layers`): L for
     STP, DeepSeek and TOP, L - n for Meta (whose heads are blocks of their own). `forward` returns the hidden state after the last
     shared layer and before the final norm; `logits` applies the norm and unembedding.
+    `checkpointing` (the recipe's `train.activation_checkpointing`): each shared block keeps
+    only its input for the backward and runs its forward again there (about a third more
+    compute for the blocks, their activations down to one block's at a time).
     """
 
-    def __init__(self, config: TrunkConfig, shared_layers: int):
+    def __init__(self, config: TrunkConfig, shared_layers: int, checkpointing: bool = False):
         super().__init__()
-        self.config = config
+        self.config, self.checkpointing = config, checkpointing
         self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model)
         self.rotary = RotaryEmbedding(config.head_dim, config.rope_theta)
         self.layers = nn.ModuleList(Block(config) for _ in range(shared_layers))
@@ -168,7 +172,12 @@ class Trunk(nn.Module):
     def forward(self, ids: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x = self.embed(ids)  # (B, T, d)
         for block in self.layers:
-            x = block(x, rope)
+            if self.checkpointing and torch.is_grad_enabled():
+                # non-reentrant: the one torch recommends, and gradients reach parameters by
+                # ordinary accumulation, where DeepSpeed's hooks see them
+                x = checkpoint(block, x, rope, use_reentrant=False)
+            else:
+                x = block(x, rope)
         return x  # (B, T, d), before the final norm
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:

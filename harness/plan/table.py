@@ -1,13 +1,29 @@
-"""The table `harness plan` prints: what each arm costs, and whether a study compares them at
-matched compute (the figures come from `compute.plan_arm` and `compute.match_arms`)."""
+"""The tables `harness plan` prints: what each arm costs, whether a study compares them at
+matched compute (`arms.plan_arm`, `matching.match_arms`), and what each arm needs of a GPU:
+peak memory per GPU, whether it fits and what would make it, and time at a stated MFU
+(`memory.estimate`, `hours.time_plan`)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from harness.plan.arms import ArmPlan
+from harness.plan.hours import time_plan
 from harness.plan.matching import MatchResult
+from harness.plan.memory import (
+    HEADROOM,
+    GiB,
+    estimate,
+    fitting_settings,
+    recipe_setting,
+)
+
+if TYPE_CHECKING:
+    from harness.recipe import Recipe
 
 
 def _si(x: float) -> str:
@@ -91,3 +107,60 @@ def print_protocol(study, console: Console) -> None:
 
 def _any_rates(study) -> dict | None:
     return {a: 0.0 for a in study.recipes} if study.config.lr_sweep is not None else None
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """What `harness plan` plans for: `gpus` data-parallel ranks of one family."""
+
+    gpus: int
+    family: str
+    memory: float  # bytes per GPU
+    mfu: float
+
+
+def _gib(x: float) -> str:
+    return f"{x / GiB:.1f}"
+
+
+def print_gpu_plan(recipes: dict[str, Recipe], arms: dict[str, ArmPlan], hw: Hardware, console: Console) -> None:
+    """Per arm: peak memory per GPU by what holds it, the activations with and without
+    checkpointing, time and GPU-hours; then one line per arm that does not fit, with the
+    settings that would."""
+    title = (f"per GPU on {hw.gpus} x {hw.family} ({hw.memory / GiB:g} GiB; fits means under {HEADROOM:.0%} of it), "
+             f"time at MFU {hw.mfu:.0%}; GiB")
+    table = Table(title=title, title_justify="left")
+    for column in ("arm", "setting", "peak", "at", "weights", "grads", "optimizer", "activations", "logits", "other",
+                   "act+logits plain/ckpt", "fits", "hours", "GPU-hours"):
+        table.add_column(column, justify="left" if column in ("arm", "setting", "at") else "right")
+    lines = []
+    for name, recipe in recipes.items():
+        setting = recipe_setting(recipe, hw.gpus)
+        mem = estimate(recipe, setting)
+        time = time_plan(recipe, arms[name].total_flops, hw.family, hw.gpus, hw.mfu)
+        fits = mem.total <= HEADROOM * hw.memory
+        short = f"{setting.precision} Z{setting.zero_stage} mb{setting.micro_batch}" + (" ckpt" if setting.checkpointing else "")
+        table.add_row(name, short, _gib(mem.total), mem.moment, _gib(mem.weights), _gib(mem.gradients),
+                      _gib(mem.optimizer), _gib(mem.activations), _gib(mem.logits), _gib(mem.other),
+                      f"{_gib(mem.without_checkpointing)}/{_gib(mem.with_checkpointing)}",
+                      "[green]yes[/]" if fits else "[red]no[/]", f"{time.seconds / 3600:.1f}", f"{time.gpu_hours:.0f}")
+        if recipe.train.global_batch_size % (setting.micro_batch * hw.gpus):
+            lines.append(f"warning: {name}: train.global_batch_size {recipe.train.global_batch_size} is not a multiple of "
+                         f"micro_batch_size {setting.micro_batch} x {hw.gpus} GPUs (plan for another --gpus or change "
+                         "train.micro_batch_size)")
+        if not fits:
+            lines.append(_fit_line(name, recipe, mem, hw))
+    console.print(table)
+    for line in lines:
+        console.print(line, markup=False, soft_wrap=True)  # one line each, however narrow the terminal
+
+
+def _fit_line(name: str, recipe: Recipe, mem, hw: Hardware) -> str:
+    head = (f"warning: {name} needs {_gib(mem.total)} GiB per GPU at its peak ({mem.moment}), over {HEADROOM:.0%} of "
+            f"{hw.memory / GiB:g} GiB")
+    fits = fitting_settings(recipe, mem.setting, hw.memory)
+    if not fits:
+        return (head + "; no ZeRO stage, micro-batch or activation checkpointing fits: plan more GPUs (--gpus: ZeRO "
+                "shards the states over them) or a GPU with more memory")
+    options = "; ".join(f"{overrides} ({_gib(plan.total)} GiB)" for overrides, plan in fits[:3])
+    return f"{head}; fits with: {options}"

@@ -41,6 +41,12 @@ class TrainConfig(_Section):
     )
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     zero_stage: int = Field(default=0, ge=0, le=3)
+    activation_checkpointing: bool = Field(
+        default=False,
+        description="the trunk's blocks keep only their inputs and recompute the rest in the backward: "
+        "block activations fall from L blocks' to one block's, for about a third more block compute "
+        "(`harness plan` prints both)",
+    )
     seed: int = 0
     deterministic: bool = Field(default=False, description="torch.use_deterministic_algorithms(True)")
     num_threads: int | None = Field(

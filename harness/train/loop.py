@@ -105,7 +105,7 @@ def _start_engine(recipe, ckpt_dir: Path, dist, identity: dict, verify: bool, lo
         load_dir = ckpt_dir
         if resume is not None and resume.universal:
             load_dir = universal.convert(ckpt_dir, resume, dist.world_size, is_main=dist.is_main, log=log)
-        model = build_model(recipe.model, recipe.objective)
+        model = build_model(recipe.model, recipe.objective, checkpointing=cfg.activation_checkpointing)
         if init_dir is not None and resume is None:
             from harness.model.pretrained import load_pretrained
 

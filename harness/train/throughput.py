@@ -39,6 +39,13 @@ GPU_PEAK: dict[str, dict[str, float]] = {
     "L40S": {"bf16": 362 * _P, "fp16": 362 * _P, "tf32": 183 * _P, "fp32": 91.6 * _P},
     "L40": {"bf16": 181 * _P, "fp16": 181 * _P, "tf32": 90.5 * _P, "fp32": 90.5 * _P},
 }
+# Memory per GPU by family (GiB, datasheets; GPU memory is sold in binary units): what
+# `harness plan` checks a recipe's peak against. A100 and GH200 also ship with 40 and 144 GB;
+# `harness plan --gpu-memory` says which one you have.
+GPU_MEMORY_GIB: dict[str, float] = {
+    "B200": 180, "GH200": 96, "H200 NVL": 141, "H200": 141, "H100 NVL": 94, "H100 PCIe": 80, "H100 SXM": 80,
+    "H800 PCIe": 80, "H800 SXM": 80, "H20": 96, "A100": 80, "A800": 80, "L40S": 48, "L40": 48,
+}
 # (pattern over the upper-cased `torch.cuda.get_device_name()`, family), first match wins.
 # Names as drivers report them: "NVIDIA H100 80GB HBM3" (SXM), "NVIDIA H100 PCIe",
 # "NVIDIA H100 NVL", "NVIDIA H800", "NVIDIA B200", "NVIDIA A100-SXM4-80GB", "NVIDIA L40S".

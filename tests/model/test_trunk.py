@@ -84,3 +84,43 @@ def test_trunk_module_follows_the_house_rules():
         a.name for n in imports if isinstance(n, ast.Import) for a in n.names
     ]
     assert [m for m in modules if m and m.startswith("harness")] == ["harness.model.config"]
+
+
+def _step(model, x):
+    """Loss parts and every parameter's gradient of one forward + backward; bytes saved for it."""
+    saved = []
+
+    def pack(t):
+        saved.append(t.untyped_storage().nbytes())
+        return t
+
+    model.zero_grad(set_to_none=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(x)
+    out.loss.backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    return {k: v.clone() for k, v in out.losses.items()}, grads, sum(saved)
+
+
+def test_activation_checkpointing_gives_the_plain_paths_losses_and_gradients():
+    """`train.activation_checkpointing` recomputes each trunk block in the backward: the same
+    losses and gradients bit for bit (no dropout, same ops in the same order), for every
+    objective, with less saved for the backward."""
+    from harness.model.mtp_model import build_model
+    from harness.model.objectives.registry import registered
+
+    cfg = tiny_trunk(stp_layers=4)
+    for kind, cls in registered().items():
+        obj = cls(**cls.example)
+        x = torch.randint(0, cfg.vocab_size, (2, obj.row_length(12)), generator=torch.Generator().manual_seed(2))
+        torch.manual_seed(0)
+        plain = build_model(cfg, obj)
+        torch.manual_seed(0)
+        ckpt = build_model(cfg, obj, checkpointing=True)
+        (losses_a, grads_a, saved_a), (losses_b, grads_b, saved_b) = _step(plain, x), _step(ckpt, x)
+        assert losses_a.keys() == losses_b.keys() and grads_a.keys() == grads_b.keys(), kind
+        assert all(torch.equal(losses_a[k], losses_b[k]) for k in losses_a), kind
+        assert all(torch.equal(grads_a[k], grads_b[k]) for k in grads_a), kind
+        assert saved_b < saved_a, kind
+        with torch.no_grad():  # inference never checkpoints (nothing to save)
+            assert torch.equal(ckpt.next_token_logits(x), plain.next_token_logits(x))

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from harness.model.config import TrunkConfig
-    from harness.model.counting import Flops, ParamCounts
+    from harness.model.counting import Flops, Footprint, ParamCounts
     from harness.model.decoding import NextTokenPath
     from harness.model.mtp_model import MTPModel
     from harness.model.trunk import Block, Trunk
@@ -171,6 +171,19 @@ class ObjectiveConfig(BaseModel):
         """Training FLOPs (forward + backward) per input position at window length S, with the
         parts `train.freeze` freezes costing what autograd still runs for them (counting.py)."""
         raise NotImplementedError
+
+    def footprint(self, m: TrunkConfig) -> Footprint:
+        """What a training step holds beyond the trunk's blocks (`counting.Footprint`), for the
+        memory plan: by default one final norm, one unembedding and one cross-entropy."""
+        from harness.model.counting import Footprint
+
+        return Footprint()
+
+    @property
+    def max_zero_stage(self) -> int:
+        """The highest DeepSpeed ZeRO stage this objective trains under (the memory plan never
+        suggests a higher one)."""
+        return 3
 
     def label(self) -> str:
         """How tables name this arm's objective: "meta n=2", "deepseek D=1"."""

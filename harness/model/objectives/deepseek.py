@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from harness.model.config import TrunkConfig
 from harness.model.counting import (
     Flops,
+    Footprint,
     ParamCounts,
     block_flops,
     block_params,
@@ -114,6 +115,13 @@ class DeepSeekConfig(ObjectiveConfig):
         main = (m.stp_layers * block_flops(m, seq_len, weights=trunk, inputs=trunk)
                 + unembedding_flops(m, weights=unembedding, inputs=trunk))
         return main + D * (block_flops(m, seq_len) + linear_flops(2 * d * d) + unembedding_flops(m, weights=unembedding))
+
+    def footprint(self, m: TrunkConfig) -> Footprint:
+        """D module blocks; norms: the main final norm and each module's enorm, hnorm and
+        shared_head.norm; vectors: the unembedding inputs and each module's [emb; h] (2d);
+        every depth's logits are held until the forward returns (`depth_logits` lists them)."""
+        D = self.depth
+        return Footprint(blocks=D, norms=1 + 3 * D, vectors=1 + 3 * D, logits=1 + D, held_logits=1 + D)
 
     def export_layout(self, n_trunk_layers: int) -> str:
         return (f"model.layers.{n_trunk_layers}+k-1 in mtp_heads.safetensors is MTP module k (V3 names: "

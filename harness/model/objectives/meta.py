@@ -21,6 +21,7 @@ from harness.errors import HarnessError
 from harness.model.config import TrunkConfig
 from harness.model.counting import (
     Flops,
+    Footprint,
     ParamCounts,
     block_flops,
     block_params,
@@ -104,6 +105,21 @@ class MetaConfig(ObjectiveConfig):
         path = (m.stp_layers - extra) * block_flops(m, seq_len, weights=trunk, inputs=trunk)
         return (path + extra * block_flops(m, seq_len) + unembedding_flops(m, weights=unembedding, inputs=trunk)
                 + extra * unembedding_flops(m, weights=unembedding))
+
+    def footprint(self, m: TrunkConfig) -> Footprint:
+        """Naive: every head's block, norm and log-probabilities wait for the backward.
+        Memory-efficient (`SequentialHeads`): one head at a time inside the forward, which keeps
+        the hidden state's gradient (scaled into a second at the backward) and the gradients of
+        the heads, final norm and unembedding."""
+        if not self.memory_efficient:
+            return Footprint(blocks=self.n, norms=self.n, vectors=self.n, logits=self.n, held_logits=1)
+        shared = m.vocab_size * m.d_model + m.d_model  # unembedding and final norm
+        return Footprint(blocks=0, norms=0, vectors=2, logits=0, held_logits=0, sequential=self.n,
+                         early_grads=self.n * block_params(m) + shared)
+
+    @property
+    def max_zero_stage(self) -> int:
+        return 2 if self.memory_efficient else 3  # see _refuse_partitioned
 
     def export_layout(self, n_trunk_layers: int) -> str:
         return (f"head 1 is model.layers.{n_trunk_layers} of model.safetensors; heads.<j> (j >= 1) in "

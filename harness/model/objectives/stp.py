@@ -12,6 +12,7 @@ from typing import ClassVar, Literal
 from harness.model.config import TrunkConfig
 from harness.model.counting import (
     Flops,
+    Footprint,
     ParamCounts,
     block_flops,
     block_params,
@@ -50,6 +51,10 @@ class StpConfig(ObjectiveConfig):
         trunk, unembedding = trains(freeze)
         return (m.stp_layers * block_flops(m, seq_len, weights=trunk, inputs=trunk)
                 + unembedding_flops(m, weights=unembedding, inputs=trunk))
+
+    def footprint(self, m: TrunkConfig) -> Footprint:
+        """The final norm, the unembedding's input and one cross-entropy's log-probabilities."""
+        return Footprint(norms=1, vectors=1, logits=1, held_logits=1)
 
     def forward(self, module, trunk, hidden, tokens, rope, tokens_seen: int = 0):
         targets = depth_targets(tokens, hidden.shape[1], 1)

@@ -21,6 +21,7 @@ from pydantic import Field
 from harness.model.config import TrunkConfig
 from harness.model.counting import (
     Flops,
+    Footprint,
     ParamCounts,
     block_flops,
     block_params,
@@ -82,6 +83,12 @@ class TopConfig(ObjectiveConfig):
         trunk, unembedding = trains(freeze)
         return (m.stp_layers * block_flops(m, seq_len, weights=trunk, inputs=trunk)
                 + unembedding_flops(m, weights=unembedding, inputs=trunk) + unembedding_flops(m, inputs=trunk))
+
+    def footprint(self, m: TrunkConfig) -> Footprint:
+        """Saved: the next-token log-probabilities, the target distribution softmax(y) and the
+        TOP head's log-probabilities; held until the loss: the proximity scores, the TOP
+        logits and their product with the target (each (S, V))."""
+        return Footprint(norms=1, vectors=1, logits=3, held_logits=3)
 
     def export_layout(self, n_trunk_layers: int) -> str:
         return ("top_head.weight in mtp_heads.safetensors is the TOP unembedding (V x d), applied to "

@@ -8,8 +8,42 @@ from rich.table import Table
 from harness.rundir import RunDir
 
 
+def headline(outcome) -> list[str]:
+    """The answer before the details, each line under 100 columns: what the model scored and
+    against what, then what to run next. Only the figures the run produced appear."""
+    out = outcome.summary
+    val = out.get("train", {}).get("val", {})
+    ev = out.get("evaluate", {}).get("summary", {})
+    lines = []
+    if "val/depth_1" in val:
+        deeper = [f"depth {k.rsplit('_', 1)[1]} {v:.3f}" for k, v in sorted(val.items())
+                  if k.startswith("val/depth_") and k != "val/depth_1"]
+        refs = [f"{name} {ev[f'reference/{name}']:.3f}" for name in ("bigram", "unigram") if f"reference/{name}" in ev]
+        lines.append(f"validation loss {val['val/depth_1']:.3f} nats (next token)"
+                     + (f"; {', '.join(deeper)}" if deeper else "")
+                     + (f"; count-based {', '.join(refs)}" if refs else ""))
+    names = {"humaneval": "HumanEval", "mbpp": "MBPP"}
+    scores = [f"{name} {100 * ev[f'{task}/pass_at_1']:.1f}% of {int(ev[f'{task}/problems'])}"
+              for task, name in names.items() if f"{task}/pass_at_1" in ev and f"{task}/problems" in ev]
+    if scores:
+        lines.append(f"pass@1: {', '.join(scores)}")
+    nll = [f"{name} {ev[f'nll/{task}/bits_per_byte']:.2f}" for task, name in names.items()
+           if f"nll/{task}/bits_per_byte" in ev]
+    if nll:
+        lines.append(f"canonical-solution NLL, bits per byte: {', '.join(nll)}")
+    if "acceptance/depth_2/agree_greedy" in ev:
+        lines.append(f"MTP depth 2 agrees with greedy next-token decoding {100 * ev['acceptance/depth_2/agree_greedy']:.0f}%"
+                     + (f", is correct {100 * ev['acceptance/depth_2/correct']:.0f}%"
+                        if "acceptance/depth_2/correct" in ev else ""))
+    if ev.get("collapse/flagged"):
+        lines.append("COLLAPSED: this run's gains are not interpretable (details below)")
+    return lines
+
+
 def print_run_summary(outcome, console: Console) -> None:
     out = outcome.summary
+    for line in headline(outcome):
+        console.print(line, markup=False, highlight=False)
     table = Table(title=f"run {outcome.run_dir.name}: {outcome.status}", title_justify="left", show_header=False)
     table.add_column(style="bold")
     table.add_column()

@@ -1,7 +1,7 @@
 """`evaluate_model`: score a Hugging Face causal LM directory on HumanEval/MBPP under a protocol.
 
 The contract the pipeline relies on: per-sample rows go to `<out>/<task>_<variant>.jsonl`,
-lm-eval's own results (configs, task versions, n-shot, git_hash, task hashes) to
+lm-eval's own results (configs, task versions, n-shot, task hashes; git_hash is null, see lmeval.quiet_lm_eval) to
 `<out>/lm_eval_<variant>.json`, lm-eval's files as `lm_eval --output_path --log_samples` writes
 them (results and samples, date-stamped) under `<out>/lm_eval/<variant>/`, and the summary to
 `<out>/summary.json`, which is also returned. In the summary every key with a `/` is a

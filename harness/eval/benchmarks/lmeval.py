@@ -12,6 +12,7 @@ its own results and samples files beside ours.
 from __future__ import annotations
 
 import copy
+import logging
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
@@ -28,6 +29,39 @@ LM_TASKS = {  # our task -> (greedy lm-eval task, sampled lm-eval task)
     "mbpp": ("harness_mbpp", "harness_mbpp_sampled"),
 }
 
+# lm-eval messages that say nothing the harness does not already report, repeated per batch or
+# per task: a left-truncated prompt is counted once per prompt in `<task>/truncated_prompts` (the
+# summary's "prompts cut"), and our tasks' datasets come from package data, not `--metadata`.
+QUIET = {"lm_eval.models.huggingface": "Left truncation applied",
+         "lm_eval.api.task": "Custom kwargs can be passed to `--metadata`"}
+
+
+class _DropRepeated(logging.Filter):
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.prefix not in record.getMessage()
+
+
+def _no_git_hash() -> None:
+    return None
+
+
+def quiet_lm_eval() -> None:
+    """Drop QUIET's messages (idempotent: one filter per logger); everything else passes. And
+    lm-eval's `git_hash`: it runs `git describe` in the working directory, which names whatever
+    repository the user stands in (not the code that ran) and prints git's "fatal: not a git
+    repository" outside one. The run's provenance.json records the harness's own commit."""
+    import lm_eval.evaluator
+
+    for name, prefix in QUIET.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropRepeated) for f in logger.filters):
+            logger.addFilter(_DropRepeated(prefix))
+    lm_eval.evaluator.get_git_commit_hash = _no_git_hash
+
 
 def tasks_dir() -> Path:
     return Path(str(resources.files("harness.eval.benchmarks").joinpath("tasks")))
@@ -37,6 +71,7 @@ def task_manager(include_paths: Sequence[Path] = ()):
     """Our task directory, then any the user includes (`--include-path`, as lm_eval's)."""
     from lm_eval.tasks import TaskManager
 
+    quiet_lm_eval()  # every lm-eval run of the harness starts from its task manager
     paths = [str(tasks_dir()), *(str(Path(p)) for p in include_paths)]
     return TaskManager(include_path=paths if include_paths else paths[0], include_defaults=False)
 

@@ -125,3 +125,32 @@ def test_lm_eval_cli_scores_an_export_with_our_tasks(tmp_path, tiny_model, defau
     for task in ("harness_humaneval", "harness_mbpp"):
         assert 0.0 <= results["results"][task]["pass@1,execute"] <= 1.0
     assert "harness_mbpp" in textwrap.dedent(done.stdout)
+
+
+def test_lm_eval_repeats_nothing_the_summary_already_counts(caplog):
+    """A left-truncated prompt is counted once in `<task>/truncated_prompts`; lm-eval's warning per
+    batch is dropped. Any other lm-eval warning still reaches the log."""
+    import logging
+
+    from harness.eval.benchmarks.lmeval import quiet_lm_eval
+
+    quiet_lm_eval()
+    quiet_lm_eval()  # idempotent: one filter per logger
+    hf = logging.getLogger("lm_eval.models.huggingface")
+    assert len(hf.filters) == 1
+    with caplog.at_level(logging.WARNING):
+        hf.warning("Left truncation applied. Original sequence length was 900, truncating to last 192 tokens.")
+        logging.getLogger("lm_eval.api.task").warning("x: Custom kwargs can be passed to `--metadata` in console")
+        hf.warning("something else went wrong")
+    assert [r.getMessage() for r in caplog.records] == ["something else went wrong"]
+
+
+def test_lm_eval_records_no_commit_of_the_directory_the_user_stands_in(tmp_path, monkeypatch, capfd):
+    import lm_eval.evaluator
+
+    from harness.eval.benchmarks.lmeval import quiet_lm_eval
+
+    monkeypatch.chdir(tmp_path)  # not a git repository: git would print "fatal: ..."
+    quiet_lm_eval()
+    assert lm_eval.evaluator.get_git_commit_hash() is None
+    assert "fatal" not in capfd.readouterr().err

@@ -60,10 +60,12 @@ overrides_argument = click.argument("overrides", nargs=-1, metavar="[KEY=VALUE |
               help="memory per GPU to fit in, e.g. 80GB (GB meaning GiB) [default: the family's]")
 @click.option("--mfu", type=float, default=0.4, show_default=True,
               help="model FLOPs utilisation the time is predicted at")
-def plan(path: str, overrides: tuple[str, ...], gpus: int, family: str, gpu_memory: str | None, mfu: float) -> None:
+@click.pass_context
+def plan(ctx, path: str, overrides: tuple[str, ...], gpus: int, family: str, gpu_memory: str | None, mfu: float) -> None:
     """Params, FLOPs and budget of a recipe, or of every arm of a study (checked for matching);
     then per arm the peak memory per GPU, whether it fits and which setting would, and the
-    wall time and GPU-hours at --mfu."""
+    wall time and GPU-hours at --mfu (for recipes that train in bf16/fp16, or when a GPU option
+    is given)."""
     from harness.eval.benchmarks.prompt_fit import prompt_fit
     from harness.plan.arms import plan_arm
     from harness.plan.hours import peak_of
@@ -77,6 +79,18 @@ def plan(path: str, overrides: tuple[str, ...], gpus: int, family: str, gpu_memo
     memory = parse_memory(gpu_memory) if gpu_memory else GPU_MEMORY_GIB[family] * GiB
     hardware = Hardware(gpus=gpus, family=family, memory=memory, mfu=mfu)
     console = stdout_console()
+    asked = any(ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+                for name in ("gpus", "family", "gpu_memory", "mfu"))
+
+    def gpu_plan(recipes, plans) -> None:
+        # A CPU recipe (fp32, the default) planned for 8 H100s would only print noise and a
+        # batch-size warning about GPUs it will never use: its GPU plan is one option away.
+        if asked or any(r.train.precision != "fp32" for r in recipes.values()):
+            print_gpu_plan(recipes, plans, hardware, console)
+        else:
+            console.print("memory and time per GPU: add --gpus N (this recipe trains in fp32, as on CPU)",
+                          markup=False, highlight=False)
+
     if is_study(path):
         study = load_study(path, overrides)
         title = f"study {study.config.name}: {study.config.matching.rule}-matched, seeds {study.config.seeds}"
@@ -84,7 +98,7 @@ def plan(path: str, overrides: tuple[str, ...], gpus: int, family: str, gpu_memo
         plans = {a: plan_arm(a, study.recipes[a]) if a in shorter else p for a, p in study.match.arms.items()}
         print_plan(plans, title, study.match, console, shorter)
         print_protocol(study, console)
-        print_gpu_plan(dict(study.recipes), plans, hardware, console)
+        gpu_plan(dict(study.recipes), plans)
         check_matched(study)
         arm = study.baseline  # every arm of a comparable study shares data, context and eval settings
         lines = prompt_fit(study.recipes[arm], study.arm_source(arm).parent)
@@ -94,7 +108,7 @@ def plan(path: str, overrides: tuple[str, ...], gpus: int, family: str, gpu_memo
         recipe = load_recipe(path, overrides)
         plans = {recipe.name: plan_arm(recipe.name, recipe)}
         print_plan(plans, f"recipe {path}", None, console)
-        print_gpu_plan({recipe.name: recipe}, plans, hardware, console)
+        gpu_plan({recipe.name: recipe}, plans)
         warnings = recipe_warnings(recipe, overrides, Path(path).parent)
         lines = [f"warning: {w}" for w in warnings] + prompt_fit(recipe, Path(path).parent)
     for line in lines:

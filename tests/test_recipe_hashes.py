@@ -19,7 +19,7 @@ from tests.conftest import RECIPES as RECIPES_DIR
 
 # recipe file -> (recipe hash[:16], run directory name)
 RECIPES = {
-    "base.yaml": ("6e13cc08f5efc249", "base-5ea37bac44be"),
+    "base.yaml": ("7ea785000f631967", "base-9ab71ec1bfae"),  # the quick shape: 150 steps, 4 x 64 drafted tokens (the demo in 5 minutes)
     "cluster/base_7b.yaml": ("1880cdacb57a73d3", "base_7b-d19f9972f737"),  # train.zero_stage 1 -> 2: harness plan's fix to fit 80 GB
     "cluster/deepseek_7b_d1.yaml": ("bb91a4b7b8fa7dd8", "deepseek_7b_d1-e6623d4521b5"),  # train.zero_stage 1 -> 2: harness plan's fix to fit 80 GB
     "cluster/meta_7b_n1.yaml": ("ca0558e8c4f69cf8", "meta_7b_n1-567a221edc59"),  # train.zero_stage 1 -> 2: harness plan's fix to fit 80 GB
@@ -27,14 +27,14 @@ RECIPES = {
     "collapse/base.yaml": ("31d4e5d398bb4e5d", "collapse_base-fb983c6e31c7"),
     "collapse/meta_n2.yaml": ("fa2713a5dcd4349a", "collapse_meta_n2-35defb8c0539"),
     "collapse/stp.yaml": ("4ba5a6e39f613a92", "collapse_stp-fb983c6e31c7"),
-    "deepseek_n2.yaml": ("eced6169ab54a90e", "deepseek_n2-da69559b8bbf"),
+    "deepseek_n2.yaml": ("8d693fa7cb506c31", "deepseek_n2-f284709fa82e"),  # the quick shape: 150 steps, 4 x 64 drafted tokens (the demo in 5 minutes)
     "laptop/base.yaml": ("f110e05d5cee94cb", "base-8267a6e9ab1c"),
     "laptop/deepseek_n2.yaml": ("02e8689fa3337e8c", "deepseek_n2-80e7fe00b698"),
     "laptop/meta_n2.yaml": ("8f64ac64ac8b5c3e", "meta_n2-e30dab642a16"),
     "laptop/meta_n4.yaml": ("fccbb3de11103882", "meta_n4-3b2ff6d23266"),
     "laptop/stp.yaml": ("304eef4ab0ca08f2", "stp-8267a6e9ab1c"),
     "laptop/top.yaml": ("61c3e19a35f02273", "top-c7a5f187ced2"),
-    "meta_n2.yaml": ("b95f65a920358989", "meta_n2-ac0d3d03d2bf"),
+    "meta_n2.yaml": ("9b8fbf20aa45d196", "meta_n2-5310d9219882"),  # the quick shape: 150 steps, 4 x 64 drafted tokens (the demo in 5 minutes)
     "probes/induction/base.yaml": ("1e07c40c50fc3d8f", "induction_base-f5325f894f04"),
     "probes/induction/small.yaml": ("d5aacad2bed05689", "induction_small-1eb9b5bb1495"),
     "probes/induction/small_deepseek_d1.yaml": ("5981cf9632e789ba", "induction_small_deepseek_d1-a0602133d9e1"),
@@ -51,8 +51,8 @@ RECIPES = {
     "probes/polynomial/meta_n2.yaml": ("bfa76002c993b6a3", "polynomial_meta_n2-338ad8b70bfd"),
     "probes/polynomial/meta_n4.yaml": ("d940a8f453c072d3", "polynomial_meta_n4-f1f249f994c1"),
     "probes/polynomial/stp.yaml": ("f6dda142801ac714", "polynomial_stp-31e753ff5990"),
-    "stp.yaml": ("4d6876784816badc", "stp-5ea37bac44be"),
-    "top.yaml": ("5be1c03f788567e7", "top-72ca97b91a1f"),
+    "stp.yaml": ("9dd5ac2872c5a092", "stp-9ab71ec1bfae"),  # the quick shape: 150 steps, 4 x 64 drafted tokens (the demo in 5 minutes)
+    "top.yaml": ("32d314e8daab4eeb", "top-ef8d9682d1ec"),  # the quick shape: 150 steps, 4 x 64 drafted tokens (the demo in 5 minutes)
     # recipes/gpu (issue 22): pinned from their first version
     "gpu/base.yaml": ("22319018d09c1594", "gpu_base-2bfe790af1e8"),
     "gpu/base_125m.yaml": ("a866aaf290e893e0", "base_125m-2bfe790af1e8"),

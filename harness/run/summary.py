@@ -18,10 +18,11 @@ def headline(outcome) -> list[str]:
     if "val/depth_1" in val:
         deeper = [f"depth {k.rsplit('_', 1)[1]} {v:.3f}" for k, v in sorted(val.items())
                   if k.startswith("val/depth_") and k != "val/depth_1"]
-        refs = [f"{name} {ev[f'reference/{name}']:.3f}" for name in ("bigram", "unigram") if f"reference/{name}" in ev]
-        lines.append(f"validation loss {val['val/depth_1']:.3f} nats (next token)"
-                     + (f"; {', '.join(deeper)}" if deeper else "")
-                     + (f"; count-based {', '.join(refs)}" if refs else ""))
+        lines.append(f"validation loss {val['val/depth_1']:.3f} nats (next token)" + (f"; {', '.join(deeper)}" if deeper else ""))
+    refs = [f"{name} {ev[f'reference/{name}']:.3f}" for name in ("bigram", "unigram") if f"reference/{name}" in ev]
+    if refs and "position/loss_mean" in ev:  # the references are scored on the rows of the per-position loss
+        rows = f"{int(ev['position/documents'])} held-out documents" if "position/documents" in ev else "held-out rows"
+        lines.append(f"on {rows}: the model {ev['position/loss_mean']:.3f} nats, count-based {', '.join(refs)}")
     names = {"humaneval": "HumanEval", "mbpp": "MBPP"}
     scores = [f"{name} {100 * ev[f'{task}/pass_at_1']:.1f}% of {int(ev[f'{task}/problems'])}"
               for task, name in names.items() if f"{task}/pass_at_1" in ev and f"{task}/problems" in ev]

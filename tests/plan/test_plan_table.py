@@ -39,3 +39,12 @@ def test_plan_options_are_refused_in_one_line(cli):
         result = cli("plan", RECIPES / "stp.yaml", *args)
         assert result.exit_code == 2 and message in result.stderr
         assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
+
+
+def test_a_cpu_recipe_gets_its_gpu_plan_only_when_asked(cli):
+    quiet = cli("plan", RECIPES / "deepseek_n2.yaml")
+    assert quiet.exit_code == 0, quiet.output
+    assert "per GPU on" not in quiet.stdout and "GPUs (plan for another --gpus" not in quiet.stdout
+    assert "add --gpus N" in quiet.stdout
+    asked = cli("plan", RECIPES / "deepseek_n2.yaml", "--gpus", "1")
+    assert "per GPU on 1 x H100 SXM" in asked.stdout and "add --gpus N" not in asked.stdout

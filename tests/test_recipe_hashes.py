@@ -67,14 +67,14 @@ RECIPES = {
     "gpu/stp_125m.yaml": ("51b7e853859db8e8", "stp_125m-2bfe790af1e8"),
     "gpu/stp_1b.yaml": ("81d58820db5cfc41", "stp_1b-9699f03846c9"),
     "gpu/stp_350m.yaml": ("57a614e4b34d2286", "stp_350m-2ed3e79d2b45"),
-    # added with model.init_from (issue 26): pinned from their first version
-    "finetune/base.yaml": ("9657d8b29cb2a184", "ft_base-1f912590f17c"),
-    "finetune/deepseek_d1.yaml": ("2f8e2a809ed25a0b", "ft_deepseek_d1-e67f4c8af9d9"),
-    "finetune/deepseek_d1_posthoc.yaml": ("4811846fbeb897ba", "ft_deepseek_d1_posthoc-022ad7a6467a"),
-    "finetune/meta_n2.yaml": ("230fbcceac39a35a", "ft_meta_n2-aef21bada2ac"),
-    "finetune/meta_n2_posthoc.yaml": ("e6019224c141dfa8", "ft_meta_n2_posthoc-850d804b06dc"),
-    "finetune/stp.yaml": ("0c2626383a2230c7", "ft_stp-1f912590f17c"),
-    "finetune/untouched.yaml": ("28882cf201d0097c", "ft_untouched-2adde8787f3f"),
+    # added with model.init_from (issue 26); moved to the quick STP start (a checkpoint made in 3 minutes)
+    "finetune/base.yaml": ("faa581e0b1371725", "ft_base-daba8cdd3775"),
+    "finetune/deepseek_d1.yaml": ("4ac1ae3cd0902524", "ft_deepseek_d1-15768b091b5b"),
+    "finetune/deepseek_d1_posthoc.yaml": ("22cf6c2a58629f8d", "ft_deepseek_d1_posthoc-203cb341185a"),
+    "finetune/meta_n2.yaml": ("2c0cd175ffcc1569", "ft_meta_n2-d2a3f87584cd"),
+    "finetune/meta_n2_posthoc.yaml": ("8dcb045e2a99ff06", "ft_meta_n2_posthoc-718f07a9f69e"),
+    "finetune/stp.yaml": ("38ae61934ee75175", "ft_stp-daba8cdd3775"),
+    "finetune/untouched.yaml": ("f7533926cfd5868c", "ft_untouched-fbc5536d0906"),
 }
 STUDY_ARMS = {  # every arm of every study, budgeted as `harness study` trains it
     ("studies/gpu_350m.yaml", "deepseek_350m_d1"): "9fdeb696fa370dc8",
@@ -113,12 +113,12 @@ STUDY_ARMS = {  # every arm of every study, budgeted as `harness study` trains i
     ("studies/polynomial.yaml", "meta_n4"): "ecd676031b39d115",
     ("studies/polynomial.yaml", "deepseek_d1"): "7d8f28c71329c61f",
     ("studies/polynomial.yaml", "stp_twin"): "db48d1c1da0104fa",
-    ("studies/finetune.yaml", "untouched"): "985a5a3832000728",
-    ("studies/finetune.yaml", "stp"): "b9810418d17f70be",
-    ("studies/finetune.yaml", "meta_n2"): "4c7d0fb095a9dbde",
-    ("studies/finetune.yaml", "deepseek_d1"): "b0c9f414d2baff09",
-    ("studies/finetune.yaml", "meta_n2_posthoc"): "97c0cb6f30a2f51d",
-    ("studies/finetune.yaml", "deepseek_d1_posthoc"): "6299060119c17afa",
+    ("studies/finetune.yaml", "untouched"): "eebd77b19d609ca9",
+    ("studies/finetune.yaml", "stp"): "5d5390b9eb4be0aa",
+    ("studies/finetune.yaml", "meta_n2"): "ae69f9973e025ecc",
+    ("studies/finetune.yaml", "deepseek_d1"): "5c8fe0a4c69965f9",
+    ("studies/finetune.yaml", "meta_n2_posthoc"): "d51094b978e5a20e",
+    ("studies/finetune.yaml", "deepseek_d1_posthoc"): "86b58d116cae81b3",
 }
 
 
@@ -145,9 +145,9 @@ def test_every_recipe_and_study_arm_is_pinned():
     assert sorted(arms - set(STUDY_ARMS)) == []
 
 
-def test_the_fine_tuning_recipes_start_from_the_laptop_stp_run_directory():
-    """recipes/finetune name the export of `harness run recipes/laptop/stp.yaml` by its run directory."""
-    stp = load_recipe(RECIPES_DIR / "laptop" / "stp.yaml")
+def test_the_fine_tuning_recipes_start_from_the_quick_stp_run_directory():
+    """recipes/finetune name the export of `harness run recipes/stp.yaml` by its run directory."""
+    stp = load_recipe(RECIPES_DIR / "stp.yaml")
     start = f"../../runs/{stp.name}-{recipe_hash(stp, TRAINING_SECTIONS)[:12]}/export"
     base = load_recipe(RECIPES_DIR / "finetune" / "base.yaml")
     assert (base.model.init_from, base.data.tokenizer.path) == (start, start)

@@ -216,6 +216,24 @@ class RunRecord:
     def acceptance(self) -> dict | None:
         return rundir.read_json(self.files.eval / rundir.ACCEPTANCE)
 
+    def acceptance_rows(self, depth: str, key: str = "agree_greedy") -> np.ndarray | None:
+        """Per held-out row, depth `depth`'s rate (`key`: agree_greedy or correct) over the row's
+        positions; None when the run scored no acceptance or predates per-row counts."""
+        rows = ((self.acceptance or {}).get("depths", {}).get(depth) or {}).get("rows")
+        if not rows or not rows.get(key):
+            return None
+        return np.asarray(rows[key], dtype=np.float64) / float(rows["positions"])
+
+    @property
+    def init_from(self) -> str | None:
+        """The checkpoint the run started from (`model.init_from`), or None."""
+        return (self.recipe.get("model") or {}).get("init_from")
+
+    @property
+    def freeze(self) -> str:
+        """What training left frozen (`train.freeze`): none, trunk or trunk_and_unembedding."""
+        return (self.recipe.get("train") or {}).get("freeze") or "none"
+
     def val_curve(self, depth: str = "val/depth_1") -> list[tuple[float, float, float]]:
         """(tokens seen, training FLOPs spent, validation loss) at each evaluation step."""
         path = self.files.metrics

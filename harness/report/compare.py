@@ -22,6 +22,7 @@ from harness.report import html_report, plots, tables
 from harness.report.arm_rows import build_rows, check_comparable, group_by_arm, per_seed_means
 from harness.report.claims import control_checks, holm_adjust, long_sequence, meta_vs_deepseek
 from harness.report.collect import RunRecord, load_run, runs_of_experiment
+from harness.report.finetune_claims import FINETUNE_CLAIMS, finetune_verdicts
 from harness.report.inference import SeedReference, reference_from_control
 from harness.report.plateau import flag_stuck
 from harness.report.probe_claims import probe_verdicts
@@ -54,6 +55,13 @@ METHODS = {
                 "token. Negative controls must come out null: the same arm on other seeds (every gain), and a "
                 "shorter schedule of it (the matched D: it checks the checkpoint substitution). Holm's adjustment "
                 "runs over the claim rows (not the controls); its family size is in the table's header.",
+    "finetune": "From a checkpoint (`model.init_from`, harness/report/finetune_claims.py): continued MTP vs "
+                "continued STP restates each gain of an MTP arm that trains the whole checkpoint as a verdict (the "
+                "claim predicts a better next-token model); post hoc vs joint compares the acceptance of heads "
+                "trained on the frozen trunk with that of the same objective trained jointly, per held-out row "
+                "(each against its own next-token model), paired by seed, in percentage points (Mehra et al. 2025 "
+                "predict post hoc < joint); and, as a check outside the Holm family, an arm with the trunk and "
+                "unembedding frozen must score every unit exactly as the untouched checkpoint.",
     "probes": "Probe scores (Gloeckle et al. Sec. 4) are per example: induction accuracy on the second token of "
               "each repeated two-token name, per test story (mentions of one story are not independent); "
               "polynomial exact match per test expression, in distribution (m <= the trained number of operations) "
@@ -142,7 +150,7 @@ def run_compare(found: Found, *, baseline: str | None, out_dir: Path | None, for
     position_verdicts, curves = long_sequence(groups, n_resamples=min(n_resamples, 2000))
     tolerance = found.study.config.matching.tolerance if found.study is not None else 0.01
     verdicts = (position_verdicts + meta_vs_deepseek(groups, n_resamples, tolerance, references)
-                + probe_verdicts(groups, rows, n_resamples))
+                + probe_verdicts(groups, rows, n_resamples) + finetune_verdicts(groups, rows, n_resamples))
     verdicts += control_checks(groups, rows, position_verdicts)
     family = holm_adjust(verdicts)
     out_dir = Path(out_dir or Path("results") / found.name)
@@ -230,7 +238,7 @@ def _document(found: Found, baseline: str, rows, verdicts, reported, problems) -
         "study": found.name, "baseline": baseline, "harness_version": __version__,
         "run_commits": sorted({c for r in found.records if (c := _run_commit(r))}),
         "data_manifest": found.records[0].manifest_hash if found.records else "",
-        "not_comparable": problems, "methods": METHODS,
+        "not_comparable": problems, "methods": _methods(verdicts),
         "arms": [row.as_dict() for row in rows],
         "verdicts": [v.as_dict() for v in verdicts],
         "reported": [asdict(r) for r in reported],
@@ -238,6 +246,14 @@ def _document(found: Found, baseline: str, rows, verdicts, reported, problems) -
         "probe_claims": [asdict(c) for c in PROBE_CLAIMS
                          if any(m.startswith(f"{c.probe}/") for row in rows for m in row.metrics)],
     }
+
+
+def _methods(verdicts) -> dict[str, str]:
+    """The methods notes; a study from a checkpoint gets its verdicts' note after the others'."""
+    out = {k: v for k, v in METHODS.items() if k != "finetune"}
+    if any(v.claim in FINETUNE_CLAIMS for v in verdicts):
+        out["verdicts"] = f"{out['verdicts']} {METHODS['finetune']}"
+    return out
 
 
 def _figures(groups, rows, curves, reported, plot_dir: Path) -> list[Path]:

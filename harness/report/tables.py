@@ -123,7 +123,12 @@ def headline_lines(verdicts) -> list[str]:
     for claim, rows in claims.items():
         tested = [v for v in rows if v.verdict != "not testable"]
         untested = [v for v in rows if v.verdict == "not testable"]
-        parts = [_short(v) for v in tested]
+        parts = [_short(v) for v in tested if v.estimate is not None]
+        exact: dict[str, list[str]] = {}  # checks without numbers (exact equality): one count per outcome
+        for v in tested:
+            if v.estimate is None:
+                exact.setdefault(v.verdict, []).append(v.arms)
+        parts += [f"{len(arms)} rows {verdict} ({', '.join(dict.fromkeys(arms))})" for verdict, arms in exact.items()]
         if untested:
             reasons = sorted({v.text.removeprefix("not testable: ").split(";")[0].split(" (")[0] for v in untested})
             parts.append(f"{len(untested)} not testable ({'; '.join(reasons)})")

@@ -23,15 +23,20 @@ MODELS = {"stp": 6, "meta": 8, "deepseek": 6}
 def make_run(root: Path, arm: str, kind: str, *, seed: int = 0, outcomes: dict | None = None,
              per_position: np.ndarray | None = None, acceptance: dict | None = None, manifest: str = "m" * 64,
              tokenizer: str = "t" * 64, val: float = 4.5, study: str = "syn", eval_facts: dict | None = None,
-             trajectory: np.ndarray | None = None, tags: dict | None = None, summary: dict | None = None) -> Path:
+             trajectory: np.ndarray | None = None, tags: dict | None = None, summary: dict | None = None,
+             init_from: str | None = None, freeze: str | None = None) -> Path:
     """A finished run directory; `outcomes`: task -> list of 0/1 per problem (greedy pass@1);
-    `trajectory`: [K, rows, S] per-position losses at K checkpoints (the last = final)."""
+    `trajectory`: [K, rows, S] per-position losses at K checkpoints (the last = final);
+    `init_from`, `freeze`: a run from a checkpoint (`model.init_from`, `train.freeze`)."""
     run_dir = Path(root) / f"{arm}-s{seed}"
     (run_dir / "eval").mkdir(parents=True)
     (run_dir / "track").mkdir()
     model = {"stp_layers": MODELS[kind], "d_model": 64, "n_heads": 4, "n_kv_heads": 2, "ffn_hidden": 160,
              "vocab_size": 512, "seq_len": 64}
-    recipe = {"recipe_version": 1, "name": arm, "model": model, "objective": OBJECTIVES[kind], "train": {"seed": seed},
+    if init_from:
+        model["init_from"] = init_from
+    train = {"seed": seed, **({"freeze": freeze} if freeze else {})}
+    recipe = {"recipe_version": 1, "name": arm, "model": model, "objective": OBJECTIVES[kind], "train": train,
               "track": {"experiment": "syn-exp", "tags": {"study": study, "arm": arm, "seed": str(seed), **(tags or {})}}}
     (run_dir / "recipe.yaml").write_text("# resolved recipe\n" + yaml.safe_dump(recipe))
     per_token = 1.0e7 if kind == "stp" else 1.2e7

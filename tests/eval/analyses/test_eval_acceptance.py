@@ -33,6 +33,11 @@ def test_meta_copy_heads():
         assert found[str(k)]["n"] == 5 * S
         assert found[str(k)]["agree_greedy"] == pytest.approx(rate(rows, lambda t, i: t[i] == t[i + k - 1]))
         assert found[str(k)]["correct"] == pytest.approx(rate(rows, lambda t, i: t[i] == t[i + k]))
+        per_row = found[str(k)]["rows"]  # the units a comparison resamples: one count per row, both batches
+        assert per_row["positions"] == S and len(per_row["agree_greedy"]) == len(per_row["correct"]) == 5
+        assert [c / S for c in per_row["agree_greedy"]] == pytest.approx(
+            [rate([row], lambda t, i: t[i] == t[i + k - 1]) for row in rows])
+        assert sum(per_row["correct"]) / (5 * S) == pytest.approx(found[str(k)]["correct"])
     assert 0 < found["2"]["agree_greedy"] < 1 and found["2"]["agree_greedy"] != found["2"]["correct"]
 
 

@@ -86,7 +86,7 @@ def test_every_arm_scores_the_same_rows(prepared, tmp_path, kind, fields):
     depths = [str(k) for k in range(2, objective_cfg.n_predict + 1)]
     assert set(report) == {"depths", "speculative"} and sorted(report["depths"]) == depths
     for k in depths:
-        assert set(report["depths"][k]) == {"agree_greedy", "correct", "n"}
+        assert set(report["depths"][k]) == {"agree_greedy", "correct", "n", "rows"}
         assert report["depths"][k]["n"] == len(documents(prepared, S + objective_cfg.n_predict)) * S
         assert summary[f"acceptance/depth_{k}/agree_greedy"] == report["depths"][k]["agree_greedy"]
     spec = report["speculative"]

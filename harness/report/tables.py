@@ -110,7 +110,12 @@ def _short(v) -> str:
     holm = "" if v.holm_p is None else f" Holm p{'<0.001' if v.holm_p < 0.001 else f'={v.holm_p:.3f}'}"
     numbers = "" if v.estimate is None else f" ({v.estimate:+.{d}f}{interval}{holm})"
     metric = f" on {v.statistic.split(' on ', 1)[1]}" if " on " in v.statistic else ""
-    return f"{v.arms}{metric}: {v.verdict.removesuffix(' at this scale')}{numbers}"
+    # A row decided on its own intervals whose family-wide (Holm) p is above 5% says so: one of
+    # the family's claims may be such a chance finding.
+    alone = (" - on its own, not after Holm's adjustment" if v.holm_p is not None and v.holm_p > 0.05
+             and v.low is not None and (v.low > 0 or v.high < 0) and v.verdict != "not distinguishable at this scale"
+             else "")
+    return f"{v.arms}{metric}: {v.verdict.removesuffix(' at this scale')}{numbers}{alone}"
 
 
 def headline_lines(verdicts) -> list[str]:

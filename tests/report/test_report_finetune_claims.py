@@ -104,3 +104,17 @@ def test_a_study_without_a_checkpoint_gets_no_finetune_rows_nor_their_methods_no
     assert "post hoc" not in _methods([])["verdicts"]
     with_rows = _verdicts(finetune_runs(tmp_path / "ft"))
     assert "Mehra" in _methods(with_rows)["verdicts"]
+
+
+def test_a_row_decided_alone_but_not_across_the_family_says_so_at_a_glance():
+    from harness.report.claims import Verdict
+    from harness.report.tables import headline_lines
+
+    def row(p_holm):
+        return Verdict("a claim", "x vs y", "x - y on val_loss", -0.02, -0.03, -0.01, "nats (lower is better)",
+                       SUPPORTED, "", -0.03, -0.01, 0.01, "paired t across 3 seeds", True, p_holm)
+
+    assert "not after Holm" in headline_lines([row(0.15)])[0]
+    assert "not after Holm" not in headline_lines([row(0.03)])[0]
+    unclear = Verdict("a claim", "x vs y", "s", 0.0, -0.01, 0.01, "nats", UNCLEAR, "", holm_p=0.9)
+    assert "not after Holm" not in headline_lines([unclear])[0]

@@ -21,9 +21,10 @@ import torch
 
 from harness.errors import HarnessError
 from harness.recipe import load_recipe
+from tests.train.test_train_from_pretrained import DATA as FT_DATA
+from tests.train.test_train_from_pretrained import from_checkpoint, run, start, val_rows  # noqa: F401 (start: a fixture)
 
 S, P = 32, 6
-DATA = "{source: {kind: stdlib, max_files: 30}, decontaminate: {enabled: false}}"
 
 
 def distill_recipe(root: Path, init: Path, prompt_tokens: int = P, **extra) -> Path:
@@ -154,3 +155,32 @@ def test_an_unset_option_leaves_the_recipe_hash_alone(checkpoint):
     recipe = load_recipe(distill_recipe(root, init), ["~data.self_distill"])
     assert "self_distill" not in hashed_dump(recipe)["data"]
     assert hashed_dump(load_recipe(distill_recipe(root, init)))["data"]["self_distill"]["prompt_tokens"] == P
+
+
+@pytest.mark.slow
+def test_a_module_trained_post_hoc_on_distilled_data_agrees_more_with_the_models_greedy_choice(
+        start, tmp_path, write, cli, one_thread):
+    """From a briefly trained STP export (tests/train/test_train_from_pretrained.py's `start`)."""
+    from harness.eval.analyses.acceptance import depth_agreement
+    from harness.model.export import load_exported
+    from harness.model.mtp_model import build_model
+    from harness.model.pretrained import load_pretrained
+
+    export, start_val = start
+    text = from_checkpoint(export, "{kind: deepseek, depth: 1}", "trunk_and_unembedding", 50, "distill")
+    recipe_path = write("distill.yaml", text.replace(FT_DATA, FT_DATA[:-1] + ", self_distill: {prompt_tokens: 8}}"))
+    run_dir = run(cli, recipe_path, tmp_path / "runs")
+    made = json.loads((run_dir / "data.json").read_text())["self_distill"]
+    assert 0 < made["windows"] <= 50 * 4 and made["generated_tokens"] == made["windows"] * (32 + 2 - 8)
+    assert Path(made["path"]).is_dir() and made["init_weights"] and not made["reused"]
+    summary = json.loads((run_dir / "eval" / "summary.json").read_text())["val"]
+    assert summary["val/depth_1"] == start_val["val/depth_1"]  # validated on the corpus, next-token model frozen
+
+    recipe = load_recipe(recipe_path)
+    rows = val_rows(run_dir, n_predict=2)
+    torch.manual_seed(recipe.train.seed)
+    initial = build_model(recipe.model, recipe.objective)
+    load_pretrained(initial, export)
+    before = depth_agreement(initial, rows, 32)["2"]
+    after = depth_agreement(load_exported(run_dir / "export"), rows, 32)["2"]
+    assert after["agree_greedy"] > before["agree_greedy"] + 0.05, (before, after)

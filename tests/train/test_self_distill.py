@@ -15,7 +15,6 @@ import json
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -79,11 +78,14 @@ def uncached_greedy(model, prompts: torch.Tensor, length: int) -> torch.Tensor:
 
 
 def test_distilled_rows_are_the_corpus_prompt_then_the_checkpoints_greedy_decoding(checkpoint, one_thread):
-    from harness.data.distilled import DistilledWindows
     from harness.model.mtp_model import build_model
     from harness.model.pretrained import load_pretrained
     from harness.train.loop import _batches
-    from harness.train.self_distill import consumed_windows, corpus_windows, self_distill
+    from harness.train.self_distill import (
+        consumed_windows,
+        corpus_windows,
+        self_distill,
+    )
 
     root, init = checkpoint
     recipe = load_recipe(distill_recipe(root, init))
@@ -159,7 +161,7 @@ def test_an_unset_option_leaves_the_recipe_hash_alone(checkpoint):
 
 @pytest.mark.slow
 def test_a_module_trained_post_hoc_on_distilled_data_agrees_more_with_the_models_greedy_choice(
-        start, tmp_path, write, cli, one_thread):
+        start, tmp_path, write, cli, one_thread):  # noqa: F811 (the imported fixture)
     """From a briefly trained STP export (tests/train/test_train_from_pretrained.py's `start`)."""
     from harness.eval.analyses.acceptance import depth_agreement
     from harness.model.export import load_exported

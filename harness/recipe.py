@@ -36,7 +36,7 @@ TRAINING_SECTIONS = ("model", "objective", "data", "train")
 # dump at its default would rename every run directory already made and retrain every study
 # arm already run (tests/test_recipe_hashes.py pins them). Set, such a field is hashed.
 UNHASHED_DEFAULTS = {("model", "init_from"): None, ("train", "freeze"): "none",
-                     ("train", "activation_checkpointing"): False}
+                     ("train", "activation_checkpointing"): False, ("data", "self_distill"): None}
 
 
 class Recipe(BaseModel):
@@ -75,6 +75,13 @@ class Recipe(BaseModel):
                 "train.freeze trunk trains the unembedding but model.tie_embeddings shares it with the frozen "
                 "embedding; set train.freeze to trunk_and_unembedding (or none)"
             )
+        if self.data.self_distill is not None:
+            if self.model.init_from is None:
+                raise ValueError("data.self_distill needs model.init_from: the continuations are a checkpoint's "
+                                 "own; set model.init_from to it, or remove data.self_distill")
+            if self.data.self_distill.prompt_tokens >= self.seq_len:
+                raise ValueError(f"data.self_distill.prompt_tokens {self.data.self_distill.prompt_tokens} leaves "
+                                 f"nothing to generate in windows of {self.seq_len}; lower it below the window")
         if self.objective.lookahead > self.data.lookahead_reserve:
             raise ValueError(
                 f"the objective's targets reach {self.objective.lookahead} tokens ahead but "
@@ -114,6 +121,9 @@ def recipe_warnings(recipe: Recipe, overrides=(), base_dir: str | Path | None = 
     if train.freeze != "none" and init_from is None:
         out.append(f"train.freeze {train.freeze} without model.init_from freezes a randomly initialised trunk "
                    "(set model.init_from to the checkpoint whose trunk should stay as it is)")
+    if recipe.data.self_distill is not None and train.freeze == "none":
+        out.append("data.self_distill with train.freeze none trains the trunk on its own continuations "
+                   "(set train.freeze to trunk_and_unembedding for post-hoc heads)")
     if init_from is not None and base_dir is not None and not resolve_dir(Path(base_dir), init_from).is_dir():
         out.append(f"model.init_from {init_from!r} is not there yet: the shape is the recipe's, checked against the "
                    "checkpoint's config.json when training starts (make the checkpoint first)")

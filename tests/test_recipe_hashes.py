@@ -75,6 +75,7 @@ RECIPES = {
     "finetune/meta_n2_posthoc.yaml": ("8dcb045e2a99ff06", "ft_meta_n2_posthoc-718f07a9f69e"),
     "finetune/stp.yaml": ("38ae61934ee75175", "ft_stp-daba8cdd3775"),
     "finetune/untouched.yaml": ("f7533926cfd5868c", "ft_untouched-fbc5536d0906"),
+    "finetune/deepseek_d1_distill.yaml": ("7f1a81e7f6268f61", "ft_deepseek_d1_distill-713b58a3917c"),  # deepseek_d1_posthoc.yaml + data.self_distill
 }
 STUDY_ARMS = {  # every arm of every study, budgeted as `harness study` trains it
     ("studies/gpu_350m.yaml", "deepseek_350m_d1"): "9fdeb696fa370dc8",

@@ -102,6 +102,19 @@ class Decontamination(_Section):
     benchmarks: list[Literal["humaneval", "mbpp"]] = ["humaneval", "mbpp"]
 
 
+class SelfDistill(_Section):
+    """Training targets from the frozen checkpoint's own greedy continuations (FastMTP, 2025):
+    each training window keeps its first `prompt_tokens` corpus tokens and the rest is what
+    `model.init_from` generates greedily after them, so post-hoc heads learn to predict what
+    the model itself would say next, which is what self-speculative decoding accepts.
+    Validation and evaluation stay on the corpus. Needs `model.init_from`."""
+
+    prompt_tokens: int = Field(default=32, ge=1, description="corpus tokens kept at the start of each "
+                               "training window; the rest of the window is generated")
+    batch_size: int = Field(default=64, ge=1, description="windows generated at once (part of the cache "
+                            "key: a batched matrix product may round differently from another batch size)")
+
+
 class DataConfig(_Section):
     source: Source = StdlibSource()
     tokenizer: Tokenizer = BPETokenizer()
@@ -119,6 +132,10 @@ class DataConfig(_Section):
         default=1 << 28, ge=1024, description="a new shard file starts once one holds this many tokens; "
         "shards end at document ends, so one can pass it by a document; 2^28 keeps a uint16 shard "
         "near 512 MiB",
+    )
+    self_distill: SelfDistill | None = Field(
+        default=None, description="train on the checkpoint's greedy continuations of the corpus "
+        "(post-hoc heads); see SelfDistill",
     )
 
     @model_validator(mode="after")

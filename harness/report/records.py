@@ -64,7 +64,10 @@ def write_record(run_dir: Path, dest: Path, *, evaluated: bool = True) -> None:
     rundir.write_json(out.stages, stages)
     data = rundir.read_json(src.data, default={})
     tokenizer = data.get("manifest", {}).get("tokenizer", {}).get("hash", "")
-    rundir.write_json(out.data, {"manifest_hash": data.get("manifest_hash", ""), "manifest": {"tokenizer": {"hash": tokenizer}}})
+    kept = {"manifest_hash": data.get("manifest_hash", ""), "manifest": {"tokenizer": {"hash": tokenizer}}}
+    if "self_distill" in data:  # what the training rows were (data.self_distill), not this machine's cache path
+        kept["self_distill"] = {k: v for k, v in data["self_distill"].items() if k not in ("path", "reused")}
+    rundir.write_json(out.data, kept)
     if evaluated:
         _copy_eval(src.eval, out.eval)
         record = RunRecord(run_dir=run_dir, recipe={}, plan={}, stages={}, data={}, summary={})

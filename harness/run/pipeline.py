@@ -265,11 +265,44 @@ class Pipeline:
         self.data = prepare_data_on_ranks(recipe.data, self.dist, vocab_size=recipe.model.vocab_size,
                                           seq_len=recipe.seq_len, base_dir=self.base_dir, verify=self.verify)
         out = {"manifest_hash": self.data.manifest_hash, "tokenizer_dir": str(self.data.tokenizer_dir)}
+        self.distilled, made = None, {}
+        if recipe.data.self_distill is not None:
+            made = self._self_distill()
+            # Whether the cache had it goes to data.json only: the ledger's outputs feed the
+            # track stage's inputs, which a rerun that found its own data must not change.
+            out["self_distill"] = {k: v for k, v in made.items() if k != "reused"}
+            self.distilled = Path(made["path"])
         if self.dist.is_main:
-            rundir.write_json(self.files.data, {**out, "manifest": self.data.manifest})
-            inputs = sha256_parts(recipe.data.model_dump(mode="json"), recipe.model.vocab_size, recipe.seq_len)
+            rundir.write_json(self.files.data, {**out, **({"self_distill": made} if made else {}),
+                                                "manifest": self.data.manifest})
+            inputs = sha256_parts(hashed_dump(recipe)["data"], recipe.model.vocab_size, recipe.seq_len)
             self.ledger.record("data", inputs, out, time.perf_counter() - started)
         return out
+
+    def _self_distill(self) -> dict:
+        """`data.self_distill`: the checkpoint's continuations of the training windows (rank 0
+        makes them, or finds them in the cache; the others read the folder it names)."""
+        from harness.ranks import main_decides
+        from harness.train.self_distill import self_distill
+
+        init_dir = self._init_dir()
+        made = main_decides(lambda: self_distill(self.recipe, self.data, init_dir, self._init_weights(init_dir),
+                                                 self.device, log=self.log),
+                            is_main=self.dist.is_main, what="rank 0 making the self-distillation data")
+        self.log(f"data: self-distilled training windows {made['path']} ({made['windows']} windows, "
+                 + ("reused" if made["reused"] else f"made in {made['seconds']} s") + ")")
+        return made
+
+    def _init_weights(self, init_dir: Path) -> str:
+        """The fingerprint of the checkpoint `model.init_from` names (sizes and mtimes trusted
+        as data preparation trusts them, unless --verify)."""
+        from harness.data.prepare import FileHashes, default_cache_root
+        from harness.model.pretrained_config import weights_identity
+
+        hashes = FileHashes(default_cache_root() / "file-hashes.json", verify=self.verify)
+        identity = weights_identity(init_dir, hashes.sha256)
+        hashes.save()
+        return identity
 
     def _tracker(self):
         from harness.run.provenance import run_tags
@@ -304,17 +337,14 @@ class Pipeline:
         identity = {"training_hash": self.training_hash, "manifest_hash": outputs["data"]["manifest_hash"]}
         init_dir = self._init_dir()
         if init_dir is not None:  # a run resumes only from the weights it started from
-            from harness.data.prepare import FileHashes, default_cache_root
-            from harness.model.pretrained_config import weights_identity
-
-            hashes = FileHashes(default_cache_root() / "file-hashes.json", verify=self.verify)
-            identity["init_weights"] = weights_identity(init_dir, hashes.sha256)
-            hashes.save()
+            identity["init_weights"] = self._init_weights(init_dir)
+        if "self_distill" in outputs["data"]:  # and on the distilled rows it started on
+            identity["self_distill"] = outputs["data"]["self_distill"]["key"]
 
         def make():
             init_distributed(self.recipe.train.precision)
             result = train(self.recipe, self.run_dir, self.data, self._tracker(), self.dist, identity,
-                           verify=self.verify, init_dir=init_dir)
+                           verify=self.verify, init_dir=init_dir, distilled=self.distilled)
             out = {"checkpoint": os.path.relpath(result.checkpoint, self.run_dir), "step": result.step,
                    "val": result.val}
             if result.status == "interrupted":

@@ -128,31 +128,38 @@ def _start_engine(recipe, ckpt_dir: Path, dist, identity: dict, verify: bool, lo
 
 
 def train(recipe, run_dir: Path, data, tracker, dist, identity: dict, display_enabled: bool = True,
-          verify: bool = False, init_dir: Path | None = None) -> TrainResult:
+          verify: bool = False, init_dir: Path | None = None, distilled: Path | None = None) -> TrainResult:
     """Train (or resume) the recipe's model in `run_dir`; returns where it stopped. `init_dir`:
-    the pretrained model `model.init_from` names, resolved."""
+    the pretrained model `model.init_from` names, resolved; `distilled`: the folder of
+    self-distilled training rows (`data.self_distill`, made by `train/self_distill.py`)."""
     with torch_threads(recipe.train.num_threads):
-        return _train(recipe, run_dir, data, tracker, dist, identity, display_enabled, verify, init_dir)
+        return _train(recipe, run_dir, data, tracker, dist, identity, display_enabled, verify, init_dir, distilled)
 
 
-def _batches(recipe, data):
-    """The training windows and the fixed validation rows."""
+def _batches(recipe, data, distilled: Path | None = None):
+    """The training windows (distilled rows in place of the corpus's when given) and the fixed
+    validation rows, always the corpus's, so validation compares with every other arm."""
     from harness.data.loader import TokenWindows
 
     cfg, S = recipe.train, recipe.seq_len
     windows = dict(seq_len=S, row_length=recipe.objective.row_length(S), lookahead_reserve=recipe.data.lookahead_reserve)
     val = TokenWindows(data, split="val", **windows).val_batches(cfg.eval_batches, cfg.micro_batch_size)
-    return TokenWindows(data, split="train", **windows), val
+    loader = TokenWindows(data, split="train", **windows)
+    if distilled is not None:
+        from harness.data.distilled import DistilledWindows
+
+        loader = DistilledWindows(loader, distilled)
+    return loader, val
 
 
-def _train(recipe, run_dir, data, tracker, dist, identity, display_enabled, verify, init_dir) -> TrainResult:
+def _train(recipe, run_dir, data, tracker, dist, identity, display_enabled, verify, init_dir, distilled) -> TrainResult:
     cfg, S, total, ckpt_dir = recipe.train, recipe.seq_len, recipe.steps, Path(run_dir) / rundir.CHECKPOINTS  # S: window
     seed_everything(cfg.seed, cfg.deterministic)
     engine, optimizer, state = _start_engine(recipe, ckpt_dir, dist, identity, verify, _log_on(dist), init_dir)
     start = state["step"] if state else 0
     learns = any(p.requires_grad for p in engine.module.parameters())
     counts = {key: state[key] if state else 0 for key in ("tokens_seen", "targets_seen")}
-    loader, val_rows = _batches(recipe, data)
+    loader, val_rows = _batches(recipe, data, distilled)
     step_counts = {"tokens_seen": S, "targets_seen": recipe.objective.targets_per_row(S)}  # per row
     tf32 = use_tf32(cfg.precision, engine.device)
     flops = recipe.objective.flops(recipe.model, S, **({"freeze": cfg.freeze} if cfg.freeze != "none" else {}))

@@ -120,6 +120,7 @@ STUDY_ARMS = {  # every arm of every study, budgeted as `harness study` trains i
     ("studies/finetune.yaml", "deepseek_d1"): "5c8fe0a4c69965f9",
     ("studies/finetune.yaml", "meta_n2_posthoc"): "d51094b978e5a20e",
     ("studies/finetune.yaml", "deepseek_d1_posthoc"): "86b58d116cae81b3",
+    ("studies/finetune.yaml", "deepseek_d1_distill"): "9584d4b17f315603",
 }
 
 

@@ -224,6 +224,19 @@ class RunRecord:
             return None
         return np.asarray(rows[key], dtype=np.float64) / float(rows["positions"])
 
+    def prompt_tokens_per_step(self) -> np.ndarray | None:
+        """Per decoding prompt, new tokens per step of self-speculative decoding; None when the
+        run decoded none or predates per-prompt counts."""
+        per = ((self.acceptance or {}).get("speculative") or {}).get("per_prompt")
+        if not per or not per.get("steps"):
+            return None
+        return np.asarray(per["new_tokens"], dtype=np.float64) / np.maximum(np.asarray(per["steps"], dtype=np.float64), 1)
+
+    @property
+    def self_distilled(self) -> bool:
+        """Trained on the checkpoint's own greedy continuations (`data.self_distill`)."""
+        return bool((self.recipe.get("data") or {}).get("self_distill"))
+
     @property
     def init_from(self) -> str | None:
         """The checkpoint the run started from (`model.init_from`), or None."""

@@ -60,7 +60,9 @@ METHODS = {
                 "claim predicts a better next-token model); post hoc vs joint compares the acceptance of heads "
                 "trained on the frozen trunk with that of the same objective trained jointly, per held-out row "
                 "(each against its own next-token model), paired by seed, in percentage points (Mehra et al. 2025 "
-                "predict post hoc < joint); and, as a check outside the Holm family, an arm with the trunk and "
+                "predict post hoc < joint); self-distilled vs corpus targets compares two post-hoc arms of one "
+                "objective on tokens per step of self-speculative decoding per prompt and on acceptance per "
+                "held-out row (FastMTP 2025 predicts more for the distilled arm); and, as a check outside the Holm family, an arm with the trunk and "
                 "unembedding frozen must score every unit exactly as the untouched checkpoint.",
     "probes": "Probe scores (Gloeckle et al. Sec. 4) are per example: induction accuracy on the second token of "
               "each repeated two-token name, per test story (mentions of one story are not independent); "

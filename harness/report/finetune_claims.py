@@ -16,7 +16,14 @@ across seeds decides, the data-sampling one stands beside it, both must exclude 
    (per-row counts in eval/acceptance.json), paired by seed. The claim predicts < 0. Each arm's
    acceptance is against its own next-token model (what self-speculative decoding keeps), so a
    joint arm that changed its next-token model is scored against the changed one.
-3. A check, not a claim: an arm trained with `train.freeze: trunk_and_unembedding` must score
+3. Self-distilled vs corpus targets (FastMTP 2025: a head fine-tuned on the model's own
+   generations drafts what the model will say). For each post-hoc arm trained on the
+   checkpoint's greedy continuations (`data.self_distill`) and the post-hoc arm of the same
+   objective, freeze and checkpoint trained on the corpus: tokens per step of self-speculative
+   decoding per prompt (decoding follows the model's own prefix, which is what distillation
+   trains for) and, beside it, teacher-forced acceptance per held-out corpus row. The claim
+   predicts more for the distilled arm on both.
+4. A check, not a claim: an arm trained with `train.freeze: trunk_and_unembedding` must score
    every unit exactly as its baseline does when that baseline is the untouched checkpoint
    (frozen the same way, same `init_from`): its next-token model is the checkpoint's, bit for
    bit. Outside the Holm family, like the negative controls.
@@ -34,7 +41,8 @@ from harness.report.inference import UNCLEAR, UNTESTABLE, Estimate, Term, contra
 CONTINUED = "continued training with MTP improves the checkpoint's next-token model over STP on the same tokens"
 POSTHOC = "Mehra et al. 2025: heads trained post hoc on a frozen trunk accept fewer drafts than jointly trained ones"
 FROZEN = "check: a frozen next-token model scores every unit exactly as the untouched checkpoint"
-FINETUNE_CLAIMS = (CONTINUED, POSTHOC, FROZEN)
+DISTILLED = "FastMTP 2025: a post-hoc head trained on the model's own greedy text drafts more than one trained on the corpus"
+FINETUNE_CLAIMS = (CONTINUED, POSTHOC, DISTILLED, FROZEN)
 ACCEPTANCE_UNIT = "percentage points"
 
 
@@ -52,7 +60,8 @@ def finetune_verdicts(groups: dict[str, list[RunRecord]], rows, n_resamples: int
     arms = _eligible(groups)
     if not arms:
         return []
-    return [*_continued(groups, rows, arms), *_posthoc(groups, arms, n_resamples), *_frozen_checks(groups, rows, arms)]
+    return [*_continued(groups, rows, arms), *_posthoc(groups, arms, n_resamples), *_distilled(groups, arms, n_resamples),
+            *_frozen_checks(groups, rows, arms)]
 
 
 def _continued(groups, rows, arms: list[str]) -> list[Verdict]:
@@ -89,7 +98,7 @@ def _posthoc(groups, arms: list[str], n_resamples: int) -> list[Verdict]:
     out = []
     for post in arms:
         p = groups[post][0]
-        if not _mtp(p) or p.freeze == "none":
+        if not _mtp(p) or p.freeze == "none" or p.self_distilled:  # Mehra et al. train on the corpus
             continue
         for joint in arms:
             j = groups[joint][0]
@@ -101,31 +110,55 @@ def _posthoc(groups, arms: list[str], n_resamples: int) -> list[Verdict]:
 
 
 def _acceptance_rows(groups, post: str, joint: str, n_resamples: int) -> list[Verdict]:
-    label = f"{post} vs {joint}"
     depths = [str(k) for k in range(2, groups[post][0].objective_cfg.n_predict + 1)]
-    why = excluded(groups[post], groups[joint])
+    return [_difference(POSTHOC, groups, post, joint, f"acceptance(post hoc) - acceptance(joint) on depth {d} "
+                        "agree_greedy", lambda r, d=d: r.acceptance_rows(d), "held-out rows", 100.0,
+                        ACCEPTANCE_UNIT, "negative", n_resamples) for d in depths]
+
+
+def _distilled(groups, arms: list[str], n_resamples: int) -> list[Verdict]:
     out = []
-    for depth in depths:
-        stat = f"acceptance(post hoc) - acceptance(joint) on depth {depth} agree_greedy"
-        if why:
-            out.append(untestable(POSTHOC, label, stat, ACCEPTANCE_UNIT, why + "; acceptance not interpretable"))
+    for mine in arms:
+        m = groups[mine][0]
+        if not (_mtp(m) and m.freeze != "none" and m.self_distilled):
             continue
-        found = [[r.acceptance_rows(depth) for r in groups[a]] for a in (post, joint)]
-        flat = found[0] + found[1]
-        if any(x is None for x in flat) or len({len(x) for x in flat}) != 1:
-            out.append(untestable(POSTHOC, label, stat, ACCEPTANCE_UNIT, "no per-row acceptance on common held-out "
-                                  "rows (eval/acceptance.json; `harness study ... --force evaluate` rescores)"))
-            continue
-        terms = [Term(1.0, np.stack(found[0]), seeds_of(groups[post]), "acceptance rows"),
-                 Term(-1.0, np.stack(found[1]), seeds_of(groups[joint]), "acceptance rows")]
-        est = contrast(terms, n_resamples=n_resamples).scaled(100.0)
-        verdict = judge(est, claim_predicts="negative")
-        text = (f"{verdict}: difference {describe(est, ACCEPTANCE_UNIT, 'held-out rows')}" if est.testable
-                else f"{UNTESTABLE}: {est.untestable}; difference {describe(est, ACCEPTANCE_UNIT)}")
-        if verdict == UNCLEAR:
-            text += "; consistent with equal acceptance"
-        out.append(from_estimate(POSTHOC, label, stat, est, ACCEPTANCE_UNIT, verdict, text))
+        for corpus in arms:
+            c = groups[corpus][0]
+            if (c.self_distilled or c.freeze != m.freeze or c.kind != m.kind or c.init_from != m.init_from
+                    or c.objective_cfg.n_predict != m.objective_cfg.n_predict):
+                continue
+            out.append(_difference(DISTILLED, groups, mine, corpus, "distilled - corpus on tokens per step",
+                                   lambda r: r.prompt_tokens_per_step(), "decoding prompts", 1.0,
+                                   "tokens per step (higher is better)", "positive", n_resamples))
+            out += [_difference(DISTILLED, groups, mine, corpus, f"distilled - corpus on depth {d} agree_greedy",
+                                lambda r, d=d: r.acceptance_rows(d), "held-out rows", 100.0, ACCEPTANCE_UNIT,
+                                "positive", n_resamples)
+                    for d in (str(k) for k in range(2, m.objective_cfg.n_predict + 1))]
     return out
+
+
+def _difference(claim: str, groups, first: str, second: str, stat: str, per_unit, units: str, scale: float,
+                unit: str, predicts: str, n_resamples: int) -> Verdict:
+    """first - second on a per-unit outcome of every run (`per_unit(run)`: one value per unit,
+    the same units in every run), across seeds with its data-sampling interval."""
+    label = f"{first} vs {second}"
+    why = excluded(groups[first], groups[second])
+    if why:
+        return untestable(claim, label, stat, unit, why + "; not interpretable")
+    found = [[per_unit(r) for r in groups[a]] for a in (first, second)]
+    flat = found[0] + found[1]
+    if any(x is None for x in flat) or len({len(x) for x in flat}) != 1:
+        return untestable(claim, label, stat, unit, f"no per-unit counts on common {units} (eval/acceptance.json; "
+                          "`harness study ... --force evaluate` rescores)")
+    terms = [Term(1.0, np.stack(found[0]), seeds_of(groups[first]), units),
+             Term(-1.0, np.stack(found[1]), seeds_of(groups[second]), units)]
+    est = contrast(terms, n_resamples=n_resamples).scaled(scale)
+    verdict = judge(est, claim_predicts=predicts)
+    text = (f"{verdict}: difference {describe(est, unit, units)}" if est.testable
+            else f"{UNTESTABLE}: {est.untestable}; difference {describe(est, unit)}")
+    if verdict == UNCLEAR:
+        text += "; consistent with no difference"
+    return from_estimate(claim, label, stat, est, unit, verdict, text)
 
 
 def _frozen_checks(groups, rows, arms: list[str]) -> list[Verdict]:

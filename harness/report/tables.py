@@ -58,7 +58,11 @@ def _acceptance(row: ArmRow) -> str:
     parts = [f"{row.depth_names.get(d, 'd' + d)} {a['agree_greedy']:.2f}/{a['correct']:.2f}"
              for d, a in row.acceptance.items()
              if a.get("agree_greedy") is not None and a.get("correct") is not None]
-    if row.speculative.get("speedup") is not None:
+    if row.speculative.get("tokens_per_step") is not None:  # the decoder's own count; wall-clock beside it
+        speedup = row.speculative.get("speedup")
+        parts.append(f"spec {row.speculative['tokens_per_step']:.2f} tok/step"
+                     + (f" {speedup:.2f}x" if speedup is not None else ""))
+    elif row.speculative.get("speedup") is not None:
         parts.append(f"spec {row.speculative['speedup']:.2f}x")
     return ", ".join(parts) or "-"
 

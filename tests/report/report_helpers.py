@@ -24,7 +24,7 @@ def make_run(root: Path, arm: str, kind: str, *, seed: int = 0, outcomes: dict |
              per_position: np.ndarray | None = None, acceptance: dict | None = None, manifest: str = "m" * 64,
              tokenizer: str = "t" * 64, val: float = 4.5, study: str = "syn", eval_facts: dict | None = None,
              trajectory: np.ndarray | None = None, tags: dict | None = None, summary: dict | None = None,
-             init_from: str | None = None, freeze: str | None = None) -> Path:
+             init_from: str | None = None, freeze: str | None = None, recipe_data: dict | None = None) -> Path:
     """A finished run directory; `outcomes`: task -> list of 0/1 per problem (greedy pass@1);
     `trajectory`: [K, rows, S] per-position losses at K checkpoints (the last = final);
     `init_from`, `freeze`: a run from a checkpoint (`model.init_from`, `train.freeze`)."""
@@ -37,6 +37,7 @@ def make_run(root: Path, arm: str, kind: str, *, seed: int = 0, outcomes: dict |
         model["init_from"] = init_from
     train = {"seed": seed, **({"freeze": freeze} if freeze else {})}
     recipe = {"recipe_version": 1, "name": arm, "model": model, "objective": OBJECTIVES[kind], "train": train,
+              **({"data": recipe_data} if recipe_data else {}),
               "track": {"experiment": "syn-exp", "tags": {"study": study, "arm": arm, "seed": str(seed), **(tags or {})}}}
     (run_dir / "recipe.yaml").write_text("# resolved recipe\n" + yaml.safe_dump(recipe))
     per_token = 1.0e7 if kind == "stp" else 1.2e7

@@ -10,7 +10,7 @@ import pytest
 from harness.report.arm_rows import build_rows, group_by_arm
 from harness.report.collect import load_run
 from harness.report.compare import _methods
-from harness.report.finetune_claims import CONTINUED, FROZEN, POSTHOC, finetune_verdicts
+from harness.report.finetune_claims import CONTINUED, DISTILLED, FROZEN, POSTHOC, finetune_verdicts
 from harness.report.inference import CONTRADICTED, SUPPORTED, UNCLEAR, UNTESTABLE
 from tests.report.report_helpers import make_run
 
@@ -18,16 +18,20 @@ CKPT = "../ckpt/export"
 ROWS, S = 48, 32
 
 
-def _acceptance(rate: np.ndarray, rng) -> dict:
-    """eval/acceptance.json with per-row agreement counts drawn around `rate` (one per row)."""
+def _acceptance(rate: np.ndarray, rng, tokens_per_step: float = 1.3) -> dict:
+    """eval/acceptance.json with per-row agreement counts drawn around `rate` (one per row) and
+    per-prompt decoding steps around `tokens_per_step` (8 prompts of 64 new tokens)."""
     agree = rng.binomial(S, np.clip(rate, 0, 1)).tolist()
     correct = rng.binomial(S, 0.1, size=ROWS).tolist()
+    steps = np.round(64 / (tokens_per_step + rng.normal(0, 0.03, size=8))).astype(int).tolist()
     return {"depths": {"2": {"agree_greedy": sum(agree) / (ROWS * S), "correct": sum(correct) / (ROWS * S),
                              "n": ROWS * S, "rows": {"positions": S, "agree_greedy": agree, "correct": correct}}},
-            "speculative": {"tokens_per_step": 1.3, "speedup": 1.1, "identical": True}}
+            "speculative": {"tokens_per_step": 8 * 64 / sum(steps), "speedup": 1.1, "identical": True,
+                            "per_prompt": {"new_tokens": [64] * 8, "steps": steps}}}
 
 
-def finetune_runs(root, *, post_rate=0.3, joint_rate=0.45, meta_shift=0.1, frozen_leak=0.0, seeds=3, rows_key=True):
+def finetune_runs(root, *, post_rate=0.3, joint_rate=0.45, meta_shift=0.1, frozen_leak=0.0, seeds=3, rows_key=True,
+                  distilled: tuple[float, float] | None = None):
     """untouched (STP, all frozen), stp and meta_n2 continued, meta_n2_posthoc (trunk frozen):
     the post-hoc arm's next-token losses are the untouched checkpoint's (plus `frozen_leak` on one
     row), meta_n2's are `meta_shift` nats above continued STP's."""
@@ -51,6 +55,11 @@ def finetune_runs(root, *, post_rate=0.3, joint_rate=0.45, meta_shift=0.1, froze
                           tags={"baseline": "stp"}, **common),
                  make_run(root, "meta_n2_posthoc", "meta", per_position=leaked, acceptance=acc(post_rate),
                           freeze="trunk_and_unembedding", **common)]
+        if distilled is not None:  # (agree_greedy rate, tokens per step) of a post-hoc arm on distilled data
+            rate, per_step = distilled
+            dirs.append(make_run(root, "meta_n2_distill", "meta", per_position=base_pp, freeze="trunk_and_unembedding",
+                                 acceptance=_acceptance(rate * row_rate, rng, per_step),
+                                 recipe_data={"self_distill": {"prompt_tokens": 8}}, **common))
     return dirs
 
 
@@ -118,3 +127,18 @@ def test_a_row_decided_alone_but_not_across_the_family_says_so_at_a_glance():
     assert "not after Holm" not in headline_lines([row(0.03)])[0]
     unclear = Verdict("a claim", "x vs y", "s", 0.0, -0.01, 0.01, "nats", UNCLEAR, "", holm_p=0.9)
     assert "not after Holm" not in headline_lines([unclear])[0]
+
+
+@pytest.mark.parametrize(("rate", "per_step", "expected_steps", "expected_rows"),
+                         [(0.5, 1.6, SUPPORTED, SUPPORTED), (0.2, 1.6, SUPPORTED, CONTRADICTED),
+                          (0.3, 1.3, UNCLEAR, UNCLEAR)])
+def test_self_distilled_against_corpus_post_hoc_heads(tmp_path, rate, per_step, expected_steps, expected_rows):
+    found = _verdicts(finetune_runs(tmp_path, distilled=(rate, per_step)))
+    steps = _one(found, DISTILLED, "tokens per step")
+    rows = _one(found, DISTILLED, "agree_greedy")
+    assert steps.arms == rows.arms == "meta_n2_distill vs meta_n2_posthoc"
+    assert steps.verdict == expected_steps, steps.text
+    assert rows.verdict == expected_rows, rows.text
+    assert steps.estimate == pytest.approx(per_step - 1.3, abs=0.1) and "prompts" in steps.text
+    # Mehra et al.'s comparison stays between heads trained on the corpus
+    assert [v.arms for v in found if v.claim == POSTHOC] == ["meta_n2_posthoc vs meta_n2"]

@@ -88,13 +88,17 @@ def compare_decoders(model: MTPModel, prompts: list[list[int]], max_new_tokens: 
     plain_s = spec_s = 0.0
     new_tokens = steps = 0
     identical = True
+    per_prompt: dict[str, list[int]] = {"new_tokens": [], "steps": []}  # the units a comparison resamples
     for prompt in prompts:
         plain = decode(model, prompt, max_new_tokens, eos_id)
         spec = decode(model, prompt, max_new_tokens, eos_id, speculative=True)
         identical &= plain.tokens == spec.tokens
         plain_s, spec_s = plain_s + plain.seconds, spec_s + spec.seconds
         new_tokens, steps = new_tokens + len(spec.tokens), steps + spec.steps
+        per_prompt["new_tokens"].append(len(spec.tokens))
+        per_prompt["steps"].append(spec.steps)
     return {
+        "per_prompt": per_prompt,
         "tokens_per_step": new_tokens / steps,
         "speedup": plain_s / spec_s,
         "identical": identical,

@@ -20,7 +20,8 @@ from tests.eval.mtp_models import objective, training_path_position_losses
 S, RESERVE = 32, 8
 SMALL_EVAL = dict(analysis_batches=3, analysis_batch_size=4, speculative_prompts=2, speculative_prompt_tokens=8,
                   speculative_max_new_tokens=10)  # fmt: skip
-ACCEPTANCE_KEYS = {"tokens_per_step", "speedup", "identical", "prompts", "new_tokens", "plain_s", "speculative_s"}
+ACCEPTANCE_KEYS = {"tokens_per_step", "speedup", "identical", "prompts", "new_tokens", "plain_s", "speculative_s",
+                   "per_prompt"}
 RECIPE = """\
 recipe_version: 1
 name: {name}
@@ -92,6 +93,10 @@ def test_every_arm_scores_the_same_rows(prepared, tmp_path, kind, fields):
     spec = report["speculative"]
     assert set(spec) == ACCEPTANCE_KEYS and spec["identical"] is True
     assert spec["prompts"] == 2 and spec["new_tokens"] <= 20
+    per_prompt = spec["per_prompt"]  # per prompt, what the pooled figures are sums of
+    assert len(per_prompt["new_tokens"]) == len(per_prompt["steps"]) == 2
+    assert sum(per_prompt["new_tokens"]) == spec["new_tokens"]
+    assert sum(per_prompt["new_tokens"]) / sum(per_prompt["steps"]) == pytest.approx(spec["tokens_per_step"])
     assert summary["speculative/tokens_per_step"] == spec["tokens_per_step"] >= 1.0
     assert summary["speculative/speedup"] == spec["speedup"] > 0
 
@@ -128,7 +133,7 @@ def test_cli_analyses_a_run_directory(prepared, tmp_path, cli, monkeypatch, tmp_
     assert np.load(run / "eval" / "per_position.npy").shape == (len(documents(prepared, S + 1)), S)
     # transformers' generate(use_mtp=True) on the export, beside ours (DeepSeek D=1)
     theirs = json.loads((run / "eval" / "acceptance.json").read_text())["transformers"]
-    assert ACCEPTANCE_KEYS - {"speedup", "plain_s"} <= set(theirs) and theirs["identical"] is True
+    assert ACCEPTANCE_KEYS - {"speedup", "plain_s", "per_prompt"} <= set(theirs) and theirs["identical"] is True
     assert 1.0 <= theirs["tokens_per_step"] <= 2.0 and summary["speculative_transformers_identical"] is True
     assert "transformers generate(use_mtp=True)" in result.output
 

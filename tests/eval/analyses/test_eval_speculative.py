@@ -90,8 +90,10 @@ def test_compare_decoders_reports_the_format():
     prompts = [phrase_corpus(8, seed).tolist() for seed in range(3)]
     report = compare_decoders(model, prompts, 12, eos_id=None)
     assert set(report) == {"tokens_per_step", "speedup", "identical", "prompts", "new_tokens", "plain_s",
-                           "speculative_s"}  # fmt: skip
+                           "speculative_s", "per_prompt"}  # fmt: skip
     assert report["identical"] is True and report["prompts"] == 3 and report["new_tokens"] == 36
+    assert report["per_prompt"]["new_tokens"] == [12, 12, 12]  # per prompt: the units a comparison resamples
+    assert 36 / sum(report["per_prompt"]["steps"]) == pytest.approx(report["tokens_per_step"])
     assert 1.0 < report["tokens_per_step"] <= 4.0
     assert report["speedup"] == pytest.approx(report["plain_s"] / report["speculative_s"], rel=1e-3)
 

@@ -47,7 +47,7 @@ def build_image(root: Path, flavor_name: str, base: str | None = None, ca_bundle
                            fix="name a PEM file, e.g. /etc/ssl/certs/ca-certificates.crt")
     client = docker_client()
     base_ref = base or flavor.default_base
-    base_id = _base_id(client, flavor_name, base, base_ref, echo)
+    base_id = _base_id(client, base, base_ref, echo)
     source = source_hash(root, flavor)
     inputs = inputs_hash(source, base_ref, base_id, ca_bundle)
     tag = image_tag(flavor, inputs)
@@ -70,7 +70,7 @@ def build_image(root: Path, flavor_name: str, base: str | None = None, ca_bundle
     return BuiltImage(tag, image.id, reused=False)
 
 
-def _base_id(client, flavor_name: str, base: str | None, base_ref: str, echo) -> str | None:
+def _base_id(client, base: str | None, base_ref: str, echo) -> str | None:
     """The base's image id when it is local; the local Debian default is made when missing."""
     image = image_or_none(client, base_ref)
     if image is not None:

@@ -31,13 +31,21 @@ compile() {
 compile pyproject.toml -c containers/constraints.txt -c containers/constraints-cpu.txt \
     --python-version 3.11 --find-links "$TORCH_CPU_WHEELS" --find-links containers/wheels \
     -o containers/requirements-cpu.lock
-# CUDA image: nvidia/cuda on Ubuntu 24.04, whose python3 is 3.12; torch from PyPI (its CUDA
-# build). Every other package is held to the CPU lock's version, so the two images differ
-# only in the torch build and its CUDA libraries.
+# CUDA image: torch from PyPI (its CUDA build, with the nvidia-* wheels). Every other package
+# is held to the CPU lock's version, so the two images differ only in the torch build and its
+# CUDA libraries. One lock serves both CUDA bases: nvidia/cuda on Ubuntu 24.04 (python3 3.12),
+# resolved here, and the default local Debian bookworm (3.11), checked to resolve the same.
 cpu_pins=containers/.cpu-pins.txt  # a fixed name: it appears in the lock's annotations
-trap 'rm -f "$cpu_pins"' EXIT
+cuda_311=$(mktemp)
+trap 'rm -f "$cpu_pins" "$cuda_311"' EXIT
 grep -E '^[A-Za-z0-9_.-]+==' containers/requirements-cpu.lock | sed -e 's/ \\$//' | grep -v '^torch==' > "$cpu_pins"
 compile pyproject.toml -c containers/constraints.txt -c "$cpu_pins" --python-version 3.12 \
     -o containers/requirements.lock
+compile pyproject.toml -c containers/constraints.txt -c "$cpu_pins" --python-version 3.11 -o "$cuda_311"
+if ! diff <(grep -v '^ *#' containers/requirements.lock) <(grep -v '^ *#' "$cuda_311") >&2; then
+    echo "error: the CUDA lock resolves differently for Python 3.11 (Debian) and 3.12 (nvidia/cuda);" \
+        "give the Debian base its own lock" >&2
+    exit 1
+fi
 compile containers/build-tools.in --python-version 3.11 -o containers/build-tools.lock
 echo "wrote containers/requirements.lock, containers/requirements-cpu.lock, containers/build-tools.lock"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.containers.context import (
+    DEFAULT_BASE,
     FLAVORS,
     IMAGE_REPO,
     assemble,
@@ -46,9 +47,9 @@ def build_image(root: Path, flavor_name: str, base: str | None = None, ca_bundle
                            fix="name a PEM file, e.g. /etc/ssl/certs/ca-certificates.crt")
     client = docker_client()
     base_ref = base or flavor.default_base
-    base_id = _base_id(client, flavor_name, base, base_ref, echo)
+    base_id = _base_id(client, base, base_ref, echo)
     source = source_hash(root, flavor)
-    inputs = inputs_hash(source, base_ref or "", base_id, ca_bundle)
+    inputs = inputs_hash(source, base_ref, base_id, ca_bundle)
     tag = image_tag(flavor, inputs)
     existing = image_or_none(client, tag)
     if existing is not None and not rebuild:
@@ -56,11 +57,11 @@ def build_image(root: Path, flavor_name: str, base: str | None = None, ca_bundle
         existing.tag(IMAGE_REPO, flavor.name)
         return BuiltImage(tag, existing.id, reused=True)
     wheels = fetch_local_wheels(root, flavor, echo)
-    labels = image_labels(root, flavor, source, inputs, base_ref or "(Dockerfile default)", base_id)
+    labels = image_labels(root, flavor, source, inputs, base_ref, base_id)
     with tempfile.TemporaryDirectory(prefix="mtp-harness-context-") as ctx:
         assemble(root, flavor, Path(ctx), wheels, ca_bundle)
-        echo(f"building {tag} from {flavor.dockerfile} on {base_ref or 'its pinned base'}")
-        stream = client.api.build(path=ctx, tag=tag, buildargs={"BASE": base_ref} if base_ref else {},
+        echo(f"building {tag} from {flavor.dockerfile} on {base_ref}")
+        stream = client.api.build(path=ctx, tag=tag, buildargs={"BASE": base_ref},
                                   labels=labels, rm=True, forcerm=True, decode=True)
         _follow(stream, echo)
     image = client.images.get(tag)
@@ -69,14 +70,12 @@ def build_image(root: Path, flavor_name: str, base: str | None = None, ca_bundle
     return BuiltImage(tag, image.id, reused=False)
 
 
-def _base_id(client, flavor_name: str, base: str | None, base_ref: str | None, echo) -> str | None:
-    """The base's image id when it is local; the CPU default is made when missing."""
-    if base_ref is None:
-        return None  # the CUDA Dockerfile's digest-pinned default: the digest is in the Dockerfile
+def _base_id(client, base: str | None, base_ref: str, echo) -> str | None:
+    """The base's image id when it is local; the local Debian default is made when missing."""
     image = image_or_none(client, base_ref)
     if image is not None:
         return image.id
-    if flavor_name == "cpu" and base is None:
+    if base is None and base_ref == DEFAULT_BASE:
         from harness.containers.base import make_base
 
         echo(f"no local base image {base_ref}; making one (harness container base)")

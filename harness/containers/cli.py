@@ -53,15 +53,27 @@ def base(tag: str | None, suite: str, mirror: str) -> None:
 
 @container.command()
 @_flavor
-@click.option("--base", "base_image", help="base image (default: cpu: a local debootstrap image; cuda: the pinned digest)")
+@click.option("--base", "base_image",
+              help="base image (default: a local Debian bookworm made by debootstrap, for both flavours)")
+@click.option("--nvidia-base", is_flag=True,
+              help="cuda only: the digest-pinned nvidia/cuda base instead (needs NVIDIA's registry)")
 @click.option("--ca-bundle", type=click.Path(dir_okay=False, path_type=Path),
               help="PEM bundle to trust during and after the build (TLS-intercepting proxies)")
 @click.option("--rebuild", is_flag=True, help="build even when an image with the same inputs exists")
-def build(cpu: bool | None, base_image: str | None, ca_bundle: Path | None, rebuild: bool) -> None:
+def build(cpu: bool | None, base_image: str | None, nvidia_base: bool, ca_bundle: Path | None,
+          rebuild: bool) -> None:
     """Build the image of the current sources, tagged by the hash of its inputs."""
     from harness.containers.build import build_image
+    from harness.containers.context import NVIDIA_CUDA_BASE
+    from harness.errors import HarnessError
 
-    built = build_image(Path.cwd(), _flavor_name(cpu), base_image, ca_bundle, rebuild, echo=click.echo)
+    flavor = _flavor_name(cpu)
+    if nvidia_base:
+        if flavor != "cuda" or base_image:
+            raise HarnessError("--nvidia-base goes with --cuda and without --base",
+                               fix="harness container build --cuda --nvidia-base")
+        base_image = NVIDIA_CUDA_BASE
+    built = build_image(Path.cwd(), flavor, base_image, ca_bundle, rebuild, echo=click.echo)
     click.echo(built.reference)
 
 

@@ -22,7 +22,14 @@ from harness.hashing import sha256_file, sha256_named
 
 IMAGE_REPO = "mtp-harness"
 LABEL_PREFIX = "mtp-harness."
+# The local Debian base (`harness container base`: debootstrap + docker import), the default
+# of both flavours: our machines reach Debian's mirror and PyPI, no image registry.
 DEFAULT_CPU_BASE = "mtp-harness-base:bookworm"
+DEFAULT_BASE = DEFAULT_CPU_BASE
+# The CUDA Dockerfile's ARG default, for sites that reach NVIDIA's registry (`--nvidia-base`);
+# tests/containers/test_container_files.py checks that the two agree.
+NVIDIA_CUDA_BASE = ("nvidia/cuda:13.0.1-runtime-ubuntu24.04"
+                    "@sha256:c3fde347d52d578c84fd644bc177bc7ec333feaf11550d990da4084d7612e4c7")
 
 
 @dataclass(frozen=True)
@@ -30,12 +37,16 @@ class Flavor:
     name: str
     dockerfile: str
     lock: str
-    default_base: str | None  # None: the digest-pinned ARG default in the Dockerfile
+    default_base: str
 
 
+# The CUDA flavour needs no CUDA base image: torch's PyPI wheel and the nvidia-* wheels in
+# requirements.lock carry the CUDA runtime, cuDNN and NCCL; only the driver (libcuda) comes
+# from the host, mounted by the NVIDIA container toolkit. Its lock resolves identically for
+# Python 3.11 (Debian bookworm) and 3.12 (Ubuntu 24.04 under nvidia/cuda); lock.sh checks it.
 FLAVORS = {
-    "cpu": Flavor("cpu", "Dockerfile.cpu", "requirements-cpu.lock", DEFAULT_CPU_BASE),
-    "cuda": Flavor("cuda", "Dockerfile", "requirements.lock", None),
+    "cpu": Flavor("cpu", "Dockerfile.cpu", "requirements-cpu.lock", DEFAULT_BASE),
+    "cuda": Flavor("cuda", "Dockerfile", "requirements.lock", DEFAULT_BASE),
 }
 BUILD_TOOLS_LOCK = "build-tools.lock"
 # What pip needs to build the package: pyproject.toml names README.md as the long description.

@@ -148,14 +148,25 @@ def plan_run(command: list[str], image: str, config: ContainerConfig, workdir: P
     )
 
 
+def device_requests(plan: RunPlan) -> list | None:
+    """The GPUs as the docker SDK asks for them: `docker run --gpus all` is
+    `DeviceRequest(count=-1, capabilities=[["gpu"]])`, `--gpus 2` is count=2. The engine hands
+    the request to the NVIDIA container toolkit, which mounts the host driver's libraries and
+    the device nodes; None asks for no GPU (and needs no toolkit)."""
+    from docker.types import DeviceRequest
+
+    if plan.gpus is None:
+        return None
+    return [DeviceRequest(count=plan.gpus, capabilities=[["gpu"]])]
+
+
 def execute(client, plan: RunPlan, out=None) -> int:
     """Start the container, stream its output, return its exit status; remove it after."""
     from docker.errors import APIError
-    from docker.types import DeviceRequest
     from docker.types import Mount as DockerMount
 
     out = out or sys.stdout.buffer
-    devices = [DeviceRequest(count=plan.gpus, capabilities=[["gpu"]])] if plan.gpus is not None else None
+    devices = device_requests(plan)
     try:
         container = client.containers.create(
             plan.image.split("@", 1)[1], plan.command, user=plan.user, working_dir=plan.workdir,

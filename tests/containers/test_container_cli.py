@@ -24,3 +24,10 @@ def test_bad_limits_are_one_line_errors(cli):
 def test_build_with_a_missing_ca_bundle_is_refused(cli, tmp_path):
     result = cli("container", "build", "--cpu", "--ca-bundle", tmp_path / "nope.pem")
     assert result.exit_code == 2 and "nope.pem" in result.output
+
+
+def test_nvidia_base_goes_with_cuda_only(cli):
+    result = cli("container", "build", "--cpu", "--nvidia-base")
+    assert result.exit_code == 2 and "--nvidia-base goes with --cuda" in result.output
+    result = cli("container", "build", "--cuda", "--nvidia-base", "--base", "debian:bookworm")
+    assert result.exit_code == 2 and "without --base" in result.output

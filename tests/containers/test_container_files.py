@@ -59,8 +59,13 @@ def test_dockerfile_installs_only_hashed_packages_and_runs_as_non_root(name):
 
 
 def test_cuda_base_is_pinned_by_digest():
+    from harness.containers.context import DEFAULT_BASE, FLAVORS, NVIDIA_CUDA_BASE
+
     base = re.search(r"^ARG BASE=(\S+)", (CONTAINERS / "Dockerfile").read_text(), flags=re.M).group(1)
     assert re.fullmatch(r"nvidia/cuda:[\w.-]+@sha256:[0-9a-f]{64}", base)
+    assert base == NVIDIA_CUDA_BASE  # what `harness container build --cuda --nvidia-base` builds on
+    # Both flavours default to the local Debian base: Debian's mirror and PyPI are all a build needs.
+    assert FLAVORS["cuda"].default_base == FLAVORS["cpu"].default_base == DEFAULT_BASE
 
 
 @pytest.mark.parametrize("lock", ["requirements.lock", "requirements-cpu.lock"])

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness.containers import IMAGE_ENV, ContainerConfig, container_image
-from harness.containers.run import HostFacts, Mount, plan_run, tracking_mounts
+from harness.containers.run import HostFacts, Mount, device_requests, plan_run, tracking_mounts
 from harness.errors import HarnessError
 from harness.recipe import load_recipe
 from tests.conftest import RECIPES
@@ -45,6 +45,42 @@ def test_limits_and_gpus_from_the_config(tmp_path):
     gpu_host = HostFacts(cpus=8, memory_bytes=2**30, has_gpus=True)
     assert _plan(tmp_path, host=gpu_host).gpus == -1
     assert _plan(tmp_path, ContainerConfig(gpus="none"), host=gpu_host).gpus is None
+
+
+def test_gpus_reach_docker_as_a_device_request(tmp_path):
+    """`--gpus all` of `docker run`, as the SDK spells it; built without an engine."""
+    from docker.types import DeviceRequest
+
+    gpu_host = HostFacts(cpus=8, memory_bytes=2**30, has_gpus=True)
+    [request] = device_requests(_plan(tmp_path, host=gpu_host))
+    assert request == DeviceRequest(count=-1, capabilities=[["gpu"]])
+    assert request["Count"] == -1 and request["Capabilities"] == [["gpu"]] and request["Driver"] == ""
+    # Asked for on a host without a driver (`--gpus all`, `--gpus 2`): passed on, and the engine says why not.
+    all_gpus = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    assert device_requests(_plan(tmp_path, ContainerConfig(gpus="all"))) == all_gpus
+    assert device_requests(_plan(tmp_path, ContainerConfig(gpus=2), host=gpu_host))[0]["Count"] == 2
+    assert device_requests(_plan(tmp_path)) is None  # auto on a CPU host: no request, no toolkit needed
+    assert device_requests(_plan(tmp_path, ContainerConfig(gpus="none"), host=gpu_host)) is None
+
+
+def test_the_gpus_option_reaches_the_plan(monkeypatch, tmp_path, cli):
+    """`harness container exec --gpus all` on this (CPU) host: the request docker would get."""
+    import harness.containers.build as build
+    import harness.containers.engine as engine
+    import harness.containers.run as run
+    from harness.containers.build import BuiltImage
+
+    seen = {}
+    monkeypatch.setattr(engine, "docker_client", lambda: object())
+    monkeypatch.setattr(build, "resolve_image", lambda *a: BuiltImage("mtp-harness:cpu-x", "sha256:" + "f" * 64, True))
+    monkeypatch.setattr(run, "execute", lambda client, plan: seen.setdefault("devices", device_requests(plan)) and 0)
+    monkeypatch.chdir(tmp_path)
+    for option, count in (("all", -1), ("3", 3)):
+        seen.clear()
+        result = cli("container", "exec", "--cpu", "--gpus", option, "--", "nvidia-smi")
+        assert result.exit_code == 0, result.output
+        assert seen["devices"] == [{"Driver": "", "Count": count, "DeviceIDs": [], "Capabilities": [["gpu"]],
+                                    "Options": {}}]
 
 
 def test_cache_inside_the_project_is_not_mounted_twice(tmp_path):

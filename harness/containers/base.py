@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from harness.containers.context import DEFAULT_CPU_BASE
+from harness.containers.context import DEFAULT_BASE
 from harness.containers.engine import docker_client
 from harness.errors import HarnessError
 
@@ -22,7 +22,7 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_SUITE = "bookworm"  # its python3 is 3.11, which requirements-cpu.lock is resolved for
 
 
-def make_base(tag: str = DEFAULT_CPU_BASE, suite: str = DEFAULT_SUITE, mirror: str = DEFAULT_MIRROR,
+def make_base(tag: str = DEFAULT_BASE, suite: str = DEFAULT_SUITE, mirror: str = DEFAULT_MIRROR,
               echo=print) -> str:
     """debootstrap a minimal Debian, import it as `tag`; returns the image id."""
     if shutil.which("debootstrap") is None:

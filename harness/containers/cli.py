@@ -46,9 +46,9 @@ def container() -> None:
 def base(tag: str | None, suite: str, mirror: str) -> None:
     """Make a local Debian base image (debootstrap + docker import); needs root, no registry."""
     from harness.containers.base import make_base
-    from harness.containers.context import DEFAULT_CPU_BASE
+    from harness.containers.context import DEFAULT_BASE
 
-    make_base(tag or DEFAULT_CPU_BASE, suite, mirror, echo=click.echo)
+    make_base(tag or DEFAULT_BASE, suite, mirror, echo=click.echo)
 
 
 @container.command()

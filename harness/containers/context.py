@@ -24,8 +24,7 @@ IMAGE_REPO = "mtp-harness"
 LABEL_PREFIX = "mtp-harness."
 # The local Debian base (`harness container base`: debootstrap + docker import), the default
 # of both flavours: our machines reach Debian's mirror and PyPI, no image registry.
-DEFAULT_CPU_BASE = "mtp-harness-base:bookworm"
-DEFAULT_BASE = DEFAULT_CPU_BASE
+DEFAULT_BASE = "mtp-harness-base:bookworm"
 # The CUDA Dockerfile's ARG default, for sites that reach NVIDIA's registry (`--nvidia-base`);
 # tests/containers/test_container_files.py checks that the two agree.
 NVIDIA_CUDA_BASE = ("nvidia/cuda:13.0.1-runtime-ubuntu24.04"

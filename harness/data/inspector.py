@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.data.loader import TokenWindows
+from harness.data.loader import recipe_windows
 from harness.data.prepare import PreparedData, prepare_data
 
 _DROPPED_SHOWN = 10
@@ -26,13 +26,6 @@ def prepare_recipe(recipe, recipe_path: str | Path, console: Console | None = No
     return prepare_data(
         recipe.data, vocab_size=recipe.model.vocab_size, seq_len=recipe.seq_len,
         base_dir=base, console=console, verify=verify,
-    )
-
-
-def recipe_windows(recipe, prepared: PreparedData, split: str = "train") -> TokenWindows:
-    return TokenWindows(
-        prepared, split, seq_len=recipe.seq_len, row_length=recipe.objective.row_length(recipe.seq_len),
-        lookahead_reserve=recipe.data.lookahead_reserve,
     )
 
 

@@ -36,6 +36,14 @@ def count_windows(shard_tokens: list[int], seq_len: int, lookahead_reserve: int)
     return sum(max(0, (n - lookahead_reserve) // seq_len) for n in shard_tokens)
 
 
+def recipe_windows(recipe, prepared: TokenShards, split: str = "train") -> TokenWindows:
+    """A split's windows exactly as a recipe's training loop reads them (S, the objective's row
+    length, the reserve): the loop, self-distillation and `harness data` share this one."""
+    S = recipe.seq_len
+    return TokenWindows(prepared, split, seq_len=S, row_length=recipe.objective.row_length(S),
+                        lookahead_reserve=recipe.data.lookahead_reserve)
+
+
 class TokenWindows:
     def __init__(self, prepared: TokenShards, split: str = "train", *, seq_len: int, row_length: int,
                  lookahead_reserve: int):

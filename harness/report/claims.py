@@ -259,8 +259,7 @@ def control_checks(groups: dict[str, list[RunRecord]], rows, position: list[Verd
             for metric, gain in sorted(row.gains.items()):
                 if gain.get("note"):  # a pass@k nobody solves measures nothing
                     continue
-                est = Estimate(**{k: gain[k] for k in Estimate.__dataclass_fields__ if k != "n_seeds"},
-                               n_seeds=tuple(gain["n_seeds"]))
+                est = Estimate.from_dict(gain)
                 null = not est.decided
                 word = "null, as it must be" if null else "NOT null: the protocol reports an effect that is not there"
                 text = f"{word}: {metric} gain {describe(est, gain['unit'])}"

@@ -55,15 +55,6 @@ METHODS = {
                 "token. Negative controls must come out null: the same arm on other seeds (every gain), and a "
                 "shorter schedule of it (the matched D: it checks the checkpoint substitution). Holm's adjustment "
                 "runs over the claim rows (not the controls); its family size is in the table's header.",
-    "finetune": "From a checkpoint (`model.init_from`, harness/report/finetune_claims.py): continued MTP vs "
-                "continued STP restates each gain of an MTP arm that trains the whole checkpoint as a verdict (the "
-                "claim predicts a better next-token model); post hoc vs joint compares the acceptance of heads "
-                "trained on the frozen trunk with that of the same objective trained jointly, per held-out row "
-                "(each against its own next-token model), paired by seed, in percentage points (Mehra et al. 2025 "
-                "predict post hoc < joint); self-distilled vs corpus targets compares two post-hoc arms of one "
-                "objective on tokens per step of self-speculative decoding per prompt and on acceptance per "
-                "held-out row (FastMTP 2025 predicts more for the distilled arm); and, as a check outside the Holm family, an arm with the trunk and "
-                "unembedding frozen must score every unit exactly as the untouched checkpoint.",
     "probes": "Probe scores (Gloeckle et al. Sec. 4) are per example: induction accuracy on the second token of "
               "each repeated two-token name, per test story (mentions of one story are not independent); "
               "polynomial exact match per test expression, in distribution (m <= the trained number of operations) "
@@ -73,6 +64,21 @@ METHODS = {
               "plots, so its claims are listed in words, not numbers (harness/report/probe_claims.py, "
               "docs/FACTS.md).",
 }
+
+
+# Appended to the verdicts note when a study's arms start from a checkpoint (`_methods`).
+FINETUNE_METHOD = (
+    "From a checkpoint (`model.init_from`, harness/report/finetune_claims.py): continued MTP vs "
+    "continued STP restates each gain of an MTP arm that trains the whole checkpoint as a verdict (the "
+    "claim predicts a better next-token model); post hoc vs joint compares the acceptance of heads "
+    "trained on the frozen trunk with that of the same objective trained jointly, per held-out row "
+    "(each against its own next-token model), paired by seed, in percentage points (Mehra et al. 2025 "
+    "predict post hoc < joint); self-distilled vs corpus targets compares two post-hoc arms of one "
+    "objective on tokens per step of self-speculative decoding per prompt and on acceptance per "
+    "held-out row (FastMTP 2025 predicts more for the distilled arm); and, as a check outside the Holm "
+    "family, an arm with the trunk and unembedding frozen must score every unit exactly as the untouched "
+    "checkpoint."
+)
 
 
 @dataclass
@@ -252,9 +258,9 @@ def _document(found: Found, baseline: str, rows, verdicts, reported, problems) -
 
 def _methods(verdicts) -> dict[str, str]:
     """The methods notes; a study from a checkpoint gets its verdicts' note after the others'."""
-    out = {k: v for k, v in METHODS.items() if k != "finetune"}
+    out = dict(METHODS)
     if any(v.claim in FINETUNE_CLAIMS for v in verdicts):
-        out["verdicts"] = f"{out['verdicts']} {METHODS['finetune']}"
+        out["verdicts"] = f"{out['verdicts']} {FINETUNE_METHOD}"
     return out
 
 

@@ -51,6 +51,16 @@ def _mtp(record: RunRecord) -> bool:
     return cfg is not None and cfg.n_predict > 1
 
 
+def _same_objective(a: RunRecord, b: RunRecord) -> bool:
+    """The same objective (kind and depths) started from the same checkpoint."""
+    return a.kind == b.kind and a.init_from == b.init_from and a.objective_cfg.n_predict == b.objective_cfg.n_predict
+
+
+def _depths(record: RunRecord) -> list[str]:
+    """The extra depths an MTP run drafts with, as acceptance.json names them."""
+    return [str(k) for k in range(2, record.objective_cfg.n_predict + 1)]
+
+
 def _eligible(groups: dict[str, list[RunRecord]]) -> list[str]:
     """Arms from a checkpoint that are not negative controls."""
     return [arm for arm, runs in groups.items() if runs[0].init_from and runs[0].control_of is None]
@@ -84,8 +94,7 @@ def _continued(groups, rows, arms: list[str]) -> list[Verdict]:
             if gain.get("note") and not gain.get("untestable"):  # a pass@k nobody solves measures nothing
                 out.append(untestable(CONTINUED, label, stat, gain["unit"], gain["note"]))
                 continue
-            est = Estimate(**{k: gain[k] for k in Estimate.__dataclass_fields__ if k != "n_seeds"},
-                           n_seeds=tuple(gain["n_seeds"]))
+            est = Estimate.from_dict(gain)
             lower_is_better = "lower is better" in gain["unit"]
             verdict = judge(est, claim_predicts="negative" if lower_is_better else "positive")
             text = (f"{verdict}: {metric} gain {describe(est, gain['unit'])}" if est.testable
@@ -102,18 +111,16 @@ def _posthoc(groups, arms: list[str], n_resamples: int) -> list[Verdict]:
             continue
         for joint in arms:
             j = groups[joint][0]
-            if (joint == post or j.freeze != "none" or j.kind != p.kind or j.init_from != p.init_from
-                    or j.objective_cfg.n_predict != p.objective_cfg.n_predict):
+            if joint == post or j.freeze != "none" or not _same_objective(j, p):
                 continue
             out += _acceptance_rows(groups, post, joint, n_resamples)
     return out
 
 
 def _acceptance_rows(groups, post: str, joint: str, n_resamples: int) -> list[Verdict]:
-    depths = [str(k) for k in range(2, groups[post][0].objective_cfg.n_predict + 1)]
     return [_difference(POSTHOC, groups, post, joint, f"acceptance(post hoc) - acceptance(joint) on depth {d} "
                         "agree_greedy", lambda r, d=d: r.acceptance_rows(d), "held-out rows", 100.0,
-                        ACCEPTANCE_UNIT, "negative", n_resamples) for d in depths]
+                        ACCEPTANCE_UNIT, "negative", n_resamples) for d in _depths(groups[post][0])]
 
 
 def _distilled(groups, arms: list[str], n_resamples: int) -> list[Verdict]:
@@ -124,8 +131,7 @@ def _distilled(groups, arms: list[str], n_resamples: int) -> list[Verdict]:
             continue
         for corpus in arms:
             c = groups[corpus][0]
-            if (c.self_distilled or c.freeze != m.freeze or c.kind != m.kind or c.init_from != m.init_from
-                    or c.objective_cfg.n_predict != m.objective_cfg.n_predict):
+            if c.self_distilled or c.freeze != m.freeze or not _same_objective(c, m):
                 continue
             out.append(_difference(DISTILLED, groups, mine, corpus, "distilled - corpus on tokens per step",
                                    lambda r: r.prompt_tokens_per_step(), "decoding prompts", 1.0,
@@ -133,7 +139,7 @@ def _distilled(groups, arms: list[str], n_resamples: int) -> list[Verdict]:
             out += [_difference(DISTILLED, groups, mine, corpus, f"distilled - corpus on depth {d} agree_greedy",
                                 lambda r, d=d: r.acceptance_rows(d), "held-out rows", 100.0, ACCEPTANCE_UNIT,
                                 "positive", n_resamples)
-                    for d in (str(k) for k in range(2, m.objective_cfg.n_predict + 1))]
+                    for d in _depths(m)]
     return out
 
 

@@ -111,6 +111,12 @@ class Estimate:
         out["excludes_zero"] = self.decided
         return out
 
+    @classmethod
+    def from_dict(cls, found: dict) -> Estimate:
+        """The estimate `as_dict` wrote (a gain of the arms table, with its extra keys)."""
+        return cls(**{k: found[k] for k in cls.__dataclass_fields__ if k != "n_seeds"},
+                   n_seeds=tuple(found["n_seeds"]))
+
 
 def judge(est: Estimate, claim_predicts: str = "positive") -> str:
     """The verdict word for a claim that predicts a positive (or negative) contrast."""

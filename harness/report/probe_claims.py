@@ -89,11 +89,6 @@ def _below_floor(base: list[RunRecord], runs: list[RunRecord], metric: str) -> s
     return f"neither arm above the {name} baseline (STP {scores[0]:.1f}%, arm {scores[1]:.1f}%, {name} {floor:.1f}%)"
 
 
-def _estimate(gain: dict) -> Estimate:
-    return Estimate(**{k: gain[k] for k in Estimate.__dataclass_fields__ if k != "n_seeds"},
-                    n_seeds=tuple(gain["n_seeds"]))
-
-
 def _gain_verdict(claim, groups, row: ArmRow, ref, metric, units) -> Verdict | None:
     """The table's gain of `row` on `metric` (arm_rows.gains_over, not computed again) as a
     verdict on `claim`."""
@@ -111,7 +106,7 @@ def _gain_verdict(claim, groups, row: ArmRow, ref, metric, units) -> Verdict | N
     floor = _below_floor(base, runs, metric)
     if floor:
         return untestable(claim, label, stat, PP, floor)
-    est = _estimate(gain)
+    est = Estimate.from_dict(gain)
     verdict = judge(est, "positive")
     text = f"{verdict}: gain {describe(est, PP, units)}{_levels(base, runs, metric)}"
     return from_estimate(claim, label, stat, est, PP, verdict, text)

@@ -139,12 +139,11 @@ def train(recipe, run_dir: Path, data, tracker, dist, identity: dict, display_en
 def _batches(recipe, data, distilled: Path | None = None):
     """The training windows (distilled rows in place of the corpus's when given) and the fixed
     validation rows, always the corpus's, so validation compares with every other arm."""
-    from harness.data.loader import TokenWindows
+    from harness.data.loader import recipe_windows
 
-    cfg, S = recipe.train, recipe.seq_len
-    windows = dict(seq_len=S, row_length=recipe.objective.row_length(S), lookahead_reserve=recipe.data.lookahead_reserve)
-    val = TokenWindows(data, split="val", **windows).val_batches(cfg.eval_batches, cfg.micro_batch_size)
-    loader = TokenWindows(data, split="train", **windows)
+    cfg = recipe.train
+    val = recipe_windows(recipe, data, "val").val_batches(cfg.eval_batches, cfg.micro_batch_size)
+    loader = recipe_windows(recipe, data, "train")
     if distilled is not None:
         from harness.data.distilled import DistilledWindows
 

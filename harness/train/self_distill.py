@@ -31,7 +31,7 @@ import numpy as np
 
 from harness.atomic import atomic_write_text, publish_dir
 from harness.data.distilled import MANIFEST, TOKENS, WINDOWS, load_distilled_manifest
-from harness.data.loader import TokenWindows
+from harness.data.loader import TokenWindows, recipe_windows
 from harness.data.prepare import PreparedData, remove_stale_builds
 from harness.errors import HarnessError
 from harness.hashing import sha256_json
@@ -39,13 +39,6 @@ from harness.threads import torch_threads
 
 # Bump when the content of a distilled folder changes meaning.
 FORMAT_VERSION = 1
-
-
-def corpus_windows(recipe, data: PreparedData) -> TokenWindows:
-    """The training split's windows exactly as the training loop reads them."""
-    S = recipe.seq_len
-    return TokenWindows(data, split="train", seq_len=S, row_length=recipe.objective.row_length(S),
-                        lookahead_reserve=recipe.data.lookahead_reserve)
 
 
 def consumed_windows(recipe, corpus: TokenWindows) -> np.ndarray:
@@ -68,7 +61,7 @@ def key_inputs(recipe, data: PreparedData, init_weights: str, windows: np.ndarra
 def self_distill(recipe, data: PreparedData, init_dir: Path, init_weights: str, device, log=print) -> dict:
     """The distilled folder for this run, made unless the cache has it; returns what a run
     records: its path, key, count of windows, tokens generated, seconds and whether reused."""
-    corpus = corpus_windows(recipe, data)
+    corpus = recipe_windows(recipe, data, "train")
     windows = consumed_windows(recipe, corpus)
     inputs = key_inputs(recipe, data, init_weights, windows, device)
     key = sha256_json(inputs)[:24]

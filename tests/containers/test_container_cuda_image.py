@@ -12,29 +12,20 @@ import json
 import os
 import subprocess
 import sys
-from io import BytesIO
 from pathlib import Path
 
 import pytest
 
 from harness.containers import ContainerConfig
 from harness.containers.build import build_image
-from harness.containers.engine import docker_client, engine_available
-from harness.containers.run import HostFacts, execute, plan_run
 from tests.conftest import ROOT
-from tests.containers.test_container_docker import TINY, _losses
+from tests.containers.test_container_docker import _run as run_in
+from tests.containers.test_container_docker import TINY, _losses, client  # noqa: F401 (client: a fixture)
 
 OPT_IN = "MTP_HARNESS_TEST_CUDA_IMAGE"
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.cuda_image, pytest.mark.timeout(5400),
               pytest.mark.skipif(os.environ.get(OPT_IN) != "1",
                                  reason=f"the CUDA image build is not run in CI (set {OPT_IN}=1)")]
-
-
-@pytest.fixture(scope="module")
-def client():
-    if not engine_available():
-        pytest.skip("no Docker engine answers (start dockerd; see containers/README.md)")
-    return docker_client()
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +35,7 @@ def image(client):
 
 
 def _run(client, image, command) -> tuple[int, str]:
-    # No GPUs asked for: this checks the image on a CPU host.
-    plan = plan_run(command, image.reference, ContainerConfig(gpus="none"), ROOT, dict(os.environ),
-                    HostFacts.detect())
-    out = BytesIO()
-    status = execute(client, plan, out)
-    return status, out.getvalue().decode()
+    return run_in(client, image, command, ContainerConfig(gpus="none"))  # no GPUs: the image on a CPU host
 
 
 def test_the_cuda_stack_imports_inside(client, image):

@@ -18,8 +18,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from harness.data.loader import recipe_windows
 from harness.errors import HarnessError
 from harness.recipe import load_recipe
+from tests.model.test_model_continuation import uncached_greedy
 from tests.train.test_train_from_pretrained import DATA as FT_DATA
 from tests.train.test_train_from_pretrained import from_checkpoint, run, start, val_rows  # noqa: F401 (start: a fixture)
 
@@ -69,29 +71,17 @@ def prepared(recipe, root: Path):
     return prepare_data(recipe.data, vocab_size=recipe.model.vocab_size, seq_len=recipe.seq_len, base_dir=root)
 
 
-def uncached_greedy(model, prompts: torch.Tensor, length: int) -> torch.Tensor:
-    seq = prompts
-    with torch.no_grad():
-        while seq.shape[1] < length:
-            seq = torch.cat([seq, model.next_token_logits(seq)[:, -1:].argmax(-1)], dim=1)
-    return seq
-
-
 def test_distilled_rows_are_the_corpus_prompt_then_the_checkpoints_greedy_decoding(checkpoint, one_thread):
     from harness.model.mtp_model import build_model
     from harness.model.pretrained import load_pretrained
     from harness.train.loop import _batches
-    from harness.train.self_distill import (
-        consumed_windows,
-        corpus_windows,
-        self_distill,
-    )
+    from harness.train.self_distill import consumed_windows, self_distill
 
     root, init = checkpoint
     recipe = load_recipe(distill_recipe(root, init))
     data = prepared(recipe, root)
     made = self_distill(recipe, data, init, "weights-a", "cpu", log=lambda _: None)
-    corpus = corpus_windows(recipe, data)
+    corpus = recipe_windows(recipe, data, "train")
     windows = consumed_windows(recipe, corpus)
     assert made["windows"] == len(windows) == 16 and made["generated_tokens"] == 16 * (S + 2 - P)
     assert Path(made["path"]).parent == data.path.parent.parent / "distilled"  # beside the prepared data
@@ -128,13 +118,13 @@ def test_the_cache_is_reused_and_a_new_checkpoint_or_prompt_length_makes_another
 
     other_weights = module.self_distill(recipe, data, init, "weights-b", "cpu", log=lambda _: None)
     other_prompt = load_recipe(distill_recipe(root, init, prompt_tokens=10))
-    windows = module.consumed_windows(other_prompt, module.corpus_windows(other_prompt, data))
+    windows = module.consumed_windows(other_prompt, recipe_windows(other_prompt, data, "train"))
     keyed = module.key_inputs(other_prompt, data, "weights-a", windows, "cpu")
     assert len(calls) == 2 and other_weights["key"] != first["key"]
     assert keyed != module.key_inputs(recipe, data, "weights-a", windows, "cpu")
     longer = load_recipe(distill_recipe(root, init, prompt_tokens=9), ["train.steps=5"])  # more windows
-    assert module.key_inputs(longer, data, "weights-a", module.consumed_windows(longer, module.corpus_windows(
-        longer, data)), "cpu") != module.key_inputs(recipe, data, "weights-a", windows, "cpu")
+    assert module.key_inputs(longer, data, "weights-a", module.consumed_windows(longer, recipe_windows(
+        longer, data, "train")), "cpu") != module.key_inputs(recipe, data, "weights-a", windows, "cpu")
 
 
 def test_self_distillation_without_a_checkpoint_is_refused_in_one_line(checkpoint):

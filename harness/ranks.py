@@ -95,6 +95,27 @@ def all_gather(value) -> list:
     return out
 
 
+def gather_to_main(value) -> list | None:
+    """Every rank's `value` in rank order on rank 0, None on the others; `[value]` when alone.
+    (A gather, not an all-gather: rank 0 alone needs the rows of a sharded evaluation.)"""
+    import torch.distributed as td
+
+    if not (td.is_available() and td.is_initialized() and td.get_world_size() > 1):
+        return [value]
+    out = [None] * td.get_world_size() if td.get_rank() == 0 else None
+    td.gather_object(value, out, dst=0)
+    return out
+
+
+def group_size() -> tuple[int, int]:
+    """(rank, world size) of the process group in use; (0, 1) without one."""
+    import torch.distributed as td
+
+    if td.is_available() and td.is_initialized():
+        return td.get_rank(), td.get_world_size()
+    return 0, 1
+
+
 def main_decides(work: Callable[[], T], *, is_main: bool, what: str = "rank 0") -> T:
     """Rank 0 does `work()`; every rank returns its result, or fails (or stops) as rank 0 did:
     rank 0's HarnessError is raised again on every rank, a stop by a signal stops every rank

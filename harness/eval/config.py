@@ -35,7 +35,8 @@ class EvalConfig(BaseModel):
     )
     backend: Literal["hf", "vllm"] = Field(
         default="hf",
-        description="hf: transformers through lm-eval's HF backend with per-row stops (CPU or one GPU); "
+        description="hf: transformers through lm-eval's HF backend with per-row stops (CPU or one GPU per rank; "
+        "the ranks of a launched run share the problems); "
         "vllm: lm-eval's own vllm model, data parallel over the job's GPUs (needs vllm and a GPU)",
     )
     n_samples: int = Field(default=200, ge=1, description="meta: samples per problem and temperature (Meta used 200)")

@@ -160,14 +160,24 @@ class Pipeline:
 
     def _run_stages(self) -> RunOutcome:
         outputs = {}
+        last_shared = "evaluate" if self._shared_scoring() else "train"
         for stage, run_stage in self.stages():
             self.stage = stage
             outputs[stage] = run_stage(outputs)
-            if stage == "train" and not self.dist.is_main:
-                break  # export, evaluation and tracking are rank 0's; the others are done
-            if stage == "train" and self.dist.world_size > 1:
+            if stage == last_shared and not self.dist.is_main:
+                break  # the rest (export, analyses, tracking) is rank 0's; the others are done
+            if stage == last_shared and self.dist.world_size > 1:
                 self.alone = True  # the other ranks have left: no barrier from here on
         return RunOutcome(self.run_dir, "finished", outputs)
+
+    def _shared_scoring(self) -> bool:
+        """Every rank stays for HumanEval/MBPP and generates its share of the problems
+        (`evaluate.shards_over`: the hf backend, at least one problem per rank); rank 0 exports
+        while the others wait (within the collective timeout, `train.distributed`), and alone
+        makes the analyses and the record."""
+        from harness.eval.benchmarks.evaluate import shards_over
+
+        return shards_over(self.recipe.eval, self.dist.world_size)
 
     def _stopped(self, preemption: Preemption) -> None:
         """A signal outside the training loop: close the run as KILLED, exit 75 (130 for ^C)."""
@@ -218,8 +228,16 @@ class Pipeline:
         if stage in self.force:
             self._set_aside(stage)
             self.force.discard(stage)
-        cached = self.ledger.fresh(stage, inputs)
-        if cached is not None and check(cached):
+        if self.dist.world_size > 1 and not self.alone:
+            # Rank 0 decides for every rank: a stage whose work is shared (collectives inside
+            # `make`) must be skipped by all or by none, and the other ranks could otherwise
+            # read the ledger after rank 0 recorded the stage they have not started.
+            from harness.ranks import main_decides
+
+            cached = main_decides(lambda: self._fresh(stage, inputs, check), is_main=self.dist.is_main)
+        else:
+            cached = self._fresh(stage, inputs, check)
+        if cached is not None:
             self.log(f"[dim]{stage}: inputs unchanged, skipped[/]")
             return cached
         started = time.perf_counter()
@@ -228,6 +246,10 @@ class Pipeline:
             self.ledger.record(stage, inputs, out, time.perf_counter() - started)
             self.log(f"{stage}: done in {time.perf_counter() - started:.1f} s")
         return out
+
+    def _fresh(self, stage: str, inputs: str, check) -> dict | None:
+        cached = self.ledger.fresh(stage, inputs)
+        return cached if cached is not None and check(cached) else None
 
     def _set_aside(self, stage: str) -> None:
         """--force: move the stage's products out of the way, keeping them."""
@@ -360,30 +382,35 @@ class Pipeline:
         ckpt = self.in_run(outputs["train"]["checkpoint"])
         inputs = sha256_parts(sha256_file(ckpt / "CHECKSUMS.json"), self.training_hash)
 
-        def make():
+        def export_model() -> dict:  # rank 0's work
             from harness.model.export import export_hf
             from harness.model.mtp_model import build_model
             from harness.train.weights import fp32_state_dict
 
-            export = self.files.export
-            if self.dist.is_main:
-                train = self.recipe.train
-                model = build_model(self.recipe.model, self.recipe.objective)
-                state = fp32_state_dict(ckpt, train.zero_stage, train.precision)
-                if self.recipe.model.init_from is not None and train.freeze != "none":
-                    from harness.model.pretrained import frozen_from_checkpoint
+            export, train = self.files.export, self.recipe.train
+            model = build_model(self.recipe.model, self.recipe.objective)
+            state = fp32_state_dict(ckpt, train.zero_stage, train.precision)
+            if self.recipe.model.init_from is not None and train.freeze != "none":
+                from harness.model.pretrained import frozen_from_checkpoint
 
-                    state = frozen_from_checkpoint(model, state, self._init_dir(), train.freeze)
-                model.load_state_dict(state)
-                staging = self.run_dir / rundir.EXPORT_STAGING
+                state = frozen_from_checkpoint(model, state, self._init_dir(), train.freeze)
+            model.load_state_dict(state)
+            staging = self.run_dir / rundir.EXPORT_STAGING
+            shutil.rmtree(staging, ignore_errors=True)
+            try:
+                export_hf(model, staging, Path(outputs["data"]["tokenizer_dir"]))
+            except BaseException:  # a signal or a full disk: no half-written export stays
                 shutil.rmtree(staging, ignore_errors=True)
-                try:
-                    export_hf(model, staging, Path(outputs["data"]["tokenizer_dir"]))
-                except BaseException:  # a signal or a full disk: no half-written export stays
-                    shutil.rmtree(staging, ignore_errors=True)
-                    raise
-                publish_dir(staging, export, replace=True)
+                raise
+            publish_dir(staging, export, replace=True)
             return {"dir": rundir.EXPORT, "weights_sha256": sha256_file(export / rundir.EXPORT_WEIGHTS)}
+
+        def make():
+            if self.alone or self.dist.world_size == 1:
+                return export_model()
+            from harness.ranks import main_decides  # the other ranks wait to share the evaluation
+
+            return main_decides(export_model, is_main=self.dist.is_main, what="rank 0 exporting the model")
 
         return self._cached("export", inputs, make, check=lambda out: self._readable(
             "export", self.in_run(out["dir"]) / rundir.EXPORT_WEIGHTS, self.in_run(out["dir"]) / "config.json"))
@@ -401,7 +428,9 @@ class Pipeline:
 
         def make():
             summary = {"val": outputs["train"]["val"]}
-            if self.dist.is_main:
+            if not self.dist.is_main:  # here only to generate a share of HumanEval/MBPP
+                self._scores(export_dir, self.run_dir / rundir.EVAL_STAGING)
+            else:
                 staging = self._eval_staging(inputs)
                 summary.update(self._scores(export_dir, staging))
                 from harness.eval.analyses.analyze import analyze_export
@@ -454,14 +483,21 @@ class Pipeline:
         staging folder means the scores of an interrupted attempt are complete)."""
         if not self.recipe.eval.enabled or not self.recipe.eval.tasks:
             return {}  # nothing to generate: no sandbox is opened, so no sandbox facts are reported
-        done = staging / rundir.SUMMARY
-        if done.is_file() and self._readable("evaluate", done):
-            self.log("evaluate: HumanEval/MBPP scores of the interrupted attempt are complete; kept")
-            return rundir.read_json(done)
         from harness.eval.benchmarks.evaluate import evaluate_model
+        from harness.ranks import main_decides
 
-        self.log(f"evaluate: {', '.join(self.recipe.eval.tasks)} ({self.recipe.eval.protocol} protocol)")
-        return evaluate_model(export_dir, self.recipe.eval, staging, device=self.device)
+        done = staging / rundir.SUMMARY
+        shared = self.dist.world_size > 1 and not self.alone  # every rank is here (`_shared_scoring`)
+        def complete() -> bool:
+            return done.is_file() and self._readable("evaluate", done)
+
+        kept = main_decides(complete, is_main=self.dist.is_main) if shared else complete()
+        if kept:
+            self.log("evaluate: HumanEval/MBPP scores of the interrupted attempt are complete; kept")
+            return rundir.read_json(done) if self.dist.is_main else {}
+        ranks = f", shared by {self.dist.world_size} ranks" if shared else ""
+        self.log(f"evaluate: {', '.join(self.recipe.eval.tasks)} ({self.recipe.eval.protocol} protocol{ranks})")
+        return evaluate_model(export_dir, self.recipe.eval, staging, device=self.device, shard=shared) or {}
 
     def _analyses(self) -> list[str]:
         """The analyses this evaluation writes (what the log promises is what is made)."""

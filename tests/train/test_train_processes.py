@@ -116,3 +116,27 @@ def test_two_processes_give_the_losses_of_one(long_tiny, tmp_path):
         per_token = json.loads((run / "plan.json").read_text())["flops_per_token"]["total"]
         timed = [r for r in _rows(run) if "mfu" in r]
         assert timed and all(r["mfu"] == pytest.approx(per_token * r["tokens_per_s"] / (world * peak)) for r in timed)
+
+
+def test_two_processes_share_the_evaluation(write, tmp_path):
+    """Both ranks stay after training: rank 0 exports while rank 1 waits, each generates half
+    of HumanEval/MBPP, rank 0 writes rows equal to a one-process `harness eval` of the export."""
+    recipe = write("tiny.yaml", TINY_RUN.replace("seq_len: 32", "seq_len: 256").replace(
+        "eval: {enabled: false}", "eval: {tasks: [humaneval, mbpp], limit: 5, max_gen_toks: 12, batch_size: 2, "
+        "num_threads: 1, canonical_nll: false, sandbox: {workers: 1}}"))
+    env = clean_env(OMP_NUM_THREADS="1", MTP_HARNESS_DEVICE="cpu")
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "harness", "run", str(recipe), "--runs", str(tmp_path / "runs"), "train.steps=4"],
+        capture_output=True, text=True, env=env, timeout=900,
+    )
+    assert two.returncode == 0, two.stdout + two.stderr
+    assert "humaneval, mbpp (greedy protocol, shared by 2 ranks)" in two.stdout + two.stderr
+    run = only_run(tmp_path / "runs")
+    summary = json.loads((run / "eval" / "summary.json").read_text())
+    assert summary["ranks"] == 2 and summary["humaneval/problems"] == summary["mbpp/problems"] == 5
+    one = harness("eval", "run", run, "--limit", "5", "--max-gen-toks", "12", "--batch-size", "2", "--threads", "1",
+                  "--workers", "1", "--no-analysis", "--out", tmp_path / "one", env=env)
+    assert one.wait(600) == 0, one.stdout.read()
+    for task in ("humaneval", "mbpp"):
+        assert (run / "eval" / f"{task}_greedy.jsonl").read_text() == (tmp_path / "one" / f"{task}_greedy.jsonl").read_text()

@@ -56,22 +56,49 @@ def _check_config(path: Path) -> None:
                            fix="restore the model's config.json (save_pretrained writes it)")
 
 
+def shards_over(cfg: EvalConfig, world: int) -> bool:
+    """Whether `world` ranks can share cfg's scoring: the hf backend (vllm runs its own data
+    parallel from one process), and at least one problem per rank in every task, since
+    lm-eval pads a rank's requests with copies of its own last one and a rank with none would
+    skip the collectives the others wait in."""
+    if world <= 1 or cfg.backend != "hf" or not cfg.enabled or not cfg.tasks:
+        return False
+    from harness.data import benchmarks
+
+    sizes = {"humaneval": len(benchmarks.humaneval()), "mbpp": len(benchmarks.mbpp("test"))}
+    fewest = min(min(sizes[task], cfg.limit or sizes[task]) for task in cfg.tasks)
+    return fewest >= world
+
+
 def evaluate_model(
     model_dir: Path, cfg: EvalConfig, out_dir: Path, *, device: str = "cpu", allow_unsafe: bool = False,
-    extra_tasks: Sequence[str] = (), include_paths: Sequence[Path] = (),
-) -> dict:
+    extra_tasks: Sequence[str] = (), include_paths: Sequence[Path] = (), shard: bool = False,
+) -> dict | None:
     """Run cfg's protocol on cfg's tasks, and `extra_tasks` from `include_paths` as their YAML
     says; write rows, lm-eval's results and the summary to out_dir. `eval.num_threads` holds
-    for this call only (the next arm of a study gets its own)."""
+    for this call only (the next arm of a study gets its own).
+
+    `shard`: every rank of the process group calls this; each generates and executes its share
+    of the problems (lm-eval's data parallelism, `hf_backend.HarnessHFLM`), rank 0 gathers the
+    rows, writes everything and returns the summary; the other ranks write nothing and return
+    None. Greedy rows are those of one process (tests/eval/benchmarks/test_sharded_eval.py);
+    sampled ones are another draw, since every rank's sampler starts from the same seed."""
     from harness.threads import torch_threads
 
     with torch_threads(cfg.num_threads):
         return _evaluate_model(model_dir, cfg, out_dir, device=device, allow_unsafe=allow_unsafe,
-                               extra_tasks=extra_tasks, include_paths=include_paths)
+                               extra_tasks=extra_tasks, include_paths=include_paths, shard=shard)
 
 
 def _evaluate_model(model_dir: Path, cfg: EvalConfig, out_dir: Path, *, device: str, allow_unsafe: bool,
-                    extra_tasks: Sequence[str], include_paths: Sequence[Path]) -> dict:
+                    extra_tasks: Sequence[str], include_paths: Sequence[Path], shard: bool) -> dict | None:
+    from harness.ranks import group_size
+
+    rank, world = group_size() if shard else (0, 1)
+    if shard and (extra_tasks or not shards_over(cfg, world)):
+        raise HarnessError(f"{world} ranks cannot share this evaluation (included tasks, the vllm backend, or fewer "
+                           "problems than ranks)", fix="score it from one process (`harness eval`)")
+    main = rank == 0
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     sandbox = open_sandbox(cfg.sandbox, allow_unsafe=allow_unsafe)  # refuse before loading anything
     if extra_tasks:
@@ -84,22 +111,28 @@ def _evaluate_model(model_dir: Path, cfg: EvalConfig, out_dir: Path, *, device: 
     from harness.eval.benchmarks import lmeval
 
     context = trained_context(model_dir)
-    lm = lmeval.load_model(model_dir, cfg, device=device, context=context)
+    lm = lmeval.load_model(model_dir, cfg, device=device, context=context, shard=shard)
     chosen = variants(cfg)
     per_task: dict[str, dict[str, dict]] = defaultdict(dict)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     with using_sandbox(sandbox):
         for variant in chosen if cfg.tasks else []:
             results = lmeval.run_variant(
                 lm, list(cfg.tasks), variant, max_gen_toks=cfg.max_gen_toks, limit=cfg.limit, seed=cfg.seed,
-                tracker_dir=out_dir / "lm_eval" / variant.name,
+                tracker_dir=out_dir / "lm_eval" / variant.name if main else None,
             )
+            if not main:
+                continue  # rank 0 holds every rank's samples
             for task in cfg.tasks:
                 rows = lmeval.rows_of(results, task, variant)
                 write_rows(out_dir / f"{task}_{variant.name}.jsonl", rows)
                 per_task[task][variant.name] = summarize(rows, variant.ks)
                 _check_agreement(results, task, variant, per_task[task][variant.name])
             _write_lm_eval_results(out_dir / f"lm_eval_{variant.name}.json", results)
+    counts = lmeval.truncation_counts(lm, list(cfg.tasks), gather=shard)
+    if not main:
+        return None
     summary: dict = {}
     if extra_tasks:
         results = lmeval.run_extra(lm, extra_tasks, include_paths, limit=cfg.limit, seed=cfg.seed,
@@ -108,8 +141,9 @@ def _evaluate_model(model_dir: Path, cfg: EvalConfig, out_dir: Path, *, device: 
         summary.update(lmeval.extra_metrics(results))
     for task in cfg.tasks:
         summary.update(protocol_metrics(task, per_task[task], chosen))
-    summary.update(lmeval.truncation_metrics(lm, list(cfg.tasks)))
+    summary.update(counts)
     summary.update(_facts(cfg, chosen, sandbox, model_dir, device, context, lmeval.lm_eval_version()))
+    summary["ranks"] = world  # processes that shared the problems (sampled rows depend on it)
     summary["torch_threads"] = _torch_threads()  # completions do not depend on it; time does (recipes/laptop/base.yaml)
     if extra_tasks:
         summary.update(included_tasks=",".join(extra_tasks), include_paths=",".join(map(str, include_paths)))

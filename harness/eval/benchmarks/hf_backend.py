@@ -9,6 +9,12 @@ processing) is its own code:
    to lm-eval's own HF backend (tests/eval/benchmarks/test_hf_backend.py runs both).
 2. Prompts are left-truncated to a budget per task (`harness.eval.benchmarks.context.prompt_budget`),
    not to one `max_length` for every task, and the truncated prompts are counted per task.
+3. Data parallel over the harness's own process group (`shard=True`): this process is rank r
+   of the group's world, and lm-eval's evaluator gives it every world-th problem, pads the
+   ranks to the same number of requests and gathers the logged samples on rank 0 through
+   `all_gather` / `gather_object` / `barrier` below (lm-eval's own scheme; its Accelerate
+   path is not used: it numbers ranks by their index on the node, which repeats across nodes,
+   and picks the device itself). The caller loads the model on its device (`lmeval.load_model`).
 
 Registered as `harness-hf`, after `import lm_eval.models` so the built-in backends keep their
 names (ENV-NOTES). Imports lm-eval and transformers at module level: import it only inside
@@ -45,14 +51,37 @@ class HarnessHFLM(HFLM):
         had stopped, as the batch ran on for its slowest row); the benchmark's accounting.
     """
 
-    def __init__(self, *args, context_length: int | None = None, **kwargs):
+    def __init__(self, *args, context_length: int | None = None, shard: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        if shard:
+            from harness.ranks import group_size
+
+            self._rank, self._world_size = group_size()
         self.context_length = context_length
         self.truncated: dict[str, set] = defaultdict(set)
         self.prompts: dict[str, set] = defaultdict(set)
         self.budgets: dict[str, int] = {}
         self.batches: list[tuple[int, int, int]] = []
         self._completing: dict[tuple[str, ...], torch.Tensor] = {}  # per stop list (stops.completing_tokens)
+
+    # lm-eval's collectives for data parallelism (used only when world_size > 1): the request
+    # count of every rank (a 0-d tensor in, one entry per rank out), the logged samples and
+    # metrics on rank 0, and a barrier after each request type.
+    def all_gather(self, tensor):
+        from harness.ranks import all_gather
+
+        return torch.tensor(all_gather(tensor.item()))
+
+    def gather_object(self, obj, dst=0):
+        from harness.ranks import gather_to_main
+
+        assert dst == 0, "lm-eval gathers on rank 0"
+        return gather_to_main(obj)
+
+    def barrier(self) -> None:
+        from harness.ranks import barrier
+
+        barrier()
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         """lm-eval's generate_until once per group of generation kwargs (lm-eval batches

@@ -32,17 +32,21 @@ LM_TASKS = {  # our task -> (greedy lm-eval task, sampled lm-eval task)
 # lm-eval messages that say nothing the harness does not already report, repeated per batch or
 # per task: a left-truncated prompt is counted once per prompt in `<task>/truncated_prompts` (the
 # summary's "prompts cut"), and our tasks' datasets come from package data, not `--metadata`.
-QUIET = {"lm_eval.models.huggingface": "Left truncation applied",
-         "lm_eval.api.task": "Custom kwargs can be passed to `--metadata`"}
+# And HFLM's warnings that a model object was passed: `load_model` does so on purpose (the
+# device and the ranks are the harness's, see there).
+QUIET = {"lm_eval.models.huggingface": ("Left truncation applied", "`pretrained` model kwarg is not of type",
+                                        "Passed an already-initialized model"),
+         "lm_eval.api.task": ("Custom kwargs can be passed to `--metadata`",)}
 
 
 class _DropRepeated(logging.Filter):
-    def __init__(self, prefix: str):
+    def __init__(self, prefixes: tuple[str, ...]):
         super().__init__()
-        self.prefix = prefix
+        self.prefixes = prefixes
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return self.prefix not in record.getMessage()
+        message = record.getMessage()
+        return not any(prefix in message for prefix in self.prefixes)
 
 
 def _no_git_hash() -> None:
@@ -56,10 +60,10 @@ def quiet_lm_eval() -> None:
     repository" outside one. The run's provenance.json records the harness's own commit."""
     import lm_eval.evaluator
 
-    for name, prefix in QUIET.items():
+    for name, prefixes in QUIET.items():
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropRepeated) for f in logger.filters):
-            logger.addFilter(_DropRepeated(prefix))
+            logger.addFilter(_DropRepeated(prefixes))
     lm_eval.evaluator.get_git_commit_hash = _no_git_hash
 
 
@@ -107,8 +111,17 @@ def load_tasks(names: list[str], manager=None) -> dict:
     return get_task_dict(names, manager)
 
 
+# Samples per problem of the decoding now running (`run_variant`). Under data parallelism
+# lm-eval evens out the ranks' request counts by sending a rank's last request again (the
+# evaluator's `padding_requests`) and appends those responses to that request, so its problem
+# would get more rows than samples; the filter keeps the first `repeats`, the real ones.
+_repeats: int | None = None
+
+
 def execute_responses(task: str, resps: list[list[str]], docs) -> list[list[dict]]:
     """lm-eval filter: every response of every problem, run in parallel; one row per sample."""
+    if _repeats is not None:
+        resps = [resp[:_repeats] for resp in resps]
     samples = [(doc["task_id"], i, text) for doc, resp in zip(docs, resps) for i, text in enumerate(resp)]
     rows = iter(execute(task, samples, active_sandbox()))
     return [[next(rows) for _ in resp] for resp in resps]
@@ -121,10 +134,15 @@ def pass_at_k_metric(predictions: list[list[dict]], ks) -> dict[str, float]:
     return {f"pass@{k}": pass_at_k(n, c, k) for k in ([ks] if isinstance(ks, int) else ks) if k <= n}
 
 
-def load_model(model_dir: Path, cfg: EvalConfig, *, device: str, context: int):
+def load_model(model_dir: Path, cfg: EvalConfig, *, device: str, context: int, shard: bool = False):
     """The backend cfg names on a local directory: `hf` (ours on HFLM: float32 on the CPU, so
     that CPU results do not depend on autocast; bf16 on a GPU, `devices.inference_dtype`) or
-    lm-eval's own `vllm` (`vllm_model_args`)."""
+    lm-eval's own `vllm` (`vllm_model_args`). `shard`: this process is one rank of the
+    harness's process group and scores its share of the problems (`hf` only).
+
+    The `hf` model is loaded here, on `device`, and handed to HFLM as a model: given a path,
+    HFLM picks the device itself and, under a launcher, starts Accelerate, which numbers ranks
+    by their index on the node (repeated across nodes) and may spread the model over GPUs."""
     import lm_eval.models  # noqa: F401  (registers the built-in backends first; docs/MEASURED.md)
 
     if cfg.backend == "vllm":
@@ -134,12 +152,24 @@ def load_model(model_dir: Path, cfg: EvalConfig, *, device: str, context: int):
         return get_model("vllm")(**vllm_model_args(model_dir, cfg, context))
     from harness.eval.benchmarks.hf_backend import HarnessHFLM
 
+    quiet_lm_eval()
     try:
-        return HarnessHFLM(pretrained=str(model_dir), device=device, batch_size=cfg.batch_size,
-                           dtype=inference_dtype(device),
-                           max_length=cfg.max_length, context_length=None if cfg.max_length else context)  # fmt: skip
+        model = load_causal_lm(model_dir, device)
+        lm = HarnessHFLM(pretrained=model, batch_size=cfg.batch_size, max_length=cfg.max_length,
+                         context_length=None if cfg.max_length else context, shard=shard)
     except (OSError, ValueError) as exc:
         raise HarnessError(f"cannot load {model_dir} as a causal LM: {one_line(exc)}") from None
+    lm.pretrained = str(model_dir)  # what lm-eval's results name as the model, as when given the path
+    return lm
+
+
+def load_causal_lm(model_dir: Path, device: str):
+    """The exported causal LM in `devices.inference_dtype(device)`, on `device`, in eval mode."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype = getattr(torch, inference_dtype(device))
+    return AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype).to(device).eval()
 
 
 def vllm_importable() -> bool:
@@ -201,20 +231,27 @@ def run_variant(lm, tasks: list[str], variant: Variant, *, max_gen_toks: int | N
         task.set_config("repeats", variant.n)
         task.set_config("generation_kwargs", variant.generation_kwargs(max_gen_toks), update=True)
     tracker = EvaluationTracker(output_path=str(tracker_dir)) if tracker_dir else None
-    results = lm_eval.simple_evaluate(
-        model=lm,
-        tasks=list(task_objects.values()),
-        task_manager=manager,
-        limit=limit,
-        bootstrap_iters=0,  # confidence intervals come from the per-sample rows
-        log_samples=True,
-        confirm_run_unsafe_code=True,  # the code runs in our sandbox, never in lm-eval's process
-        random_seed=seed,
-        numpy_random_seed=seed,
-        torch_random_seed=seed,
-        fewshot_random_seed=seed,
-        evaluation_tracker=tracker,
-    )
+    global _repeats
+    _repeats = variant.n
+    try:
+        results = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=list(task_objects.values()),
+            task_manager=manager,
+            limit=limit,
+            bootstrap_iters=0,  # confidence intervals come from the per-sample rows
+            log_samples=True,
+            confirm_run_unsafe_code=True,  # the code runs in our sandbox, never in lm-eval's process
+            random_seed=seed,
+            numpy_random_seed=seed,
+            torch_random_seed=seed,
+            fewshot_random_seed=seed,
+            evaluation_tracker=tracker,
+        )
+    finally:
+        _repeats = None
+    if results is None:
+        return None  # not rank 0 of a sharded evaluation: rank 0 holds every rank's samples
     if tracker is not None:
         samples = results.pop("samples")
         tracker.save_results_aggregated(results=results, samples=samples)  # adds task_hashes to results
@@ -250,17 +287,30 @@ def extra_metrics(results: dict) -> dict[str, float]:
             for key, value in values.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}  # fmt: skip
 
 
-def truncation_metrics(lm, tasks: list[str]) -> dict:
+def truncation_counts(lm, tasks: list[str], *, gather: bool = False) -> dict:
     """Per task: distinct prompts cut to their budget (`<task>/truncated_prompts`, a metric)
-    and the budget (`prompt_budget_<task>`, a fact). Only the hf backend counts them."""
+    and the budget (`prompt_budget_<task>`, a fact). Only the hf backend counts them. `gather`:
+    the ranks of a sharded evaluation each saw their own prompts; every rank must call this,
+    rank 0 gets the counts over all of them (the others an empty dict)."""
+    seen = {name: (set(getattr(lm, "prompts", {}).get(name, ())), set(getattr(lm, "truncated", {}).get(name, ())),
+                   getattr(lm, "budgets", {}).get(name)) for task in tasks for name in LM_TASKS[task]}
+    if gather:
+        from harness.ranks import gather_to_main
+
+        every = gather_to_main(seen)
+        if every is None:
+            return {}
+        seen = {name: (set().union(*(rank[name][0] for rank in every)), set().union(*(rank[name][1] for rank in every)),
+                       min((rank[name][2] for rank in every if rank[name][2] is not None), default=None))
+                for name in seen}  # fmt: skip
     out: dict = {}
     for task in tasks:
-        names = [name for name in LM_TASKS[task] if name in getattr(lm, "prompts", {})]
+        names = [name for name in LM_TASKS[task] if seen[name][0]]
         if not names:
             out[f"prompt_budget_{task}"] = "not counted (vllm: lm-eval cuts prompts to max_length - max_gen_toks)"
             continue
-        out[f"{task}/truncated_prompts"] = len(set().union(*(lm.truncated[name] for name in names)))
-        out[f"prompt_budget_{task}"] = min(lm.budgets[name] for name in names)
+        out[f"{task}/truncated_prompts"] = len(set().union(*(seen[name][1] for name in names)))
+        out[f"prompt_budget_{task}"] = min(seen[name][2] for name in names)
     return out
 
 

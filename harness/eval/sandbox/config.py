@@ -31,7 +31,7 @@ class SandboxConfig(BaseModel):
     tmpfs_mb: int = Field(default=64, ge=1, description="size of each private tmpfs: /tmp (the working directory), /dev/shm")
     output_kb: int = Field(default=64, ge=1, description="stderr kept per program (the tail), for error reasons")
     value_kb: int = Field(default=4096, ge=1, description="largest value one call may return to the checker")
-    workers: int | None = Field(default=None, ge=1, description="programs run in parallel; None: one per CPU")
+    workers: int | None = Field(default=None, ge=1, description="programs run in parallel; None: one per CPU (of this rank's share of the node)")
     python: str | None = Field(
         default=None, description="interpreter for programs (Python >= 3.9); None: the one running the harness"
     )

@@ -90,13 +90,21 @@ class Outcome:
         return asdict(self)
 
 
+def default_workers() -> int:
+    """Programs at once when the config does not say: one per CPU of this process's share of
+    the node. The ranks of a sharded evaluation on one node (LOCAL_WORLD_SIZE, set by torchrun
+    and by the harness under Slurm) each run a sandbox, so each takes its part of the CPUs."""
+    share = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    return max(1, (os.cpu_count() or 1) // max(1, share))
+
+
 class Sandbox:
     """A probed launch recipe, limits and (maybe) a cgroup hierarchy; `run` executes jobs."""
 
     def __init__(self, config: SandboxConfig, launch: Launch, python: str, hierarchy, cgroup_note: str):
         self.config, self.launch, self.python = config, launch, python
         self.hierarchy, self.cgroup_note = hierarchy, cgroup_note
-        self.workers = config.workers or os.cpu_count() or 1
+        self.workers = config.workers or default_workers()
         self.seccomp = seccomp.build(processes=hierarchy is not None)
         # The programs' argv[1]: finds this sandbox's processes in `ps` (and the tests' checks).
         self.tag = f"mtp-harness-sandbox-{secrets.token_hex(6)}"

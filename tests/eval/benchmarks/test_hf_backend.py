@@ -186,11 +186,27 @@ def test_vllm_backend_hands_lm_eval_its_documented_arguments(tmp_path, monkeypat
 def test_the_hf_backend_loads_on_the_evaluation_device_in_its_dtype(tmp_path, monkeypatch, device, dtype):
     from harness.eval.benchmarks import hf_backend, lmeval
 
+    import types
+
+    import transformers
+
     made = {}
-    monkeypatch.setattr(hf_backend, "HarnessHFLM", lambda **kwargs: made.update(kwargs) or "lm")
+
+    class Loaded:  # what from_pretrained returns: records where it is moved
+        def to(self, where):
+            made["moved_to"] = where
+            return self
+
+        def eval(self):
+            return self
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained",
+                        lambda path, dtype: made.update(path=path, dtype=dtype) or Loaded())
+    monkeypatch.setattr(hf_backend, "HarnessHFLM", lambda **kwargs: made.update(kwargs) or types.SimpleNamespace())
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert lmeval.load_model(tmp_path, EvalConfig(), device=device, context=256) == "lm"
-    assert (made["device"], made["dtype"]) == (device, dtype)
+    lm = lmeval.load_model(tmp_path, EvalConfig(), device=device, context=256)
+    assert (made["moved_to"], made["dtype"], made["path"]) == (device, getattr(torch, dtype), str(tmp_path))
+    assert isinstance(made["pretrained"], Loaded) and lm.pretrained == str(tmp_path)
 
 
 def test_vllm_where_it_is_not_importable_is_one_line_with_the_fix(tmp_path, monkeypatch):

@@ -121,3 +121,15 @@ def test_a_sharded_call_that_cannot_be_shared_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(ranks, "group_size", lambda: (0, 4))
     with pytest.raises(HarnessError, match="4 ranks cannot share this evaluation"):
         evaluate_model(tmp_path, EvalConfig(limit=2), tmp_path / "out", shard=True)
+
+
+def test_each_rank_on_a_node_runs_its_share_of_sandbox_workers(monkeypatch):
+    from harness.eval.sandbox import runner
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert runner.default_workers() == 16
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")  # eight ranks on the node, eight sandboxes
+    assert runner.default_workers() == 2
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "32")
+    assert runner.default_workers() == 1

@@ -222,7 +222,14 @@ class RunRecord:
         rows = ((self.acceptance or {}).get("depths", {}).get(depth) or {}).get("rows")
         if not rows or not rows.get(key):
             return None
-        return np.asarray(rows[key], dtype=np.float64) / float(rows["positions"])
+        positions = rows.get("positions")
+        # A record from elsewhere can hold anything: a rate over 0 positions would be NaN rows
+        # that silently drop out of (or poison) a verdict.
+        if isinstance(positions, bool) or not isinstance(positions, (int, float)) or not positions > 0:
+            raise HarnessError(f"{self.files.eval / rundir.ACCEPTANCE}: depth {depth}'s per-row counts are over "
+                               f"positions={positions!r}, not a positive number",
+                               fix="score the run again (`harness run RECIPE --force evaluate`) or restore the file")
+        return np.asarray(rows[key], dtype=np.float64) / float(positions)
 
     def prompt_tokens_per_step(self) -> np.ndarray | None:
         """Per decoding prompt, new tokens per step of self-speculative decoding; None when the

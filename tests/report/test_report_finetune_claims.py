@@ -90,6 +90,19 @@ def test_acceptance_without_per_row_counts_is_not_testable_and_says_how_to_resco
     assert v.verdict == UNTESTABLE and "--force evaluate" in v.text
 
 
+@pytest.mark.parametrize("positions", [0, -3, "32", None, True])
+def test_per_row_counts_over_no_positions_are_a_clear_error(tmp_path, positions):
+    from harness.errors import HarnessError
+
+    rng = np.random.default_rng(0)
+    acceptance = _acceptance(np.full(ROWS, 0.4), rng)
+    acceptance["depths"]["2"]["rows"]["positions"] = positions
+    run = load_run(make_run(tmp_path, "meta_n2", "meta", per_position=np.ones((ROWS, S)), acceptance=acceptance))
+    with pytest.raises(HarnessError, match="not a positive number") as refused:
+        run.acceptance_rows("2")
+    assert "--force evaluate" in str(refused.value) and f"positions={positions!r}" in str(refused.value)
+
+
 @pytest.mark.parametrize(("shift", "expected"), [(0.1, CONTRADICTED), (-0.1, SUPPORTED), (0.0, UNCLEAR)])
 def test_continued_mtp_against_continued_stp(tmp_path, shift, expected):
     v = _one(_verdicts(finetune_runs(tmp_path, meta_shift=shift)), CONTINUED, "val_loss")

@@ -133,3 +133,32 @@ def test_each_rank_on_a_node_runs_its_share_of_sandbox_workers(monkeypatch):
     assert runner.default_workers() == 2
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "32")
     assert runner.default_workers() == 1
+
+
+@pytest.mark.slow
+def test_harness_eval_under_a_launcher_shares_the_problems(tiny_model, tmp_path):
+    """`torchrun ... harness eval MODEL`: the ranks split the problems (not every rank scoring
+    everything into the same files), and the rows are one process's."""
+    common = ["eval", "run", str(tiny_model), "--limit", "5", "--max-gen-toks", "16", "--batch-size", "2",
+              "--threads", "1", "--workers", "1", "--no-analysis"]
+    env = {k: v for k, v in os.environ.items() if k not in RANK_VARS} | {"OMP_NUM_THREADS": "1",
+                                                                         "MTP_HARNESS_DEVICE": "cpu"}
+    one = subprocess.run([sys.executable, "-m", "harness", *common, "--out", str(tmp_path / "one")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert one.returncode == 0, one.stdout + one.stderr
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "harness", *common, "--out", str(tmp_path / "two")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert two.returncode == 0, two.stdout + two.stderr
+    assert json.loads((tmp_path / "two" / "summary.json").read_text())["ranks"] == 2
+    for task in ("humaneval", "mbpp"):
+        assert (tmp_path / "two" / f"{task}_greedy.jsonl").read_text() == (tmp_path / "one" / f"{task}_greedy.jsonl").read_text()
+    assert two.stdout.count("per-sample rows and summary.json in") == 1  # one report, from rank 0
+
+
+def test_harness_eval_under_a_launcher_refuses_what_it_cannot_share(cli, tiny_model, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "0")
+    result = cli("eval", "run", str(tiny_model), "--limit", "2", "--no-analysis")
+    assert result.exit_code == 2, result.output + result.stderr
+    assert "4 ranks cannot share this evaluation" in result.stderr and "without a launcher" in result.stderr

@@ -47,5 +47,14 @@ if ! diff <(grep -v '^ *#' containers/requirements.lock) <(grep -v '^ *#' "$cuda
         "give the Debian base its own lock" >&2
     exit 1
 fi
+# vLLM image (`harness container build --vllm`): pyproject.toml + containers/vllm.in, with the
+# harness's pins except the ones vLLM decides (torch, transformers, numpy, tokenizers). For the
+# local Debian base's Python 3.11 only: vLLM bounds setuptools, fastapi, scipy, ... differently
+# per Python, so one lock cannot serve 3.11 and 3.12 (the nvidia/cuda base) alike.
+vllm_pins=containers/.vllm-pins.txt
+trap 'rm -f "$cpu_pins" "$cuda_311" "$vllm_pins"' EXIT
+grep -vE '^(torch|transformers|numpy|tokenizers)==' containers/constraints.txt > "$vllm_pins"
+compile pyproject.toml containers/vllm.in -c "$vllm_pins" --python-version 3.11 -o containers/requirements-vllm.lock
 compile containers/build-tools.in --python-version 3.11 -o containers/build-tools.lock
-echo "wrote containers/requirements.lock, containers/requirements-cpu.lock, containers/build-tools.lock"
+echo "wrote containers/requirements.lock, containers/requirements-cpu.lock, containers/requirements-vllm.lock," \
+    "containers/build-tools.lock"

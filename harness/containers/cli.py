@@ -8,11 +8,20 @@ from pathlib import Path
 
 import click
 
-_flavor = click.option("--cpu/--cuda", "cpu", default=None,
-                       help="image flavour; default: cuda when the host has an NVIDIA driver, else cpu")
+def _flavor(fn):
+    fn = click.option("--vllm", is_flag=True,
+                      help="the vLLM flavour: the CUDA image with vllm and ray, on vLLM's own torch")(fn)
+    return click.option("--cpu/--cuda", "cpu", default=None,
+                        help="image flavour; default: cuda when the host has an NVIDIA driver, else cpu")(fn)
 
 
-def _flavor_name(cpu: bool | None) -> str:
+def _flavor_name(cpu: bool | None, vllm: bool = False) -> str:
+    if vllm:
+        if cpu:
+            from harness.errors import HarnessError
+
+            raise HarnessError("--vllm and --cpu name two flavours", fix="vLLM needs GPUs: drop --cpu")
+        return "vllm"
     if cpu is None:
         from harness.containers.run import HostFacts
 
@@ -60,18 +69,18 @@ def base(tag: str | None, suite: str, mirror: str) -> None:
 @click.option("--ca-bundle", type=click.Path(dir_okay=False, path_type=Path),
               help="PEM bundle to trust during and after the build (TLS-intercepting proxies)")
 @click.option("--rebuild", is_flag=True, help="build even when an image with the same inputs exists")
-def build(cpu: bool | None, base_image: str | None, nvidia_base: bool, ca_bundle: Path | None,
+def build(cpu: bool | None, vllm: bool, base_image: str | None, nvidia_base: bool, ca_bundle: Path | None,
           rebuild: bool) -> None:
     """Build the image of the current sources, tagged by the hash of its inputs."""
     from harness.containers.build import build_image
     from harness.containers.context import NVIDIA_CUDA_BASE
     from harness.errors import HarnessError
 
-    flavor = _flavor_name(cpu)
+    flavor = _flavor_name(cpu, vllm)
     if nvidia_base:
         if flavor != "cuda" or base_image:
-            raise HarnessError("--nvidia-base goes with --cuda and without --base",
-                               fix="harness container build --cuda --nvidia-base")
+            raise HarnessError("--nvidia-base goes with --cuda and without --base (the vLLM lock is for the Debian "
+                               "base's Python 3.11)", fix="harness container build --cuda --nvidia-base")
         base_image = NVIDIA_CUDA_BASE
     built = build_image(Path.cwd(), flavor, base_image, ca_bundle, rebuild, echo=click.echo)
     click.echo(built.reference)
@@ -128,7 +137,8 @@ def _execute(command: list[str], config, options: dict) -> int:
     except ValidationError as exc:
         raise HarnessError(f"container options: {one_line(exc.errors()[0]['msg'])}") from None
     client = docker_client()
-    image = resolve_image(client, Path.cwd(), _flavor_name(options.get("cpu")), config.image)
+    image = resolve_image(client, Path.cwd(), _flavor_name(options.get("cpu"), options.get("vllm", False)),
+                          config.image)
     plan = plan_run(command, image.reference, config, Path.cwd(), dict(os.environ),
                     HostFacts.detect())
     click.echo(f"container: {image.reference} network={plan.network} user={plan.user}", err=True)

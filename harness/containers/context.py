@@ -43,9 +43,13 @@ class Flavor:
 # requirements.lock carry the CUDA runtime, cuDNN and NCCL; only the driver (libcuda) comes
 # from the host, mounted by the NVIDIA container toolkit. Its lock resolves identically for
 # Python 3.11 (Debian bookworm) and 3.12 (Ubuntu 24.04 under nvidia/cuda); lock.sh checks it.
+# The vLLM flavour is the CUDA one with vLLM's own lock (containers/vllm.in): vLLM pins its torch
+# (2.14.0), so that image's torch differs from the other two; it is resolved for the Debian
+# base's Python 3.11 only (containers/lock.sh says why).
 FLAVORS = {
     "cpu": Flavor("cpu", "Dockerfile.cpu", "requirements-cpu.lock", DEFAULT_BASE),
     "cuda": Flavor("cuda", "Dockerfile", "requirements.lock", DEFAULT_BASE),
+    "vllm": Flavor("vllm", "Dockerfile", "requirements-vllm.lock", DEFAULT_BASE),
 }
 BUILD_TOOLS_LOCK = "build-tools.lock"
 # What pip needs to build the package: pyproject.toml names README.md as the long description.

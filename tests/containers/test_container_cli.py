@@ -31,3 +31,13 @@ def test_nvidia_base_goes_with_cuda_only(cli):
     assert result.exit_code == 2 and "--nvidia-base goes with --cuda" in result.output
     result = cli("container", "build", "--cuda", "--nvidia-base", "--base", "debian:bookworm")
     assert result.exit_code == 2 and "without --base" in result.output
+
+
+def test_vllm_is_a_cuda_flavour_on_the_debian_base_only(cli):
+    result = cli("container", "build", "--vllm", "--cpu")
+    assert result.exit_code == 2 and "--vllm and --cpu name two flavours" in result.output
+    result = cli("container", "build", "--vllm", "--nvidia-base")
+    assert result.exit_code == 2 and "--nvidia-base goes with --cuda" in result.output
+    from harness.containers.context import FLAVORS
+
+    assert (FLAVORS["vllm"].dockerfile, FLAVORS["vllm"].lock) == ("Dockerfile", "requirements-vllm.lock")

@@ -68,7 +68,7 @@ def test_cuda_base_is_pinned_by_digest():
     assert FLAVORS["cuda"].default_base == FLAVORS["cpu"].default_base == DEFAULT_BASE
 
 
-@pytest.mark.parametrize("lock", ["requirements.lock", "requirements-cpu.lock"])
+@pytest.mark.parametrize("lock", ["requirements.lock", "requirements-cpu.lock", "requirements-vllm.lock"])
 def test_lock_satisfies_pyproject_and_hashes_every_entry(lock):
     entries = _lock(lock)
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
@@ -85,6 +85,20 @@ def test_locks_agree_except_for_the_torch_build():
     assert set(cuda) - gpu_only == set(cpu)
     differ = {n for n in cpu if n != "torch" and cpu[n][0] != cuda[n][0]}
     assert not differ
+
+
+def test_the_vllm_lock_is_vllms_torch_and_the_harness_pins_for_the_rest():
+    vllm, cpu = _lock("requirements-vllm.lock"), _lock("requirements-cpu.lock")
+    wanted = dict(line.split("==") for line in (CONTAINERS / "vllm.in").read_text().splitlines()
+                  if line and not line.startswith("#"))
+    assert wanted.keys() == {"vllm", "ray"}  # ray: lm-eval's vllm model needs it for data parallelism
+    assert all(str(vllm[name][0]) == version for name, version in wanted.items())
+    assert vllm["torch"][0] != Version("2.13.0")  # vLLM's pin, not the other images'
+    decided_by_vllm = {"torch", "transformers", "numpy", "tokenizers"}
+    for line in (CONTAINERS / "constraints.txt").read_text().splitlines():
+        name = canonicalize_name(line.split("==")[0]) if line and not line.startswith("#") else None
+        if name and name not in decided_by_vllm:
+            assert vllm[name][0] == cpu[name][0], name  # deepspeed, lm-eval, mlflow, ... as in the other images
 
 
 def test_constraints_and_build_tools_match_the_locks():

@@ -63,7 +63,14 @@ def test_harness_plans_and_trains_on_the_cpu_inside(client, image):
                            "harness", "plan", "recipes/deepseek_n2.yaml"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "deepseek_n2" in proc.stdout and image.tag in proc.stderr
-    work = ROOT / "runs" / f"container-cuda-check-{os.getpid()}"
+    trains_six_steps_inside(client, image, "cuda")
+
+
+def trains_six_steps_inside(client, image, flavour: str) -> None:
+    """A 6-step `harness run` on the CPU inside the image, in a scratch folder of the tree."""
+    import shutil
+
+    work = ROOT / "runs" / f"container-{flavour}-check-{os.getpid()}"
     work.mkdir(parents=True)
     recipe = work / "tiny.yaml"
     recipe.write_text(TINY.format(corpus=ROOT / "harness" / "**" / "*.py"))
@@ -72,6 +79,4 @@ def test_harness_plans_and_trains_on_the_cpu_inside(client, image):
         assert status == 0, out
         assert len(_losses(work / "a")) == 6
     finally:
-        import shutil
-
         shutil.rmtree(work, ignore_errors=True)

@@ -9,15 +9,14 @@ refused there, and the harness plans and trains (on the CPU) on vLLM's torch.
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from harness.containers.build import build_image
 from tests.conftest import ROOT
-from tests.containers.test_container_cuda_image import OPT_IN, _run
-from tests.containers.test_container_docker import TINY, _losses, client  # noqa: F401 (client: a fixture)
+from tests.containers.test_container_cuda_image import OPT_IN, _run, trains_six_steps_inside
+from tests.containers.test_container_docker import client  # noqa: F401 (client: a fixture)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.cuda_image, pytest.mark.timeout(5400),
               pytest.mark.skipif(os.environ.get(OPT_IN) != "1",
@@ -54,13 +53,4 @@ def test_vllm_and_the_harness_import_inside(client, image):
 
 
 def test_harness_trains_on_vllms_torch_inside(client, image):
-    work = ROOT / "runs" / f"container-vllm-check-{os.getpid()}"
-    work.mkdir(parents=True)
-    recipe = work / "tiny.yaml"
-    recipe.write_text(TINY.format(corpus=ROOT / "harness" / "**" / "*.py"))
-    try:
-        status, out = _run(client, image, ["harness", "run", str(recipe), "--runs", str(work / "a")])
-        assert status == 0, out
-        assert len(_losses(work / "a")) == 6
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    trains_six_steps_inside(client, image, "vllm")

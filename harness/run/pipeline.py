@@ -186,7 +186,13 @@ class Pipeline:
                  "run the same command again to resume")
         if self.dist.is_main and getattr(self, "tracker", None) is not None:
             self.tracker.finish("KILLED")
-        preemption.finish(self.dist.rank, wait_for_ranks=not self.alone)
+        # After training no rank writes anything another rank's exit could cut short (rank 0
+        # exports and evaluates into staging folders, kept only when whole), and the ranks of a
+        # shared evaluation may each be inside a different collective when the signal lands:
+        # a barrier there could pair with the wrong one and hang. So only the stages up to
+        # training wait for every rank before exiting.
+        shared_stage = self.stage in ("plan", "data", "train")
+        preemption.finish(self.dist.rank, wait_for_ranks=not self.alone and shared_stage)
 
     def _failed(self, exc: Exception, created: bool) -> None:
         """Close the MLflow run as FAILED; drop a run directory this command made before any

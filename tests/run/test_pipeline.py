@@ -192,3 +192,21 @@ def test_every_validation_logs_the_next_token_loss_under_one_name(tiny, tmp_path
     assert result.exit_code == 0, result.output + result.stderr
     rows = [r for r in rundir.read_jsonl(only_run(tmp_path / "runs") / "track" / "metrics.jsonl") if "val/depth_1" in r]
     assert rows and all(r["val/next_token_loss"] == r["val/depth_1"] and "val/depth_2" in r for r in rows)
+
+
+@pytest.mark.parametrize(("stage", "waits"), [("train", True), ("export", False), ("evaluate", False)])
+def test_a_stop_after_training_does_not_wait_in_a_barrier(write, tmp_path, monkeypatch, stage, waits):
+    """The ranks of a shared evaluation may each sit in a different collective when a signal
+    lands; a barrier then could pair with the wrong one. Up to training every rank waits."""
+    from harness.launch.preemption import Preemption
+    from harness.ranks import Dist
+    from harness.run.pipeline import Pipeline
+
+    pipeline = Pipeline(write("tiny.yaml", TINY_RUN), [], tmp_path / "runs")
+    pipeline.dist, pipeline.stage = Dist(1, 1, 2), stage
+    preemption = Preemption()
+    preemption.received = signal.SIGUSR1
+    seen = {}
+    monkeypatch.setattr(Preemption, "finish", lambda self, rank, wait_for_ranks: seen.update(wait=wait_for_ranks))
+    pipeline._stopped(preemption)
+    assert seen["wait"] is waits

@@ -121,6 +121,7 @@ STUDY_ARMS = {  # every arm of every study, budgeted as `harness study` trains i
     ("studies/finetune.yaml", "meta_n2_posthoc"): "d51094b978e5a20e",
     ("studies/finetune.yaml", "deepseek_d1_posthoc"): "86b58d116cae81b3",
     ("studies/finetune.yaml", "deepseek_d1_distill"): "9584d4b17f315603",
+    ("studies/finetune.yaml", "stp_twin"): "5d5390b9eb4be0aa",  # the stp arm's recipe on other seeds
 }
 
 

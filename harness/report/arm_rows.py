@@ -244,9 +244,12 @@ def _truncated(run: RunRecord) -> dict[str, int]:
 
 
 def reference_arm(groups: dict[str, list[RunRecord]], arm: str) -> str | None:
-    """The arm `arm`'s gains are over: its study's `baseline:` for it (an STP arm of the same
-    model size), else the comparison's baseline; None for a baseline itself or one not run."""
-    ref = groups[arm][0].baseline_of or next(iter(groups))
+    """The arm `arm`'s gains are over: for a negative control the arm it repeats (`control_of`:
+    its gains must be null against that arm, whatever the study's baseline), else its study's
+    `baseline:` for it (an STP arm of the same model size), else the comparison's baseline;
+    None for a baseline itself or one not run."""
+    first = groups[arm][0]
+    ref = first.control_of or first.baseline_of or next(iter(groups))
     return None if ref == arm or ref not in groups else ref
 
 

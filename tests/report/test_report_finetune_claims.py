@@ -90,6 +90,26 @@ def test_acceptance_without_per_row_counts_is_not_testable_and_says_how_to_resco
     assert v.verdict == UNTESTABLE and "--force evaluate" in v.text
 
 
+def test_a_control_is_compared_with_the_arm_it_repeats_not_the_study_baseline(tmp_path):
+    """finetune's baseline is the untouched checkpoint, but stp_twin repeats stp: against the
+    untouched model continued STP 'gains' 0.1 nats, against stp nothing (it must be null)."""
+    from harness.report.arm_rows import reference_arm
+    from harness.report.claims import CONTROL, control_checks
+
+    dirs = finetune_runs(tmp_path)
+    rng = np.random.default_rng(3)
+    base_pp = 4.0 + rng.gamma(2.0, 0.5, size=(ROWS, S))
+    for s in range(3):
+        dirs.append(make_run(tmp_path, "stp_twin", "stp", seed=100 + s, init_from=CKPT,
+                             per_position=base_pp - 0.1 + rng.normal(0, 0.01, size=base_pp.shape),
+                             tags={"control_of": "stp"}))
+    groups = group_by_arm([load_run(d) for d in dirs], "untouched")
+    assert reference_arm(groups, "stp_twin") == "stp" and reference_arm(groups, "stp") == "untouched"
+    rows = build_rows(groups, n_resamples=300)
+    checks = [v for v in control_checks(groups, rows, []) if v.claim == CONTROL]
+    assert checks and all(v.arms == "stp_twin vs stp" for v in checks)
+
+
 @pytest.mark.parametrize("positions", [0, -3, "32", None, True])
 def test_per_row_counts_over_no_positions_are_a_clear_error(tmp_path, positions):
     from harness.errors import HarnessError

@@ -66,10 +66,20 @@ def group_device():
     return torch.device("cpu")
 
 
+def group_size() -> tuple[int, int]:
+    """(rank, world size) of the process group in use; (0, 1) without one. Every collective
+    below is a no-op at world size 1."""
+    import torch.distributed as td
+
+    if td.is_available() and td.is_initialized():
+        return td.get_rank(), td.get_world_size()
+    return 0, 1
+
+
 def barrier() -> None:
     import torch.distributed as td
 
-    if td.is_available() and td.is_initialized() and td.get_world_size() > 1:
+    if group_size()[1] > 1:
         td.barrier()
 
 
@@ -77,7 +87,7 @@ def broadcast_object(value=None, src: int = 0):
     """`value` from rank `src` on every rank (a picklable object); itself when alone."""
     import torch.distributed as td
 
-    if not (td.is_available() and td.is_initialized() and td.get_world_size() > 1):
+    if group_size()[1] == 1:
         return value
     box = [value]
     td.broadcast_object_list(box, src=src)
@@ -88,9 +98,10 @@ def all_gather(value) -> list:
     """Every rank's `value`, in rank order; `[value]` when alone."""
     import torch.distributed as td
 
-    if not (td.is_available() and td.is_initialized() and td.get_world_size() > 1):
+    world = group_size()[1]
+    if world == 1:
         return [value]
-    out = [None] * td.get_world_size()
+    out = [None] * world
     td.all_gather_object(out, value)
     return out
 
@@ -100,20 +111,12 @@ def gather_to_main(value) -> list | None:
     (A gather, not an all-gather: rank 0 alone needs the rows of a sharded evaluation.)"""
     import torch.distributed as td
 
-    if not (td.is_available() and td.is_initialized() and td.get_world_size() > 1):
+    rank, world = group_size()
+    if world == 1:
         return [value]
-    out = [None] * td.get_world_size() if td.get_rank() == 0 else None
+    out = [None] * world if rank == 0 else None
     td.gather_object(value, out, dst=0)
     return out
-
-
-def group_size() -> tuple[int, int]:
-    """(rank, world size) of the process group in use; (0, 1) without one."""
-    import torch.distributed as td
-
-    if td.is_available() and td.is_initialized():
-        return td.get_rank(), td.get_world_size()
-    return 0, 1
 
 
 def main_decides(work: Callable[[], T], *, is_main: bool, what: str = "rank 0") -> T:

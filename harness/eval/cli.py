@@ -9,7 +9,6 @@ makes (per-position loss, head acceptance, speculative decoding; `harness.eval.a
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -127,44 +126,35 @@ def run(target: Path, tasks, protocol, limit, out, batch_size, max_gen_toks, n_s
         analysis = analysis_only or is_harness_run(target)
     if analysis_only and not analysis:
         raise HarnessError("--analysis-only and --no-analysis leave nothing to do")
-    ranks = _join_launcher(cfg, extra)
-    device = device or ranks.device
+    dist, rank_device = _join_launcher(cfg, extra)
     if not analysis_only:
-        summary = evaluate_model(model_dir, cfg, out, device=device, allow_unsafe=unsafe, extra_tasks=extra,
-                                 include_paths=include_paths, shard=ranks.world_size > 1)  # fmt: skip
+        summary = evaluate_model(model_dir, cfg, out, device=device or rank_device, allow_unsafe=unsafe,
+                                 extra_tasks=extra, include_paths=include_paths, shard=dist.world_size > 1)  # fmt: skip
         if summary is None:
             return  # another rank's share is done; rank 0 writes and reports
         print_summary(summary, out)
-    if analysis and ranks.is_main:
+    if analysis and dist.is_main:
         print_analysis(analyze_run_dir(target, out), out)
 
 
-@dataclass(frozen=True)
-class _Ranks:
-    world_size: int
-    is_main: bool
-    device: str
-
-
-def _join_launcher(cfg, extra: list[str]) -> _Ranks:
-    """Under a launcher (WORLD_SIZE > 1) the ranks share the problems, as `harness run`'s
-    evaluation does (docs/clusters.md): start the process group, each rank on its own GPU
-    (or the CPU with MTP_HARNESS_DEVICE=cpu); refuse what cannot be shared rather than have
-    every rank score everything into the same files. Alone: nothing to join, the CPU."""
-    from harness.eval.benchmarks.evaluate import shards_over
+def _join_launcher(cfg, extra: list[str]):
+    """(this process's `ranks.Dist`, its device). Under a launcher (WORLD_SIZE > 1) the ranks
+    share the problems, as `harness run`'s evaluation does (docs/clusters.md): refuse what
+    cannot be shared rather than have every rank score everything into the same files, then
+    start the process group, each rank on its own GPU (or the CPU with MTP_HARNESS_DEVICE=cpu).
+    Alone: nothing to join, the CPU."""
+    from harness.eval.benchmarks.evaluate import check_shareable
     from harness.ranks import rank_environment
 
     dist = rank_environment()
     if dist.world_size == 1:
-        return _Ranks(1, True, "cpu")
-    if extra or not shards_over(cfg, dist.world_size):
-        raise HarnessError(f"{dist.world_size} ranks cannot share this evaluation (included tasks, the vllm backend, "
-                           "or fewer problems than ranks)", fix="run `harness eval` as one process, without a launcher")
+        return dist, "cpu"
+    check_shareable(cfg, dist.world_size, extra)
     from harness import devices
     from harness.train.distributed import init_distributed
 
     init_distributed("fp32")
-    return _Ranks(dist.world_size, dist.is_main, devices.choose("fp32", dist.world_size, dist.local_rank))
+    return dist, devices.choose("fp32", dist.world_size, dist.local_rank)
 
 
 @eval_group.command("score")

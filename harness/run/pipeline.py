@@ -234,15 +234,10 @@ class Pipeline:
         if stage in self.force:
             self._set_aside(stage)
             self.force.discard(stage)
-        if self.dist.world_size > 1 and not self.alone:
-            # Rank 0 decides for every rank: a stage whose work is shared (collectives inside
-            # `make`) must be skipped by all or by none, and the other ranks could otherwise
-            # read the ledger after rank 0 recorded the stage they have not started.
-            from harness.ranks import main_decides
-
-            cached = main_decides(lambda: self._fresh(stage, inputs, check), is_main=self.dist.is_main)
-        else:
-            cached = self._fresh(stage, inputs, check)
+        # Rank 0 decides for every rank: a stage whose work is shared (collectives inside
+        # `make`) must be skipped by all or by none, and the other ranks could otherwise read
+        # the ledger after rank 0 recorded the stage they have not started.
+        cached = self._rank0_decides(lambda: self._fresh(stage, inputs, check))
         if cached is not None:
             self.log(f"[dim]{stage}: inputs unchanged, skipped[/]")
             return cached
@@ -252,6 +247,13 @@ class Pipeline:
             self.ledger.record(stage, inputs, out, time.perf_counter() - started)
             self.log(f"{stage}: done in {time.perf_counter() - started:.1f} s")
         return out
+
+    def _rank0_decides(self, work, what: str = "rank 0"):
+        """`ranks.main_decides(work)` while every rank is here; `work()` once rank 0 is alone
+        (a broadcast then would wait for ranks that have left)."""
+        from harness.ranks import main_decides
+
+        return work() if self.alone else main_decides(work, is_main=self.dist.is_main, what=what)
 
     def _fresh(self, stage: str, inputs: str, check) -> dict | None:
         cached = self.ledger.fresh(stage, inputs)
@@ -411,12 +413,8 @@ class Pipeline:
             publish_dir(staging, export, replace=True)
             return {"dir": rundir.EXPORT, "weights_sha256": sha256_file(export / rundir.EXPORT_WEIGHTS)}
 
-        def make():
-            if self.alone or self.dist.world_size == 1:
-                return export_model()
-            from harness.ranks import main_decides  # the other ranks wait to share the evaluation
-
-            return main_decides(export_model, is_main=self.dist.is_main, what="rank 0 exporting the model")
+        def make():  # the other ranks, if they stay to share the evaluation, wait for rank 0's export
+            return self._rank0_decides(export_model, what="rank 0 exporting the model")
 
         return self._cached("export", inputs, make, check=lambda out: self._readable(
             "export", self.in_run(out["dir"]) / rundir.EXPORT_WEIGHTS, self.in_run(out["dir"]) / "config.json"))
@@ -490,15 +488,10 @@ class Pipeline:
         if not self.recipe.eval.enabled or not self.recipe.eval.tasks:
             return {}  # nothing to generate: no sandbox is opened, so no sandbox facts are reported
         from harness.eval.benchmarks.evaluate import evaluate_model
-        from harness.ranks import main_decides
 
         done = staging / rundir.SUMMARY
         shared = self.dist.world_size > 1 and not self.alone  # every rank is here (`_shared_scoring`)
-        def complete() -> bool:
-            return done.is_file() and self._readable("evaluate", done)
-
-        kept = main_decides(complete, is_main=self.dist.is_main) if shared else complete()
-        if kept:
+        if self._rank0_decides(lambda: done.is_file() and self._readable("evaluate", done)):
             self.log("evaluate: HumanEval/MBPP scores of the interrupted attempt are complete; kept")
             return rundir.read_json(done) if self.dist.is_main else {}
         ranks = f", shared by {self.dist.world_size} ranks" if shared else ""

@@ -70,6 +70,14 @@ def shards_over(cfg: EvalConfig, world: int) -> bool:
     return fewest >= world
 
 
+def check_shareable(cfg: EvalConfig, world: int, extra_tasks: Sequence[str] = ()) -> None:
+    """Refuse `world` ranks sharing what they cannot (`shards_over`; included tasks, scored by
+    lm-eval's own metrics, are not gathered)."""
+    if extra_tasks or not shards_over(cfg, world):
+        raise HarnessError(f"{world} ranks cannot share this evaluation (included tasks, the vllm backend, or fewer "
+                           "problems than ranks)", fix="score it from one process: `harness eval` without a launcher")
+
+
 def evaluate_model(
     model_dir: Path, cfg: EvalConfig, out_dir: Path, *, device: str = "cpu", allow_unsafe: bool = False,
     extra_tasks: Sequence[str] = (), include_paths: Sequence[Path] = (), shard: bool = False,
@@ -95,9 +103,8 @@ def _evaluate_model(model_dir: Path, cfg: EvalConfig, out_dir: Path, *, device: 
     from harness.ranks import group_size
 
     rank, world = group_size() if shard else (0, 1)
-    if shard and (extra_tasks or not shards_over(cfg, world)):
-        raise HarnessError(f"{world} ranks cannot share this evaluation (included tasks, the vllm backend, or fewer "
-                           "problems than ranks)", fix="score it from one process (`harness eval`)")
+    if shard:
+        check_shareable(cfg, world, extra_tasks)
     main = rank == 0
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     sandbox = open_sandbox(cfg.sandbox, allow_unsafe=allow_unsafe)  # refuse before loading anything

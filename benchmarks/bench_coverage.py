@@ -16,7 +16,11 @@ effects with variance (rho x SE)^2 / 2 each, where v is shared by the arms that 
 seed (the data order: the batch at step k depends only on (seed, k)). rho = the seed SD of an
 arm's mean / the data-sampling SE of the gain, as in the review that measured the previous
 statistic. Designs: "paired" (both arms on seeds 0..n-1: sharing v) and "unpaired" (the arm on
-other seeds, like a negative control: Welch).
+other seeds, like a negative control: Welch), and two one-seed designs, where the across-seed
+interval needs a seed SD from elsewhere (`harness/report/compare.py: seed_references`): both arms
+on seed 0 with a negative control (the baseline again on seeds 100..) that measures it
+("one+control", the control on 1, 2 or 4 seeds, `--control-seeds`; pooled with the
+baseline's seed, so the t interval has that many degrees of freedom), or the true seed SD declared (`seed_sd:` in the study; "one+declared", one row).
 
 Printed per cell: the false-positive rate at effect 0 (share of studies whose verdict is not
 "not distinguishable"), with a 95% Wilson interval; the power at a true effect of twice the seed
@@ -38,12 +42,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.report.inference import UNCLEAR, Term, contrast, judge  # noqa: E402
+from harness.report.inference import (  # noqa: E402
+    UNCLEAR, SeedReference, Term, contrast, judge, reference_from_control, seed_interval)
 
 UNITS = 211
 SEEDS = (2, 3, 5)
+CONTROL_SEEDS = (1, 2, 4)
 RHOS = (0.0, 1.0, 2.0, 5.0, 10.0)
-DESIGNS = ("paired", "unpaired")
+DESIGNS = ("paired", "unpaired", "one+control", "one+declared")
+ONE_SEED_DESIGNS = ("one+control", "one+declared")
 
 
 def study(rng, n_seeds: int, rho: float, design: str, effect: float = 0.0, units: int = UNITS):
@@ -62,9 +69,57 @@ def study(rng, n_seeds: int, rho: float, design: str, effect: float = 0.0, units
     return runs(base_seeds, 0.0), runs(arm_seeds, effect), base_seeds, arm_seeds
 
 
-def verdict_finds_effect(base, arm, base_seeds, arm_seeds, n_resamples: int, seed: int) -> bool:
-    est = contrast([Term(1.0, arm, arm_seeds), Term(-1.0, base, base_seeds)], n_resamples=n_resamples, seed=seed)
+def one_seed_study(rng, control_seeds: int, rho: float, design: str, effect: float = 0.0, units: int = UNITS):
+    """(baseline [1, units], arm [1, units], seed reference): both arms on seed 0, as a one-seed
+    study runs them; the reference measured by a negative control on seeds 100.. pooled with the
+    baseline (what `harness compare` does), or the true seed SD of an arm's mean declared."""
+    se = math.sqrt(2.0 / units)
+    half = rho * se / math.sqrt(2.0)
+    difficulty = rng.normal(0, 1, units)
+    seeds = (0,) + tuple(100 + s for s in range(control_seeds if design == "one+control" else 0))
+    shared = {s: rng.normal(0, half) for s in seeds}
+
+    def run(s, shift):
+        return difficulty + shift + rng.normal(0, half) + shared[s] + rng.normal(0, 1, units)
+
+    base, arm = run(0, 0.0)[None], run(0, effect)[None]
+    if design == "one+declared":
+        # an arm's mean moves by the seed effects (rho x SE) and by its own per-unit noise
+        return base, arm, SeedReference(math.sqrt((rho * se) ** 2 + 1.0 / units), None, "declared")
+    control = np.stack([run(s, 0.0) for s in seeds[1:]])
+    return base, arm, reference_from_control(control.mean(axis=1).tolist(), base.mean(axis=1).tolist(), "control")
+
+
+def verdict_finds_effect(base, arm, base_seeds, arm_seeds, n_resamples: int, seed: int, reference=None,
+                         shortcut: bool = True) -> bool:
+    terms = [Term(1.0, arm, arm_seeds), Term(-1.0, base, base_seeds)]
+    if shortcut:
+        # The rule claims an effect only when both intervals exclude zero: when the one across
+        # seeds holds zero the verdict is "not distinguishable" whatever the bootstrap says, so
+        # the bootstrap (most of the time of a study) is skipped. Same verdict, study by study
+        # (the bootstrap draws from its own generator, `seed`): tests/report/test_report_coverage.py
+        _, low, high, *_, why = seed_interval(terms, reference)
+        if why is None and low <= 0 <= high:
+            return False
+    est = contrast(terms, reference=reference, n_resamples=n_resamples, seed=seed)
     return judge(est) != UNCLEAR
+
+
+def trial(rng, n_seeds: int, rho: float, design: str, effect: float, n_resamples: int, seed: int,
+          shortcut: bool = True) -> bool:
+    """One synthetic study through the verdict rule: does it claim an effect?"""
+    if design in ONE_SEED_DESIGNS:
+        base, arm, reference = one_seed_study(rng, n_seeds, rho, design, effect)
+        return verdict_finds_effect(base, arm, (0,), (0,), n_resamples, seed, reference, shortcut)
+    return verdict_finds_effect(*study(rng, n_seeds, rho, design, effect), n_resamples=n_resamples, seed=seed,
+                                shortcut=shortcut)
+
+
+def synthetic_pair(rng, n_seeds: int, rho: float, design: str):
+    """(baseline, arm) outcomes at zero effect, for the previous statistic."""
+    if design in ONE_SEED_DESIGNS:
+        return one_seed_study(rng, n_seeds, rho, design)[:2]
+    return study(rng, n_seeds, rho, design)[:2]
 
 
 def previous_finds_effect(base, arm, n_resamples: int, rng) -> bool:
@@ -86,22 +141,21 @@ def wilson(hits: int, n: int) -> tuple[float, float]:
 
 
 def rate(rng, reps: int, n_seeds: int, rho: float, design: str, effect: float, n_resamples: int) -> int:
-    return sum(verdict_finds_effect(*study(rng, n_seeds, rho, design, effect), n_resamples=n_resamples, seed=i)
-               for i in range(reps))
+    return sum(trial(rng, n_seeds, rho, design, effect, n_resamples, seed=i) for i in range(reps))
 
 
 def cells(reps: int, power_reps: int, old_reps: int, n_resamples: int, seed: int = 0,
-          seeds=SEEDS, rhos=RHOS, designs=DESIGNS):
+          seeds=SEEDS, rhos=RHOS, designs=DESIGNS, control_seeds=CONTROL_SEEDS):
     """Yield one dict per cell: its false-positive count, power count and the previous statistic's."""
     rng = np.random.default_rng(seed)
     for design in designs:
-        for n_seeds in seeds:
+        for n_seeds in {"one+control": control_seeds, "one+declared": (1,)}.get(design, seeds):
             for rho in rhos:
                 se = math.sqrt(2.0 / UNITS)
                 effect = 2 * (rho * se if rho > 0 else se)
                 fp = rate(rng, reps, n_seeds, rho, design, 0.0, n_resamples)
                 power = rate(rng, power_reps, n_seeds, rho, design, effect, n_resamples) if power_reps else 0
-                old = sum(previous_finds_effect(*study(rng, n_seeds, rho, design)[:2], n_resamples, rng)
+                old = sum(previous_finds_effect(*synthetic_pair(rng, n_seeds, rho, design), n_resamples, rng)
                           for _ in range(old_reps)) if old_reps else 0
                 yield {"design": design, "seeds": n_seeds, "rho": rho, "fp": fp, "reps": reps, "power": power,
                        "power_reps": power_reps, "old": old, "old_reps": old_reps}
@@ -113,8 +167,11 @@ def main() -> None:
     parser.add_argument("--power-reps", type=int, default=500, help="studies per cell at the true effect")
     parser.add_argument("--old-reps", type=int, default=400, help="studies per cell for the previous statistic")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of the data interval")
-    parser.add_argument("--designs", default=",".join(DESIGNS), help="comma-separated: paired, unpaired")
-    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="seeds per arm, comma-separated")
+    parser.add_argument("--designs", default=",".join(DESIGNS), help=f"comma-separated: {', '.join(DESIGNS)}")
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)),
+                        help="seeds per arm, comma-separated (paired, unpaired)")
+    parser.add_argument("--control-seeds", default=",".join(map(str, CONTROL_SEEDS)),
+                        help="one+control: the negative control's seeds, comma-separated")
     args = parser.parse_args()
     designs = tuple(d for d in args.designs.split(",") if d)
     unknown = set(designs) - set(DESIGNS)
@@ -123,17 +180,22 @@ def main() -> None:
     seeds = tuple(int(n) for n in args.seeds.split(",") if n)
     if any(n < 2 for n in seeds):
         parser.error("seeds per arm must be >= 2 (one seed gives no interval across seeds)")
+    control_seeds = tuple(int(n) for n in args.control_seeds.split(",") if n)
+    if any(n < 1 for n in control_seeds):
+        parser.error("--control-seeds must be >= 1")
     started = time.perf_counter()
     print(f"{UNITS} units; {args.reps} studies per cell at effect 0, {args.power_reps} at effect = 2 x seed SD; "
           f"data-sampling bootstrap {args.resamples} resamples; previous statistic {args.old_reps} studies per cell")
-    print(f"{'design':<9} {'seeds':>5} {'rho':>5} {'false positives [95% CI]':>26} {'power':>7} {'previous':>9}")
+    print(f"{'design':<12} {'seeds':>5} {'rho':>5} {'false positives [95% CI]':>26} {'power':>7} {'previous':>9}")
     worst, count = 0.0, 0
-    for cell in cells(args.reps, args.power_reps, args.old_reps, args.resamples, seeds=seeds, designs=designs):
+    for cell in cells(args.reps, args.power_reps, args.old_reps, args.resamples, seeds=seeds, designs=designs,
+                      control_seeds=control_seeds):
         fp = cell["fp"] / cell["reps"]
         low, high = wilson(cell["fp"], cell["reps"])
         power = f"{cell['power'] / cell['power_reps']:.1%}" if cell["power_reps"] else "-"
         old = f"{cell['old'] / cell['old_reps']:.1%}" if cell["old_reps"] else "-"
-        print(f"{cell['design']:<9} {cell['seeds']:>5} {cell['rho']:>5g} {fp:>9.1%} [{low:.1%}, {high:.1%}]"
+        shown = f"1+{cell['seeds']}" if cell["design"] == "one+control" else str(cell["seeds"])  # + control seeds
+        print(f"{cell['design']:<12} {shown:>5} {cell['rho']:>5g} {fp:>9.1%} [{low:.1%}, {high:.1%}]"
               f"{power:>10} {old:>9}", flush=True)
         worst, count = max(worst, fp), count + 1
     print(f"({time.perf_counter() - started:.0f} s)")

@@ -45,3 +45,26 @@ def test_the_synthetic_study_has_the_seed_spread_it_claims():
     # also varies per study here, with SD 1/sqrt(units)
     expected = np.sqrt((5.0 * se) ** 2 + 2.0 / b.UNITS)
     assert np.std(means) == pytest.approx(expected, rel=0.1)
+
+
+def test_one_seed_comparisons_with_a_measured_or_declared_seed_sd_rarely_get_a_verdict():
+    b = bench()
+    found = list(b.cells(reps=300, power_reps=0, old_reps=150, n_resamples=400, seed=9, rhos=(5.0,),
+                         designs=("one+control", "one+declared"), control_seeds=(1,)))
+    assert [(c["design"], c["seeds"]) for c in found] == [("one+control", 1), ("one+declared", 1)]
+    for cell in found:
+        assert cell["fp"] / cell["reps"] <= 0.10, cell
+        # the data-sampling interval alone (all the previous statistic has at one seed) fails
+        assert cell["old"] / cell["old_reps"] >= 0.4, cell
+
+
+@pytest.mark.parametrize("design", ["paired", "unpaired", "one+control", "one+declared"])
+def test_skipping_the_bootstrap_when_the_seed_interval_holds_zero_changes_no_verdict(design):
+    b = bench()
+    se = np.sqrt(2.0 / b.UNITS)
+    fast, full = [], []
+    for i in range(40):  # an effect the rule finds about half the time, so both answers occur
+        fast.append(b.trial(np.random.default_rng(i), 3, 1.0, design, 3 * se, 300, i))
+        full.append(b.trial(np.random.default_rng(i), 3, 1.0, design, 3 * se, 300, i, shortcut=False))
+    assert fast == full
+    assert 0 < sum(full) < len(full), sum(full)

@@ -1,7 +1,9 @@
 """How often the verdict rule finds an effect that is not there, and how often it finds one that is.
 
 Run from the repository root:  python benchmarks/bench_coverage.py [--reps 4000] [--old-reps 400]
-                               [--designs paired,unpaired] [--seeds 2,3,5]
+                               [--designs paired,unpaired,one+control,one+declared] [--seeds 2,3,5]
+                               [--control-seeds 1,2,4]
+(all 50 cells at the defaults: 17 min on 2 busy cores)
 
 Synthetic studies, generated here with a known truth, go through the very functions that
 write every verdict and every starred gain (`harness/report/inference.py`: `contrast`, then
@@ -20,7 +22,8 @@ other seeds, like a negative control: Welch), and two one-seed designs, where th
 interval needs a seed SD from elsewhere (`harness/report/compare.py: seed_references`): both arms
 on seed 0 with a negative control (the baseline again on seeds 100..) that measures it
 ("one+control", the control on 1, 2 or 4 seeds, `--control-seeds`; pooled with the
-baseline's seed, so the t interval has that many degrees of freedom), or the true seed SD declared (`seed_sd:` in the study; "one+declared", one row).
+baseline's seed, so the t interval has that many degrees of freedom), or the true seed SD
+declared (`seed_sd:` in the study; "one+declared", one row).
 
 Printed per cell: the false-positive rate at effect 0 (share of studies whose verdict is not
 "not distinguishable"), with a 95% Wilson interval; the power at a true effect of twice the seed

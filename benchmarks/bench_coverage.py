@@ -56,44 +56,49 @@ DESIGNS = ("paired", "unpaired", "one+control", "one+declared")
 ONE_SEED_DESIGNS = ("one+control", "one+declared")
 
 
-def study(rng, n_seeds: int, rho: float, design: str, effect: float = 0.0, units: int = UNITS):
-    """(baseline [seeds, units], arm [seeds, units], baseline seeds, arm seeds)."""
+def _trained_models(rng, rho: float, units: int, seeds):
+    """run(seed, shift): one trained model's outcomes per unit. Draws the units' difficulty
+    (shared by every run of the study) and the data-order effect v of each of `seeds` (shared
+    by the runs on that seed); each call draws its own seed effect u and per-unit noise e."""
     se = math.sqrt(2.0 / units)
     half = rho * se / math.sqrt(2.0)  # u and v each carry half the seed variance of an arm's mean
     difficulty = rng.normal(0, 1, units)
-    base_seeds = tuple(range(n_seeds))
-    arm_seeds = base_seeds if design == "paired" else tuple(100 + s for s in range(n_seeds))
-    shared = {s: rng.normal(0, half) for s in set(base_seeds) | set(arm_seeds)}
-
-    def runs(seeds, shift):
-        return np.stack([difficulty + shift + rng.normal(0, half) + shared[s] + rng.normal(0, 1, units)
-                         for s in seeds])
-
-    return runs(base_seeds, 0.0), runs(arm_seeds, effect), base_seeds, arm_seeds
-
-
-def one_seed_study(rng, control_seeds: int, rho: float, design: str, effect: float = 0.0, units: int = UNITS):
-    """(baseline [1, units], arm [1, units], seed reference): both arms on seed 0, as a one-seed
-    study runs them; the reference measured by a negative control on seeds 100.. pooled with the
-    baseline (what `harness compare` does), or the true seed SD of an arm's mean declared."""
-    se = math.sqrt(2.0 / units)
-    half = rho * se / math.sqrt(2.0)
-    difficulty = rng.normal(0, 1, units)
-    seeds = (0,) + tuple(100 + s for s in range(control_seeds if design == "one+control" else 0))
     shared = {s: rng.normal(0, half) for s in seeds}
 
-    def run(s, shift):
-        return difficulty + shift + rng.normal(0, half) + shared[s] + rng.normal(0, 1, units)
+    def run(seed: int, shift: float) -> np.ndarray:
+        return difficulty + shift + rng.normal(0, half) + shared[seed] + rng.normal(0, 1, units)
 
-    base, arm = run(0, 0.0)[None], run(0, effect)[None]
+    return run
+
+
+def study(rng, n_seeds: int, rho: float, design: str, effect: float = 0.0, units: int = UNITS):
+    """(baseline [seeds, units], arm [seeds, units], baseline seeds, arm seeds, seed reference).
+    One-seed designs run both arms on seed 0, as a one-seed study does, and the reference is
+    measured by a negative control (the baseline again) on `n_seeds` seeds 100.. pooled with the
+    baseline (what `harness compare` does), or is the true seed SD of an arm's mean, declared;
+    the other designs need none (None)."""
+    if design in ONE_SEED_DESIGNS:
+        base_seeds = arm_seeds = (0,)
+        control_seeds = tuple(100 + s for s in range(n_seeds)) if design == "one+control" else ()
+        run = _trained_models(rng, rho, units, base_seeds + control_seeds)
+    else:
+        base_seeds = tuple(range(n_seeds))
+        arm_seeds = base_seeds if design == "paired" else tuple(100 + s for s in range(n_seeds))
+        run = _trained_models(rng, rho, units, set(base_seeds) | set(arm_seeds))
+    base = np.stack([run(s, 0.0) for s in base_seeds])
+    arm = np.stack([run(s, effect) for s in arm_seeds])
+    reference = None
     if design == "one+declared":
         # an arm's mean moves by the seed effects (rho x SE) and by its own per-unit noise
-        return base, arm, SeedReference(math.sqrt((rho * se) ** 2 + 1.0 / units), None, "declared")
-    control = np.stack([run(s, 0.0) for s in seeds[1:]])
-    return base, arm, reference_from_control(control.mean(axis=1).tolist(), base.mean(axis=1).tolist(), "control")
+        se = math.sqrt(2.0 / units)
+        reference = SeedReference(math.sqrt((rho * se) ** 2 + 1.0 / units), None, "declared")
+    elif design == "one+control":
+        control = np.stack([run(s, 0.0) for s in control_seeds])
+        reference = reference_from_control(control.mean(axis=1).tolist(), base.mean(axis=1).tolist(), "control")
+    return base, arm, base_seeds, arm_seeds, reference
 
 
-def verdict_finds_effect(base, arm, base_seeds, arm_seeds, n_resamples: int, seed: int, reference=None,
+def verdict_finds_effect(base, arm, base_seeds, arm_seeds, reference, n_resamples: int, seed: int,
                          shortcut: bool = True) -> bool:
     terms = [Term(1.0, arm, arm_seeds), Term(-1.0, base, base_seeds)]
     if shortcut:
@@ -111,18 +116,7 @@ def verdict_finds_effect(base, arm, base_seeds, arm_seeds, n_resamples: int, see
 def trial(rng, n_seeds: int, rho: float, design: str, effect: float, n_resamples: int, seed: int,
           shortcut: bool = True) -> bool:
     """One synthetic study through the verdict rule: does it claim an effect?"""
-    if design in ONE_SEED_DESIGNS:
-        base, arm, reference = one_seed_study(rng, n_seeds, rho, design, effect)
-        return verdict_finds_effect(base, arm, (0,), (0,), n_resamples, seed, reference, shortcut)
-    return verdict_finds_effect(*study(rng, n_seeds, rho, design, effect), n_resamples=n_resamples, seed=seed,
-                                shortcut=shortcut)
-
-
-def synthetic_pair(rng, n_seeds: int, rho: float, design: str):
-    """(baseline, arm) outcomes at zero effect, for the previous statistic."""
-    if design in ONE_SEED_DESIGNS:
-        return one_seed_study(rng, n_seeds, rho, design)[:2]
-    return study(rng, n_seeds, rho, design)[:2]
+    return verdict_finds_effect(*study(rng, n_seeds, rho, design, effect), n_resamples, seed, shortcut)
 
 
 def previous_finds_effect(base, arm, n_resamples: int, rng) -> bool:
@@ -158,7 +152,7 @@ def cells(reps: int, power_reps: int, old_reps: int, n_resamples: int, seed: int
                 effect = 2 * (rho * se if rho > 0 else se)
                 fp = rate(rng, reps, n_seeds, rho, design, 0.0, n_resamples)
                 power = rate(rng, power_reps, n_seeds, rho, design, effect, n_resamples) if power_reps else 0
-                old = sum(previous_finds_effect(*synthetic_pair(rng, n_seeds, rho, design), n_resamples, rng)
+                old = sum(previous_finds_effect(*study(rng, n_seeds, rho, design)[:2], n_resamples, rng)
                           for _ in range(old_reps)) if old_reps else 0
                 yield {"design": design, "seeds": n_seeds, "rho": rho, "fp": fp, "reps": reps, "power": power,
                        "power_reps": power_reps, "old": old, "old_reps": old_reps}
